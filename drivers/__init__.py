@@ -1,0 +1,1 @@
+"""Southbound protocol drivers."""

@@ -1,0 +1,1 @@
+"""Modbus TCP/RTU: register maps, read plans, decoding, sources."""

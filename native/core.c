@@ -1,0 +1,3 @@
+#include "gridgate.h"
+
+int gg_native_version(void) { return GG_NATIVE_VERSION; }
