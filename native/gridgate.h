@@ -17,4 +17,38 @@
 
 int gg_native_version(void);
 
+/* ---- stats: windowed summaries and report-by-exception (native/stats.c) ----------------------
+ * A sample enters the statistics only when its quality is 0 (GOOD) and its value is finite; any
+ * other sample only increments `bad`. Arrays of points are contiguous; frames are row-major
+ * [n_frames][n_points]. Nothing is allocated; on any error status nothing has been written. */
+
+/* Per-point running state; its layout is asserted against a numpy dtype at import (stats.py). An
+ * empty window has count 0, m2 0 and NaN min/max/mean/last/first_ts/last_ts. mean/m2 follow
+ * Welford; m2 may become +inf when the spread itself overflows, never NaN. */
+typedef struct {
+    int64_t count;   /* good samples */
+    int64_t bad;     /* samples rejected: quality != GOOD or value not finite */
+    double min;
+    double max;
+    double mean;
+    double m2;       /* sum of squared deviations from the mean */
+    double last;     /* value of the last good sample */
+    double first_ts; /* timestamps of the first and last good sample */
+    double last_ts;
+} gg_stat_t;
+
+/* Empties n windows. */
+int gg_stats_reset(gg_stat_t *st, size_t n);
+/* Adds n_frames frames of n_points values; ts[f] is the timestamp of frame f and must be finite
+ * (GG_EINVAL otherwise, checked before anything is written). */
+int gg_stats_add(gg_stat_t *st, size_t n_points, size_t n_frames, const double *values, const uint8_t *quality, const double *ts);
+/* Population variance m2/count: 0 for one sample, NaN for none. */
+int gg_stats_variance(const gg_stat_t *st, size_t n, double *out);
+/* Report-by-exception over n points. Point i is reported when quality[i] != last_quality[i], or
+ * quality[i] is GOOD and its value moved: exactly one of value/last_reported is NaN, or both are
+ * numbers, differ, and |value - last_reported| > deadband[i]. A reported point updates
+ * last_reported/last_quality; out_report[i] is 1 or 0. deadband must be >= 0 (inf allowed) and not
+ * NaN. Returns the number of reported points, or a negative GG_ status. */
+int gg_rbe(size_t n, const double *value, const uint8_t *quality, double *last_reported, uint8_t *last_quality, const double *deadband, uint8_t *out_report);
+
 #endif
