@@ -51,4 +51,37 @@ int gg_stats_variance(const gg_stat_t *st, size_t n, double *out);
  * NaN. Returns the number of reported points, or a negative GG_ status. */
 int gg_rbe(size_t n, const double *value, const uint8_t *quality, double *last_reported, uint8_t *last_quality, const double *deadband, uint8_t *out_report);
 
+/* ---- decode: Modbus registers to numbers (native/decode.c) ------------------------------------
+ * A register is the 16-bit value (first byte << 8) | second byte. A spec names where one point's
+ * value starts in the register block, its type, its byte/word order, and value = raw*scale+offset.
+ * Order codes: ABCD 0 (words high-first), CDAB 1 (words low-first), BADC 2 (bytes swapped in each
+ * word), DCBA 3 (both); one-register types only honour the byte swap. A BIT point is bit `bit`
+ * (0..15) of its register after the byte swap. A result that is not finite is written as NaN with
+ * quality 2 (BAD); every other result has quality 0 (GOOD). Its layout is asserted against a numpy
+ * dtype at import (gateway/estimate/decode.py). */
+#define GG_DT_U16 0
+#define GG_DT_I16 1
+#define GG_DT_U32 2
+#define GG_DT_I32 3
+#define GG_DT_U64 4
+#define GG_DT_I64 5
+#define GG_DT_F32 6
+#define GG_DT_F64 7
+#define GG_DT_BIT 8
+#define GG_DT_BOOL 9     /* a coil or discrete input stored as a 0/1 register: decoded as U16 */
+
+typedef struct {
+    uint32_t reg;    /* index of the point's first register in the block */
+    uint8_t type;    /* GG_DT_* */
+    uint8_t order;   /* 0..3, see above */
+    uint8_t bit;     /* 0..15, GG_DT_BIT only */
+    uint8_t pad;     /* keeps `scale` 8-aligned on every ABI; write 0 */
+    double scale;
+    double offset;
+} gg_decode_spec_t;
+
+/* Decodes n_points specs from regs[0..n_regs). GG_EINVAL, before anything is written, when a spec
+ * reads beyond n_regs or has an unknown type, order or bit index. */
+int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points, double *out, uint8_t *quality);
+
 #endif
