@@ -1,0 +1,160 @@
+"""The ``gridgate`` command: run daemons, check a config, show status, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__
+from gateway.core.config import DEFAULT_PATH, load_config
+from gateway.core.errors import ConfigError, GatewayError
+from gateway.core.runtime import EX_CONFIG
+
+DAEMON_CHOICES = ("grid", "uplink", "all")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gridgate", description=__doc__)
+    p.add_argument("--version", action="version", version=f"gridgate {__version__}")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=DEFAULT_PATH,
+        help=f"main config file (default {DEFAULT_PATH})",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a daemon (or all configured daemons in one process)")
+    r.add_argument("daemon", choices=DAEMON_CHOICES)
+
+    sub.add_parser(
+        "check-config", help="validate the config and its drop-ins, then exit (78 on errors)"
+    )
+
+    s = sub.add_parser("status", help="state of every daemon, spool depth, uplink state")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    d = sub.add_parser(
+        "demo", help="simulated feeder -> grid daemon -> spool -> uplink -> a local broker"
+    )
+    d.add_argument(
+        "--duration", type=float, default=None, help="stop after SECONDS (default: until Ctrl-C)"
+    )
+    d.add_argument(
+        "--speed", type=float, default=60.0, help="simulated seconds per wall second (default 60)"
+    )
+    d.add_argument(
+        "--workdir", type=Path, default=None, help="keep the demo's config, spool and logs here"
+    )
+    return p
+
+
+def _check_config(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"{len(exc.issues)} problem(s) found", file=sys.stderr)
+        return EX_CONFIG
+    files = ", ".join(str(f) for f in config.files)
+    print(f"config OK: {files}")
+    print(f"daemons: {', '.join(config.daemons()) or 'none'}")
+    if config.grid is not None:
+        for m in config.grid.meters.values():
+            plan = m.plan
+            print(
+                f"  meter {m.name}: {len(plan.points)} points in {len(plan.requests)} "
+                f"request(s), every {m.connection.poll_interval:g} s"
+            )
+    return 0
+
+
+def _age(ts: float | None) -> str:
+    if not ts:
+        return "never"
+    return f"{time.time() - ts:.1f} s ago"
+
+
+def _status(path: Path, as_json: bool) -> int:
+    from gateway.core.status import read_status
+    from gateway.uplink.spool import Spool
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EX_CONFIG
+    daemons = read_status(config.gateway.state_dir)
+    spool: dict[str, Any] = {"path": str(config.spool.path)}
+    if config.spool.path.exists():
+        try:
+            with Spool(config.spool.path, max_bytes=config.spool.max_bytes) as sp:
+                st = sp.stats()
+            spool.update(
+                depth=st.depth,
+                bytes=st.bytes,
+                max_bytes=st.max_bytes,
+                dropped=st.dropped,
+                rejected=st.rejected,
+                oldest_ts=st.oldest_ts,
+                alarm=st.alarm_active,
+            )
+        except GatewayError as exc:
+            spool["error"] = str(exc)
+    else:
+        spool["depth"] = None
+    if as_json:
+        print(json.dumps({"daemons": daemons, "spool": spool}, indent=2, sort_keys=True))
+        return 0
+    for name in config.daemons():
+        info = daemons.get(name, {"state": "never started"})
+        print(
+            f"{name}: {info.get('state')}"
+            + (
+                f" (pid {info['pid']}, updated {_age(info.get('updated'))})"
+                if "pid" in info
+                else ""
+            )
+        )
+        for line in info.get("lines", []):
+            print(f"  {line}")
+    depth = spool.get("depth")
+    if depth is None:
+        print(f"spool: {spool.get('error', 'not created yet')} ({spool['path']})")
+    else:
+        print(
+            f"spool: {depth} row(s), {spool['bytes']}/{spool['max_bytes']} bytes, "
+            f"dropped {spool['dropped']}, rejected {spool['rejected']}, "
+            f"oldest {_age(spool.get('oldest_ts'))}"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.config)
+    if args.command == "status":
+        return _status(args.config, args.json)
+    if args.command == "run":
+        from gateway.core.runtime import run
+
+        return run(args.config, args.daemon)
+    if args.command == "demo":
+        from gateway.demo import run_demo
+
+        code: int = run_demo(duration=args.duration, speed=args.speed, workdir=args.workdir)
+        return code
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Limit and device-lost alarms with hysteresis: raised once, cleared once, never chattering.
+
+A value that sits on its limit and wobbles by a few millivolts must not send an alarm per poll, so
+a raised limit alarm clears only after the value is back inside by the hysteresis band. A device
+counts as lost after ``lost_after`` consecutive failed polls, so one dropped RS-485 frame is not
+an alarm but a dead meter is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gateway.core.model import Frame, PointSpec, Quality
+
+# Fraction of the low..high span used as hysteresis when a point has no deadband of its own.
+_DEFAULT_HYSTERESIS = 0.01
+
+
+@dataclass(frozen=True)
+class AlarmEvent:
+    alarm: str  # "limit_high" | "limit_low" | "device_lost"
+    state: str  # "raised" | "cleared"
+    device: str
+    ts: float
+    point: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    cause: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class LimitAlarms:
+    """Per-device limit state over the frame's aligned point arrays."""
+
+    def __init__(self, device: str, points: tuple[PointSpec, ...]) -> None:
+        self.device = device
+        self._names = [p.name for p in points]
+        inf = float("inf")
+        self._low = np.array(
+            [p.low if p.low is not None else -inf for p in points], dtype=np.float64
+        )
+        self._high = np.array(
+            [p.high if p.high is not None else inf for p in points], dtype=np.float64
+        )
+        span = np.where(np.isfinite(self._high - self._low), self._high - self._low, 0.0)
+        dead = np.array([p.deadband for p in points], dtype=np.float64)
+        self._hyst = np.maximum(dead, _DEFAULT_HYSTERESIS * span)
+        self._high_on = np.zeros(len(points), dtype=bool)
+        self._low_on = np.zeros(len(points), dtype=bool)
+
+    def check(self, frame: Frame) -> list[AlarmEvent]:
+        # A BAD value says nothing about the limit: it neither raises nor clears.
+        good = frame.quality == Quality.GOOD
+        v = frame.values
+        with np.errstate(invalid="ignore"):
+            raise_high = good & ~self._high_on & (v > self._high)
+            clear_high = good & self._high_on & (v <= self._high - self._hyst)
+            raise_low = good & ~self._low_on & (v < self._low)
+            clear_low = good & self._low_on & (v >= self._low + self._hyst)
+        events: list[AlarmEvent] = []
+        for mask, alarm, state, limits in (
+            (raise_high, "limit_high", "raised", self._high),
+            (clear_high, "limit_high", "cleared", self._high),
+            (raise_low, "limit_low", "raised", self._low),
+            (clear_low, "limit_low", "cleared", self._low),
+        ):
+            for i in np.flatnonzero(mask):
+                events.append(
+                    AlarmEvent(
+                        alarm,
+                        state,
+                        self.device,
+                        frame.ts,
+                        self._names[i],
+                        float(v[i]),
+                        float(limits[i]),
+                    )
+                )
+        self._high_on = (self._high_on | raise_high) & ~clear_high
+        self._low_on = (self._low_on | raise_low) & ~clear_low
+        return events
+
+
+class DeviceLostAlarm:
+    def __init__(self, device: str, lost_after: int) -> None:
+        self.device = device
+        self._lost_after = lost_after
+        self._failures = 0
+        self.lost = False
+
+    def check(self, frame: Frame, cause: str | None = None) -> list[AlarmEvent]:
+        failed = bool(frame.quality.size) and bool(np.all(frame.quality == Quality.BAD))
+        if failed:
+            self._failures += 1
+            if not self.lost and self._failures >= self._lost_after:
+                self.lost = True
+                return [
+                    AlarmEvent(
+                        "device_lost", "raised", self.device, frame.ts, cause=cause or "no answer"
+                    )
+                ]
+            return []
+        self._failures = 0
+        if self.lost:
+            self.lost = False
+            return [AlarmEvent("device_lost", "cleared", self.device, frame.ts)]
+        return []

@@ -1,0 +1,150 @@
+"""The root of the config schema: ``[gateway]`` and ``[spool]`` here, daemon sections in their own
+modules. Everything is checked before any device or broker is touched."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.core.config.grid import GridConfig, parse_grid
+from gateway.core.config.loader import RawConfig, read_config
+from gateway.core.config.uplink import UplinkConfig, parse_uplink
+from gateway.core.issues import IssueSink, check_keys, join, take
+
+# Site and gateway ids become MQTT topic levels: no wildcards, no separators, nothing a broker
+# ACL or a Sparkplug group id would choke on.
+_TOPIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_SECTIONS = {"gateway", "spool", "uplink", "grid", "modbus"}
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    site: str
+    gateway_id: str
+    state_dir: Path
+    log_level: str
+    status_interval: float
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    path: Path
+    max_bytes: int
+    when_full: str  # "drop_oldest" | "reject_new"
+    synchronous: str  # "full" survives a power cut, "normal" a process crash
+
+
+@dataclass(frozen=True)
+class Config:
+    files: tuple[Path, ...]
+    gateway: GatewaySettings
+    spool: SpoolSettings
+    uplink: UplinkConfig
+    grid: GridConfig | None
+
+    def daemons(self) -> list[str]:
+        """The daemons this config enables, in start order (producers before the uplink)."""
+        names = []
+        if self.grid is not None and self.grid.enabled:
+            names.append("grid")
+        if self.uplink.enabled:
+            names.append("uplink")
+        return names
+
+
+def _topic_id(sink: IssueSink, path: str, table: Mapping[str, Any], key: str) -> str:
+    value = take(sink, path, table, key, str)
+    if isinstance(value, str) and not _TOPIC_ID.match(value):
+        sink.error(
+            join(path, key),
+            "must be 1-64 characters of A-Z a-z 0-9 _ - (it is an MQTT topic level)",
+        )
+    return value or ""
+
+
+def _default_state_dir(env: Mapping[str, str]) -> str:
+    # systemd's StateDirectory= exports STATE_DIRECTORY; honour it so units need no extra config.
+    return env.get("STATE_DIRECTORY", "/var/lib/gridgate").split(":")[0]
+
+
+def parse_gateway(
+    sink: IssueSink, table: Mapping[str, Any], env: Mapping[str, str]
+) -> GatewaySettings:
+    path = "gateway"
+    check_keys(sink, path, table, {"site", "id", "state_dir", "log_level", "status_interval"})
+    site = _topic_id(sink, path, table, "site")
+    gid = _topic_id(sink, path, table, "id")
+    state_dir = take(sink, path, table, "state_dir", str, _default_state_dir(env))
+    if isinstance(state_dir, str) and not Path(state_dir).is_absolute():
+        sink.error(join(path, "state_dir"), f"must be an absolute path, got {state_dir!r}")
+    level = take(sink, path, table, "log_level", str, "info")
+    if level not in _LOG_LEVELS:
+        sink.error(join(path, "log_level"), f"must be one of {', '.join(_LOG_LEVELS)}")
+    interval = take(sink, path, table, "status_interval", float, 5.0)
+    if interval is not None and not 0.1 <= interval <= 3600:
+        sink.error(join(path, "status_interval"), "must be between 0.1 and 3600 seconds")
+    return GatewaySettings(site, gid, Path(state_dir or "/"), level or "info", interval or 5.0)
+
+
+def parse_spool(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> SpoolSettings:
+    path = "spool"
+    check_keys(sink, path, table, {"file", "max_mb", "when_full", "synchronous"})
+    file = take(sink, path, table, "file", str, "spool.sqlite")
+    max_mb = take(sink, path, table, "max_mb", float, 256.0)
+    if max_mb is not None and not 1 <= max_mb <= 1_000_000:
+        sink.error(join(path, "max_mb"), "must be between 1 and 1000000 MB")
+    when_full = take(sink, path, table, "when_full", str, "drop_oldest")
+    if when_full not in ("drop_oldest", "reject_new"):
+        sink.error(join(path, "when_full"), 'must be "drop_oldest" or "reject_new"')
+    sync = take(sink, path, table, "synchronous", str, "full")
+    if sync not in ("full", "normal"):
+        sink.error(
+            join(path, "synchronous"),
+            'must be "full" (survives power loss) or "normal" (survives a crash)',
+        )
+    spool_path = Path(file or "spool.sqlite")
+    if not spool_path.is_absolute():
+        spool_path = state_dir / spool_path
+    return SpoolSettings(
+        spool_path, int((max_mb or 256.0) * 1_000_000), when_full or "", sync or ""
+    )
+
+
+def build_config(raw: RawConfig, env: Mapping[str, str] | None = None) -> Config:
+    """Validate the merged tree as a whole; raise one ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    sink = IssueSink(raw.origin)
+    data = raw.data
+    check_keys(sink, "", data, _SECTIONS)
+    sections = {}
+    for name in _SECTIONS:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            sink.error(name, f"expected a table, got {type(value).__name__}")
+            value = {}
+        sections[name] = value
+    if "gateway" not in data:
+        sink.error("gateway", "required table is missing (it names the site and the gateway id)")
+    gateway = parse_gateway(sink, sections["gateway"], env)
+    spool = parse_spool(sink, sections["spool"], gateway.state_dir)
+    uplink = parse_uplink(sink, sections["uplink"], gateway, env)
+    grid = (
+        parse_grid(sink, sections["grid"], sections["modbus"], raw.main.parent)
+        if "grid" in data
+        else None
+    )
+    if "modbus" in data and "grid" not in data:
+        sink.error(
+            "modbus", "modbus buses are configured but no daemon uses them ([grid] is missing)"
+        )
+    sink.raise_if_any()
+    return Config(tuple(raw.files), gateway, spool, uplink, grid)
+
+
+def load_config(main: Path, env: Mapping[str, str] | None = None) -> Config:
+    return build_config(read_config(main), env)

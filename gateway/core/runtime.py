@@ -1,0 +1,210 @@
+"""One process, one or more daemons: load and validate the config, build the daemons, supervise
+their loops, answer signals (SIGTERM stops gracefully, SIGHUP reloads), tell systemd how it goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.core.config import Config, load_config
+from gateway.core.errors import ConfigError
+from gateway.core.notify import Heartbeats, Notifier, watchdog_loop
+from gateway.core.status import write_status
+from gateway.core.supervisor import LoopFactory, Supervisor
+from gateway.uplink.spool import AsyncSpool, Spool
+
+log = logging.getLogger(__name__)
+
+EX_CONFIG = 78  # sysexits.h: configuration error; systemd will not restart-loop on it
+EX_SOFTWARE = 70
+
+
+class Daemon(Protocol):
+    """What the runtime needs of a daemon; the daemons themselves are wiring only."""
+
+    name: str
+
+    def loops(self) -> Mapping[str, tuple[LoopFactory, float]]:
+        """Loop name -> (factory, seconds within which the loop must show progress)."""
+        ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None:
+        """Flush what is buffered (the current window) into the spool; close devices."""
+        ...
+
+
+class DaemonContext:
+    """What every daemon gets: its config, the spool, and a way to report progress."""
+
+    def __init__(self, config: Config, spool: AsyncSpool, beats: Heartbeats) -> None:
+        self.config = config
+        self.spool = spool
+        self.beats = beats
+
+
+def build_daemon(name: str, ctx: DaemonContext) -> Daemon:
+    # Imported by name so that an uplink-only process never loads pymodbus and the grid daemon
+    # never loads paho: every megabyte counts on a gateway.
+    module = importlib.import_module(f"gateway.daemons.{name}")
+    daemon: Daemon = module.build(ctx)
+    return daemon
+
+
+def open_spool(config: Config) -> Spool:
+    config.spool.path.parent.mkdir(parents=True, exist_ok=True)
+    return Spool(
+        config.spool.path,
+        max_bytes=config.spool.max_bytes,
+        policy=config.spool.when_full,  # type: ignore[arg-type]
+        synchronous=config.spool.synchronous,  # type: ignore[arg-type]
+    )
+
+
+class Runtime:
+    def __init__(self, config_path: Path, which: str, notifier: Notifier | None = None) -> None:
+        self.config_path = config_path
+        self.which = which
+        self.notifier = notifier or Notifier()
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self.beats = Heartbeats()
+
+    async def _start(self, config: Config) -> _Running:
+        spool = open_spool(config)
+        ctx = DaemonContext(config, AsyncSpool(spool), self.beats)
+        names = config.daemons() if self.which == "all" else [self.which]
+        daemons = [build_daemon(n, ctx) for n in names]
+        sup = Supervisor("gridgate")
+        for d in daemons:
+            for loop_name, (factory, allowance) in d.loops().items():
+                key = f"{d.name}.{loop_name}"
+                self.beats.register(key, allowance)
+                sup.add(key, factory)
+        sup.start()
+        status = asyncio.create_task(self._status_loop(config, daemons), name="status")
+        running = _Running(config, spool, daemons, sup, status)
+        await self._await_first_progress(timeout=30.0)
+        self.notifier.ready(", ".join(d.name for d in daemons) + " running")
+        log.info("running %s from %s", ", ".join(d.name for d in daemons), self.config_path)
+        return running
+
+    async def _shutdown(self, r: _Running) -> None:
+        r.status.cancel()
+        await r.sup.stop()
+        for d in r.daemons:
+            try:
+                await d.close()
+            except Exception:
+                log.exception("%s: error while closing; buffered data may be incomplete", d.name)
+            for loop_name in d.loops():
+                self.beats.unregister(f"{d.name}.{loop_name}")
+            write_status(r.config.gateway.state_dir, d.name, {"state": "stopped", **d.status()})
+        r.spool.close()
+
+    async def _status_loop(self, config: Config, daemons: list[Daemon]) -> None:
+        while True:
+            parts = []
+            for d in daemons:
+                st = d.status()
+                write_status(config.gateway.state_dir, d.name, {"state": "running", **st})
+                parts.append(f"{d.name}: {st.get('summary', 'running')}")
+            self.notifier.status("; ".join(parts))
+            await asyncio.sleep(config.gateway.status_interval)
+
+    async def _await_first_progress(self, timeout: float) -> None:
+        # READY means the daemons did real work once (a poll completed, the uplink reached or
+        # honestly waited on its broker), not merely that the process came up.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if not self.beats.pending_first():
+                return
+            await asyncio.sleep(0.05)
+
+    async def _next_event(self) -> str:
+        stop = asyncio.create_task(self._stop.wait())
+        reload = asyncio.create_task(self._reload.wait())
+        await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        reload.cancel()
+        if self._stop.is_set():
+            return "stop"
+        self._reload.clear()
+        return "reload"
+
+    def _try_reload(self) -> Config | None:
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            reason = "; ".join(str(i) for i in exc.issues)
+            log.error("reload refused, keeping the running config: %s", reason)
+            return None
+        if self.which != "all" and self.which not in new.daemons():
+            log.error(
+                "reload refused, keeping the running config: daemon %s is not enabled", self.which
+            )
+            return None
+        return new
+
+    async def run(self, config: Config) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        wd = asyncio.create_task(watchdog_loop(self.notifier, self.beats), name="watchdog")
+        running = await self._start(config)
+        try:
+            while True:
+                if await self._next_event() == "stop":
+                    self.notifier.stopping()
+                    await self._shutdown(running)
+                    log.info("stopped")
+                    return 0
+                self.notifier.reloading()
+                new = self._try_reload()
+                if new is None:
+                    self.notifier.ready("reload refused: invalid config, running the previous one")
+                    continue
+                log.info("reloading: the new config is valid, restarting the daemons")
+                await self._shutdown(running)
+                running = await self._start(new)
+        finally:
+            wd.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wd
+
+
+@dataclass
+class _Running:
+    config: Config
+    spool: Spool
+    daemons: list[Daemon]
+    sup: Supervisor
+    status: asyncio.Task[None]
+
+
+def run(config_path: Path, which: str) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EX_CONFIG
+    if which != "all" and which not in config.daemons():
+        print(f"{config_path}: {which}: daemon is not enabled in this config", file=sys.stderr)
+        return EX_CONFIG
+    from gateway.core.logs import setup_logging
+
+    setup_logging(config.gateway.log_level)
+    return asyncio.run(Runtime(config_path, which).run(config))
