@@ -14,7 +14,7 @@ import time
 from pymodbus.client import AsyncModbusSerialClient
 
 from drivers.modbus.device import SerialBusSettings
-from drivers.modbus.link import Block, ModbusLink, ReadRequestLike, TracePacket
+from drivers.modbus.link import Block, ModbusLink, ReadRequestLike, TraceConnect, TracePacket
 
 
 class SerialBus:
@@ -31,7 +31,9 @@ class SerialBus:
         self._lock = asyncio.Lock()
         self._last_end = -math.inf  # monotonic end of the previous transaction
 
-    def _make_client(self, trace_packet: TracePacket) -> AsyncModbusSerialClient:
+    def _make_client(
+        self, trace_packet: TracePacket, trace_connect: TraceConnect
+    ) -> AsyncModbusSerialClient:
         s = self.settings
         return AsyncModbusSerialClient(
             s.port,
@@ -44,6 +46,7 @@ class SerialBus:
             reconnect_delay=0,  # we reopen on demand; a background reconnect would race us
             name=f"bus {s.name}",
             trace_packet=trace_packet,
+            trace_connect=trace_connect,
         )
 
     async def transact(

@@ -28,7 +28,8 @@ from drivers.modbus.types import Table
 
 Block = npt.NDArray[np.uint16] | npt.NDArray[np.uint8]
 TracePacket = Callable[[bool, bytes], bytes]
-ClientFactory = Callable[[TracePacket], ModbusBaseClient]
+TraceConnect = Callable[[bool], None]
+ClientFactory = Callable[[TracePacket, TraceConnect], ModbusBaseClient]
 
 # Slack on top of pymodbus's own response timeout, so our guard only fires if pymodbus hangs.
 _GUARD_SLACK = 0.5
@@ -74,8 +75,18 @@ class ModbusLink:
             self._rx_bytes += len(data)
         return data
 
+    def _trace_connect(self, connected: bool) -> None:
+        # pymodbus leaves a request in flight waiting for its full timeout when the peer hangs
+        # up; fail it now, so a closed connection reads as "lost", not as a silent device.
+        client = self._client
+        if connected or client is None:
+            return
+        pending = client.ctx.response_future
+        if not pending.done():
+            pending.set_exception(ConnectionException("peer closed the connection"))
+
     def _build(self) -> ModbusBaseClient:
-        client = self._factory(self._trace_packet)
+        client = self._factory(self._trace_packet, self._trace_connect)
         create = client.ctx.call_create
 
         # pymodbus logs the reason a connect failed and returns False; keep it for our log line.

@@ -25,7 +25,14 @@ from drivers.modbus.bus import SerialBus
 from drivers.modbus.device import DEFAULT_TIMEOUT, DeviceConnection
 from drivers.modbus.exceptions import ModbusReadError
 from drivers.modbus.health import DEFAULT_BACKOFF_CAP, Health
-from drivers.modbus.link import Block, ModbusLink, ReadRequestLike, TracePacket, describe
+from drivers.modbus.link import (
+    Block,
+    ModbusLink,
+    ReadRequestLike,
+    TraceConnect,
+    TracePacket,
+    describe,
+)
 from gateway.core.model import FloatArray, Frame, PointSpec, QualityArray
 
 _log = logging.getLogger(__name__)
@@ -127,7 +134,9 @@ class ModbusTcpSource(ModbusSource):
         self._timeout = connection.timeout or DEFAULT_TIMEOUT
         self._link = ModbusLink(self._make_client, f"{connection.host}:{connection.port}")
 
-    def _make_client(self, trace_packet: TracePacket) -> AsyncModbusTcpClient:
+    def _make_client(
+        self, trace_packet: TracePacket, trace_connect: TraceConnect
+    ) -> AsyncModbusTcpClient:
         c = self.connection
         assert c.host is not None  # checked in __init__
         return AsyncModbusTcpClient(
@@ -138,6 +147,7 @@ class ModbusTcpSource(ModbusSource):
             reconnect_delay=0,  # we reconnect on the next poll; a background task would race us
             name=f"device {c.name}",
             trace_packet=trace_packet,
+            trace_connect=trace_connect,
         )
 
     async def _transact(self, request: ReadRequestLike) -> Block:
