@@ -304,6 +304,8 @@ def _register_shape(
             join(where, "type"), "bool is for coil/discrete points; use bit for a register bit"
         )
     order = _choice(sink, where, raw, "order", _ORDERS, defaults.order)
+    if "type" in raw and raw["type"] not in TYPES_BY_LABEL:
+        return dtype, order, 0, 0  # already reported; bit/length checks would only echo it
     bit = 0
     if dtype is DataType.BIT:
         taken = take(sink, where, raw, "bit", int)
