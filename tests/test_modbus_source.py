@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import socket
+import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -22,16 +23,47 @@ from drivers.modbus.device import (
 )
 from drivers.modbus.exceptions import ModbusExceptionError, exception_name
 from drivers.modbus.source import ModbusTcpSource, poll_forever
-from drivers.modbus.types import Table
+from drivers.modbus.plan import ReadPlan, compile_plan
+from drivers.modbus.types import ByteOrder, DataType as PointType, RegisterPoint, Table
 from gateway.core.issues import IssueSink
 from gateway.core.model import Frame, Quality
-from tests._plan_standin import plan_of
 
 HOLDING = [1234, 0, 65535, 42, 7, 8, 9, 10]  # addresses 0..7
 INPUT = [500, 501, 502, 503]  # addresses 10..13
 COILS = [True, False, True, True, False, False, False, True]  # addresses 0..7
 
+
+def _words(raw: bytes) -> list[int]:
+    return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
+
+
+# Typed values at holding 100..: f32 230.5, i16 -5, u32 123456789 low word first, "SDM630".
+F32, I16, U32, TEXT = 230.5, -5, 123456789, "SDM630"
+_u32 = _words(struct.pack(">I", U32))
+TYPED = [
+    *_words(struct.pack(">f", F32)),
+    *_words(struct.pack(">h", I16)),
+    _u32[1],
+    _u32[0],
+    *_words(TEXT.encode()),
+]
+
 SOURCE_LOGGERS = ("drivers.modbus",)
+
+
+def plan_of(spans: list[tuple[Table, int, int]]) -> ReadPlan:
+    """One u16 (or bool) point per address of each span; each span one request (no gaps merged)."""
+    points = [
+        RegisterPoint(
+            f"{table.value}{address}",
+            table,
+            address,
+            PointType.BOOL if table.is_bit else PointType.U16,
+        )
+        for table, start, count in spans
+        for address in range(start, start + count)
+    ]
+    return compile_plan(points)
 
 
 def _free_port() -> int:
@@ -53,7 +85,10 @@ class _Server:
             simdata=(
                 [SimData(0, values=COILS, datatype=DataType.BITS)],
                 [SimData(0, count=16, values=False, datatype=DataType.BITS)],
-                [SimData(0, values=HOLDING, datatype=DataType.REGISTERS)],
+                [
+                    SimData(0, values=HOLDING, datatype=DataType.REGISTERS),
+                    SimData(100, values=TYPED, datatype=DataType.REGISTERS),
+                ],
                 [SimData(10, values=INPUT, datatype=DataType.REGISTERS)],
             ),
         )
@@ -118,6 +153,27 @@ async def test_reads_and_decodes_all_tables(server: _Server) -> None:
     assert (frame.quality == Quality.GOOD).all()
     assert frame.device == "meter1"
     assert source.health.last_success_ts == frame.ts
+
+
+async def test_typed_points_and_strings_decode_like_struct(server: _Server) -> None:
+    h = Table.HOLDING
+    plan = compile_plan(
+        [
+            RegisterPoint("p", h, 100, PointType.F32, scale=0.5),
+            RegisterPoint("q", h, 102, PointType.I16),
+            RegisterPoint("e", h, 103, PointType.U32, order=ByteOrder.CDAB),
+            RegisterPoint("model", h, 105, PointType.STRING, length=3),
+        ]
+    )
+    assert len(plan.requests) == 1  # contiguous: one request, 8 registers
+    source = ModbusTcpSource(_device(server.port))
+    try:
+        frame, strings = await source.read_decoded(plan)
+    finally:
+        source.close()
+    np.testing.assert_array_equal(frame.values, [F32 * 0.5, I16, U32])
+    assert (frame.quality == Quality.GOOD).all()
+    assert strings == {"model": TEXT}
 
 
 async def test_server_stop_gives_bad_and_one_line_restart_gives_one_recovery(
