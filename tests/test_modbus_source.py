@@ -22,9 +22,10 @@ from drivers.modbus.device import (
     parse_device,
 )
 from drivers.modbus.exceptions import ModbusExceptionError, exception_name
-from drivers.modbus.source import ModbusTcpSource, poll_forever
 from drivers.modbus.plan import ReadPlan, compile_plan
-from drivers.modbus.types import ByteOrder, DataType as PointType, RegisterPoint, Table
+from drivers.modbus.source import ModbusTcpSource, poll_forever
+from drivers.modbus.types import ByteOrder, RegisterPoint, Table
+from drivers.modbus.types import DataType as PointType
 from gateway.core.issues import IssueSink
 from gateway.core.model import Frame, Quality
 
