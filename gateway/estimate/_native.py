@@ -85,13 +85,16 @@ def ptr(
     expected = dtype if dtype is not None else _SCALAR_DTYPES.get(ffi_type)
     if expected is None:
         raise NativeError(f"no numpy dtype known for C type {ffi_type!r}: pass dtype=")
-    if arr.dtype != expected:
+    # Identity first: builtin dtypes are singletons, and this runs on every kernel call.
+    if arr.dtype is not expected and arr.dtype != expected:
         raise NativeError(f"{ffi_type} array must have dtype {expected}, got {arr.dtype}")
     if writable:
         if not (arr.flags.c_contiguous and arr.flags.writeable):
             raise NativeError(f"{ffi_type} output array must be C-contiguous and writeable")
         return ffi.from_buffer(f"{ffi_type}[]", arr, require_writable=True)
-    return ffi.from_buffer(f"{ffi_type}[]", np.ascontiguousarray(arr))
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    return ffi.from_buffer(f"{ffi_type}[]", arr)
 
 
 def assert_layout(ctype: str, dtype: np.dtype[Any]) -> None:

@@ -81,6 +81,7 @@ class WindowStats:
         # per-frame calls skip the buffer checks.
         self._state_ptr = ptr("gg_stat_t", self._state, dtype=STAT_DTYPE, writable=True)
         self._ts = np.empty(1, dtype=np.float64)
+        self._ts_ptr = ptr("double", self._ts, writable=True)
         self.reset()
 
     @property
@@ -110,14 +111,13 @@ class WindowStats:
     def _add(
         self, v: FloatArray, q: QualityArray, n_frames: int, ts: FloatArray | None = None
     ) -> None:
-        t = self._ts if ts is None else ts
         status = lib.gg_stats_add(
             self._state_ptr,
             self.n_points,
             n_frames,
             ptr("double", v),
             ptr("uint8_t", q),
-            ptr("double", t),
+            self._ts_ptr if ts is None else ptr("double", ts),
         )
         # Shapes and dtypes are checked above, so EINVAL here means a non-finite timestamp.
         check(status, "gg_stats_add (timestamps must be finite)")
@@ -160,6 +160,12 @@ class ReportByException:
         self._deadband = db
         self._last_reported = np.empty(len(db), dtype=np.float64)
         self._last_quality = np.empty(len(db), dtype=np.uint8)
+        # Owned, never replaced arrays: their pointers are made once, not per frame.
+        self._state_ptrs = (
+            ptr("double", self._last_reported, writable=True),
+            ptr("uint8_t", self._last_quality, writable=True),
+            ptr("double", self._deadband),
+        )
         self.reset()
 
     @property
@@ -175,14 +181,15 @@ class ReportByException:
         """Which points of this frame to report; remembers them as the last reported."""
         v, q = _frames(values, quality, self.n_points, 1)
         out = np.empty(self.n_points, dtype=np.uint8)
+        last_reported, last_quality, deadband = self._state_ptrs
         check(
             lib.gg_rbe(
                 self.n_points,
                 ptr("double", v),
                 ptr("uint8_t", q),
-                ptr("double", self._last_reported, writable=True),
-                ptr("uint8_t", self._last_quality, writable=True),
-                ptr("double", self._deadband),
+                last_reported,
+                last_quality,
+                deadband,
                 ptr("uint8_t", out, writable=True),
             ),
             "gg_rbe",
