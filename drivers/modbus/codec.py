@@ -132,17 +132,20 @@ def decode_text(regs: Sequence[int] | npt.NDArray[np.uint16], order: ByteOrder) 
     return data.decode("ascii", errors="replace").rstrip(" ")
 
 
-def encode_point(point: RegisterPoint, value: float) -> list[int]:
+def encode_point(point: RegisterPoint, value: float | int) -> list[int]:
     """Registers (or one 0/1 for a coil/discrete point) that decode to ``value``.
 
-    The raw value is ``(value - offset) / scale``, rounded to the nearest integer for integer
+    The raw value is ``(value - offset) / scale`` (``value`` itself for an int with no
+    scaling, so 64-bit integers are exact), rounded to the nearest integer for integer
     types and to the nearest float32 for f32. A BIT point yields its one register with only its
     own bit set or clear: callers OR the bit points that share a register (see
     :func:`encode_registers`). Raises ValueError when the raw value does not fit the type.
     """
     if point.type is DataType.STRING:
         raise ValueError(f"point {point.name!r} is a string: use encode_text")
-    raw = (value - point.offset) / point.scale
+    # Unscaled integers stay exact: a u64 counter above 2**53 must not pass through a float.
+    exact = point.scale == 1.0 and point.offset == 0.0 and isinstance(value, int)
+    raw = value if exact else (value - point.offset) / point.scale
     if point.type in (DataType.BIT, DataType.BOOL):
         if raw not in (0.0, 1.0):
             raise ValueError(f"point {point.name!r}: raw value {raw} is not 0 or 1")
