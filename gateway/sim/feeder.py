@@ -62,7 +62,10 @@ POINT_NAMES: tuple[str, ...] = (
     "voltage_l2_l3",
     "voltage_l3_l1",
     *(f"current_l{p}" for p in PHASES),
-    "current_n",
+    "current_neutral",
+    "current_sum",
+    "current_avg",
+    "voltage_avg",
     *(f"power_l{p}" for p in PHASES),
     *(f"reactive_power_l{p}" for p in PHASES),
     *(f"apparent_power_l{p}" for p in PHASES),
@@ -74,6 +77,9 @@ POINT_NAMES: tuple[str, ...] = (
     "frequency",
     "energy_import",
     "energy_export",
+    "energy_total",
+    "reactive_energy_import",
+    "reactive_energy_export",
 )
 
 _SWEEP_TOL_V = 1e-9
@@ -130,7 +136,7 @@ class FeederConfig:
     latitude_deg: float = 52.0
     longitude_deg: float = 0.0
     utc_offset_h: float = 0.0  # local time of the load profiles = UTC + this
-    cloudiness: float = 0.5  # 0: clear sky all day; 1: about 40 passing clouds a day
+    cloudiness: float = 0.5  # 0: clear sky all day; 1: about 80 passing clouds a day
     pv_performance_ratio: float = 0.85
     frequency_hz: float = 50.0
 
@@ -332,8 +338,11 @@ class FeederModel:
         static = _seed_rng(seed, _RNG_STATIC, 0)
         self._v_imbalance = 1.0 + 0.002 * static.standard_normal(3)
         self._wander_phase = static.uniform(0.0, 2.0 * math.pi, 4)
+        # Meters are not new: counters start at seeded readings (kWh, kWh, kvarh, kvarh).
         self._energy = {
-            name: [float(static.uniform(1_000.0, 50_000.0)), float(static.uniform(0.0, 5_000.0))]
+            name: [
+                float(x) for x in static.uniform((1e3, 0.0, 300.0, 0.0), (5e4, 5e3, 1.5e4, 50.0))
+            ]
             for name in self.meter_names
         }
         self._last_t: float | None = None
@@ -346,7 +355,7 @@ class FeederModel:
         clouds = self._clouds.get(day)
         if clouds is None:
             rng = _seed_rng(self.seed, _RNG_CLOUD, day)
-            n = int(rng.poisson(40.0 * self.config.cloudiness))
+            n = int(rng.poisson(80.0 * self.config.cloudiness))
             clouds = _Clouds(
                 centre=rng.uniform(3.0 * 3600, 22.0 * 3600, n),
                 half_width=rng.uniform(60.0, 480.0, n),
@@ -452,8 +461,9 @@ class FeederModel:
         return np.vstack([truth.segment_current[:1], truth.segment_current])
 
     def _totals(self, truth: FeederTruth) -> FloatArray:
-        s = truth.node_voltage * np.conj(self._meter_currents(truth))
-        return np.asarray(s.real.sum(axis=1), dtype=np.float64)
+        """Total P (W) and Q (var) of each meter, shape (meters, 2)."""
+        s = (truth.node_voltage * np.conj(self._meter_currents(truth))).sum(axis=1)
+        return np.stack([s.real, s.imag], axis=1)
 
     def _integrate(self, t: float, totals: FloatArray) -> None:
         """Advance the energy counters from the last step to ``t`` (never backwards)."""
@@ -468,9 +478,12 @@ class FeederModel:
         for k in range(1, n + 1):
             cur = totals if k == n else self._totals(self.truth(t0 + span * k / n))
             # Sub-steps are short, so splitting the mean power by its sign is close enough.
-            kwh = 0.5 * (prev + cur) * (span / n) / 3.6e6
+            kwh = 0.5 * (prev + cur) * (span / n) / 3.6e6  # kWh and kvarh
             for j, name in enumerate(self.meter_names):
-                self._energy[name][0 if kwh[j] > 0 else 1] += abs(float(kwh[j]))
+                counters = self._energy[name]
+                p, q = float(kwh[j, 0]), float(kwh[j, 1])
+                counters[0 if p > 0 else 1] += abs(p)
+                counters[2 if q > 0 else 3] += abs(q)
             prev = cur
         self._last_t, self._last_totals = t, totals
 
@@ -499,7 +512,10 @@ class FeederModel:
             for a, b in ((1, 2), (2, 3), (3, 1)):
                 values[f"voltage_l{a}_l{b}"] = float(abs(u[k, a - 1] - u[k, b - 1]))
             total = complex(s[k].sum())  # plain complex: readings are plain floats
-            values["current_n"] = float(abs(i[k].sum()))
+            values["current_neutral"] = float(abs(i[k].sum()))
+            values["current_sum"] = float(np.abs(i[k]).sum())
+            values["current_avg"] = values["current_sum"] / 3.0
+            values["voltage_avg"] = float(np.abs(u[k]).mean())
             values["power_total"] = total.real
             values["reactive_power_total"] = total.imag
             values["apparent_power_total"] = float(np.abs(s[k]).sum())
@@ -509,7 +525,10 @@ class FeederModel:
                 else 1.0
             )
             values["frequency"] = truth.frequency_hz
-            values["energy_import"], values["energy_export"] = self._energy[name]
+            imp, exp, q_imp, q_exp = self._energy[name]
+            values["energy_import"], values["energy_export"] = imp, exp
+            values["energy_total"] = imp + exp
+            values["reactive_energy_import"], values["reactive_energy_export"] = q_imp, q_exp
             out[name] = values
         return out
 
