@@ -147,11 +147,12 @@ def encode_point(point: RegisterPoint, value: float | int) -> list[int]:
     exact = point.scale == 1.0 and point.offset == 0.0 and isinstance(value, int)
     raw = value if exact else (value - point.offset) / point.scale
     if point.type in (DataType.BIT, DataType.BOOL):
-        if raw not in (0.0, 1.0):
+        state = round(raw) if math.isfinite(raw) else -1
+        if state not in (0, 1):
             raise ValueError(f"point {point.name!r}: raw value {raw} is not 0 or 1")
         if point.type is DataType.BOOL:
-            return [int(raw)]
-        word = int(raw) << point.bit
+            return [state]
+        word = state << point.bit
         return [_swap(word) if point.order.swaps_bytes else word]
     fmt = _STRUCT_RAW[point.type]
     try:
