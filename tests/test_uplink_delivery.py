@@ -404,3 +404,28 @@ def test_forwarder_cli_help_runs() -> None:
         env={**os.environ},
     )
     assert "--spool" in out.stdout
+
+
+# -- the JSON encoder ----------------------------------------------------------------------------
+
+
+def test_json_encoder_is_compact_and_maps_nan_to_null() -> None:
+    from gateway.uplink.encode import EncodeContext, EncodeError
+    from gateway.uplink.spool import SpoolRow
+
+    ctx = EncodeContext(SITE, GW)
+    row = SpoolRow(7, 12.5, "grid", "summary", b'{"u": NaN, "p": [1, Infinity], "q": 2}')
+    out = JsonEncoder().encode(row, ctx)
+    assert b" " not in out
+    assert json.loads(out) == {
+        "seq": 7,
+        "ts": 12.5,
+        "daemon": "grid",
+        "kind": "summary",
+        "site": SITE,
+        "gateway": GW,
+        "body": {"u": None, "p": [1, None], "q": 2},
+    }
+    for bad in (b"[1, 2]", b"{not json", b"\xff\xfe"):
+        with pytest.raises(EncodeError, match="spool row 7"):
+            JsonEncoder().encode(SpoolRow(7, 0.0, "grid", "summary", bad), ctx)
