@@ -142,8 +142,9 @@ def load_register_map(
     """A device's map as written in a config: an optional ``profile = "name"`` plus own points.
 
     A point named like a profile point replaces it entirely (address, type and all); other
-    points are added after the profile's. Overlaps between the two are reported at the
-    config's point.
+    points are added after the profile's. The config's ``[defaults]`` apply to its own points
+    only (the profile's have theirs). Overlaps between the two are reported at the config's
+    point.
     """
     if not isinstance(doc.get("profile"), str):
         return parse_register_map(doc, sink, path, extra_keys=extra_keys)
