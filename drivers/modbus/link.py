@@ -8,6 +8,7 @@ tell a silent device from one that sent garbage, and keeps the reason a connect 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -44,6 +45,15 @@ class ReadRequestLike(Protocol):
     def address(self) -> int: ...
     @property
     def count(self) -> int: ...
+
+
+def quiet_pymodbus_logging(level: int = logging.CRITICAL) -> None:
+    """Silence pymodbus's own log (call once at daemon start, not at import).
+
+    pymodbus logs every timeout at ERROR with a dump of the last frames, on every poll; our
+    :class:`~drivers.modbus.health.Health` already logs one line per change with the cause.
+    """
+    logging.getLogger("pymodbus").setLevel(level)
 
 
 def describe(request: ReadRequestLike) -> str:
