@@ -338,3 +338,15 @@ async def test_command_line_serves_and_exits_cleanly_on_sigterm(client_factory) 
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_port_in_use_is_an_os_error() -> None:
+    model = FeederModel(SEED, START)
+    first = GridSimulator("127.0.0.1", 0, default_meters(model), model)
+    port = await first.start()
+    try:
+        second = GridSimulator("127.0.0.1", port, default_meters(model), model)
+        with pytest.raises(OSError, match=f"127.0.0.1:{port}"):
+            await second.start()
+    finally:
+        await first.stop()

@@ -41,7 +41,6 @@ second or the day), so ``truth(t)`` does not depend on call order):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -536,8 +535,3 @@ class FeederModel:
 def _power_factor(s: complex) -> float:
     mag = abs(s)
     return float(s.real / mag) if mag > 0 else 1.0
-
-
-def houses_of(config: FeederConfig) -> Sequence[House]:
-    """Every house of the feeder, head to tail."""
-    return [h for cab in config.cabinets for h in cab.houses]

@@ -183,7 +183,10 @@ class GridSimulator:
         server = ModbusTcpServer(
             self._devices(), address=(self.host, self._port), trace_pdu=self._trace_pdu
         )
-        await server.serve_forever(background=True)
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:  # pymodbus's way of saying the bind failed
+            raise OSError(f"grid simulator cannot listen on {self.host}:{self._port}") from exc
         self._server = server
         listener: Any = server.transport  # an asyncio.Server once listening
         self._port = int(listener.sockets[0].getsockname()[1])
@@ -244,6 +247,8 @@ class GridSimulator:
         next_at = loop.time()
         while True:
             next_at += self.interval
+            if next_at < loop.time() - self.interval:
+                next_at = loop.time()  # fell behind (a stalled loop): skip, do not burst
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             self.update()
 
