@@ -1,0 +1,211 @@
+"""The HIL harness: a bench file, the devices it describes, and the real daemons as processes.
+
+On a simulated bench the harness runs the grid simulator (in a thread with its own event loop, so
+tests can inject faults) and tells the daemons where it listens; on a hardware bench it takes the
+devices' addresses from the file. Either way it starts a private mosquitto upstream, writes a
+gridgate config, and runs ``gridgate run grid`` and ``gridgate run uplink`` as separate processes,
+as systemd would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.sim.broker import Mosquitto
+from gateway.sim.feeder import FeederModel
+from gateway.sim.grid_server import GridSimulator, default_meters
+from gateway.sim.upstream import Upstream
+
+T = TypeVar("T")
+SITE, GATEWAY_ID = "bench", "gw-hil"
+DEFAULT_BENCH = Path(__file__).parent / "benches" / "sim.toml"
+
+
+def bench_file() -> Path:
+    return Path(os.environ.get("GRIDGATE_BENCH", str(DEFAULT_BENCH)))
+
+
+class SimThread:
+    """The grid simulator on its own event loop in a thread: tests call it synchronously."""
+
+    def __init__(self, seed: int, speed: float, profile: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="grid-sim", daemon=True)
+        self._thread.start()
+        model = FeederModel(seed, time.time() - 6 * 3600)
+        self.sim = GridSimulator("127.0.0.1", 0, default_meters(model, profile), model, speed=speed)
+        self.port = self.call(self.sim.start())
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return fut.result(timeout=30)
+
+    def do(self, fn: Callable[[], T]) -> T:
+        async def wrap() -> T:
+            return fn()
+
+        return self.call(wrap())
+
+    def stop(self) -> None:
+        self.call(self.sim.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+class Bench:
+    def __init__(self, workdir: Path, path: Path | None = None) -> None:
+        self.path = path or bench_file()
+        self.spec = tomllib.loads(self.path.read_text())
+        self.kind = self.spec.get("bench", {}).get("kind", "simulated")
+        self.workdir = workdir
+        self.state_dir = workdir / "state"
+        self.config = workdir / "gridgate.toml"
+        self.broker = Mosquitto(workdir / "broker")
+        self.sim: SimThread | None = None
+        self.upstream: Upstream | None = None
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.meters: dict[str, dict[str, Any]] = {}
+
+    @property
+    def simulated(self) -> bool:
+        return self.kind == "simulated"
+
+    def start_devices(self) -> None:
+        if self.simulated:
+            s = self.spec.get("simulator", {}).get("grid", {})
+            self.sim = SimThread(
+                int(s.get("seed", 1)),
+                float(s.get("speed", 60.0)),
+                s.get("profile", "eastron_sdm630"),
+            )
+            for name, (_h, port, unit) in self.sim.sim.endpoints().items():
+                self.meters[name] = {
+                    "profile": s.get("profile", "eastron_sdm630"),
+                    "transport": "tcp",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "unit_id": unit,
+                }
+        else:
+            for m in self.spec.get("meters", []):
+                m = dict(m)
+                self.meters[m.pop("name")] = m
+
+    def write_config(self, **grid_overrides: Any) -> None:
+        g = {**self.spec.get("grid", {}), **grid_overrides}
+        lines = [
+            "[gateway]",
+            f'site = "{SITE}"',
+            f'id = "{GATEWAY_ID}"',
+            f'state_dir = "{self.state_dir}"',
+            "status_interval = 0.5",
+            "[spool]",
+            "max_mb = 16",
+            "[uplink]",
+            f'host = "{self.broker.host}"',
+            f"port = {self.broker.port}",
+            "keepalive = 5",
+            "inflight = 10",
+            "[grid]",
+            f"window = {g.get('window', 3.0)}",
+            "integrity_every = 1",
+        ]
+        for phase in (1, 2, 3):
+            lines += [f"[grid.limits.voltage_l{phase}]", "low = 207.0", "high = 253.0"]
+        for name, m in self.meters.items():
+            lines.append(f"[grid.meters.{name}]")
+            lines += [f"{k} = {_toml(v)}" for k, v in m.items()]
+            lines += [
+                f"poll_interval = {g.get('poll_interval', 1.0)}",
+                f"timeout = {g.get('timeout', 1.0)}",
+            ]
+        for bname, bus in self.spec.get("buses", {}).items():
+            lines.append(f"[modbus.buses.{bname}]")
+            lines += [f"{k} = {_toml(v)}" for k, v in bus.items()]
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> None:
+        self.broker.start()
+        self.upstream = Upstream(self.broker.host, self.broker.port)
+        self.upstream.start()
+        self.start_devices()
+        self.write_config()
+        self.start_daemon("grid")
+        self.start_daemon("uplink")
+
+    def start_daemon(self, name: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "-c", str(self.config), "run", name],
+            stdout=log,
+            stderr=log,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def signal(self, name: str, sig: int) -> None:
+        self.procs[name].send_signal(sig)
+
+    def stop_daemon(self, name: str, timeout: float = 20.0) -> int:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
+        return proc.returncode
+
+    def log(self, name: str) -> str:
+        p = self.workdir / f"{name}.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def wait_for(self, what: str, pred: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise AssertionError(
+                        f"{name} exited with {proc.returncode} while waiting for {what}:\n{self.log(name)[-3000:]}"
+                    )
+            time.sleep(0.1)
+        logs = "\n".join(f"--- {n}\n{self.log(n)[-2000:]}" for n in ("grid", "uplink"))
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            try:
+                self.stop_daemon(name)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.upstream is not None:
+            self.upstream.stop()
+        if self.sim is not None:
+            self.sim.stop()
+        self.broker.stop()
+
+
+def _toml(v: Any) -> str:
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
