@@ -161,7 +161,8 @@ def run_demo(duration: float | None, speed: float, workdir: Path | None) -> int:
         while not stop.is_set():
             if daemons.poll() is not None:
                 print(
-                    f"gridgate demo: the daemons exited ({daemons.returncode}); see {base / 'gridgate.log'}",
+                    f"gridgate demo: the daemons exited ({daemons.returncode}); "
+                    f"see {base / 'gridgate.log'}",
                     file=sys.stderr,
                 )
                 return 1

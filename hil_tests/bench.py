@@ -10,6 +10,7 @@ as systemd would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -99,9 +100,9 @@ class Bench:
                     "unit_id": unit,
                 }
         else:
-            for m in self.spec.get("meters", []):
-                m = dict(m)
-                self.meters[m.pop("name")] = m
+            for entry in self.spec.get("meters", []):
+                meter = dict(entry)
+                self.meters[meter.pop("name")] = meter
 
     def write_config(self, **grid_overrides: Any) -> None:
         g = {**self.spec.get("grid", {}), **grid_overrides}
@@ -184,7 +185,8 @@ class Bench:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
                     raise AssertionError(
-                        f"{name} exited with {proc.returncode} while waiting for {what}:\n{self.log(name)[-3000:]}"
+                        f"{name} exited with {proc.returncode} while waiting for {what}:\n"
+                        + self.log(name)[-3000:]
                     )
             time.sleep(0.1)
         logs = "\n".join(f"--- {n}\n{self.log(n)[-2000:]}" for n in ("grid", "uplink"))
@@ -192,10 +194,8 @@ class Bench:
 
     def stop(self) -> None:
         for name in list(self.procs):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.stop_daemon(name)
-            except subprocess.TimeoutExpired:
-                pass
         if self.upstream is not None:
             self.upstream.stop()
         if self.sim is not None:

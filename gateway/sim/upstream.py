@@ -74,7 +74,10 @@ def render(msg: Received) -> str:
             else ""
         )
         cause = f" ({body['cause']})" if "cause" in body else ""
-        return f"{clock} {msg.topic} {seq} ALARM {body.get('alarm')} {body.get('state')}: {body.get('device')}{point}{cause}"
+        return (
+            f"{clock} {msg.topic} {seq} ALARM {body.get('alarm')} {body.get('state')}: "
+            f"{body.get('device')}{point}{cause}"
+        )
     return f"{clock} {msg.topic} {seq} {json.dumps(body, separators=(',', ':'))[:100]}"
 
 
