@@ -137,22 +137,22 @@ class Bench:
             lines += [f"{k} = {_toml(v)}" for k, v in bus.items()]
         self.config.write_text("\n".join(lines) + "\n")
 
-    def start(self) -> None:
+    def start(self, daemons: tuple[str, ...] = ("grid", "uplink")) -> None:
         self.broker.start()
         self.upstream = Upstream(self.broker.host, self.broker.port)
         self.upstream.start()
         self.start_devices()
         self.write_config()
-        self.start_daemon("grid")
-        self.start_daemon("uplink")
+        for name in daemons:
+            self.start_daemon(name)
 
-    def start_daemon(self, name: str) -> subprocess.Popen[bytes]:
+    def start_daemon(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "-c", str(self.config), "run", name],
             stdout=log,
             stderr=log,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
         )
         log.close()
         self.procs[name] = proc
