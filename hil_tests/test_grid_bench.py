@@ -179,6 +179,21 @@ def test_status_reload_and_graceful_stop(bench: Bench) -> None:
         "summaries continue after the refused reload", lambda: len(_seqs(bench)) > n + 2, timeout=30
     )
 
+    # A valid change on SIGHUP is applied: shorter windows from then on.
+    dropin.write_text("[grid]\nwindow = 1.0\n")
+    bench.signal("grid", signal.SIGHUP)
+    bench.wait_for(
+        "reload applied",
+        lambda: "reloading: the new config is valid" in bench.log("grid"),
+        timeout=20,
+    )
+    n = len(_summaries(bench, "head"))
+    bench.wait_for(
+        "summaries after the reload", lambda: len(_summaries(bench, "head")) >= n + 3, timeout=30
+    )
+    spans = [s["end"] - s["start"] for s in _summaries(bench, "head")[n + 1 :]]
+    assert spans and max(spans) <= 1.01, spans
+
     # SIGTERM: the grid daemon flushes its partial window and exits 0.
     dropin.unlink()
     before = len(_seqs(bench))
