@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.core.config import Config, load_config
-from gateway.core.errors import ConfigError
+from gateway.core.errors import ConfigError, SpoolError
 from gateway.core.notify import Heartbeats, Notifier, watchdog_loop
 from gateway.core.status import write_status
 from gateway.core.supervisor import LoopFactory, Supervisor
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 EX_CONFIG = 78  # sysexits.h: configuration error; systemd will not restart-loop on it
 EX_SOFTWARE = 70
+EX_CANTCREAT = 73  # sysexits.h: cannot create a (state) file
 
 
 class Daemon(Protocol):
@@ -207,4 +208,10 @@ def run(config_path: Path, which: str) -> int:
     from gateway.core.logs import setup_logging
 
     setup_logging(config.gateway.log_level)
-    return asyncio.run(Runtime(config_path, which).run(config))
+    try:
+        return asyncio.run(Runtime(config_path, which).run(config))
+    except (SpoolError, OSError) as exc:
+        # The state directory or the spool cannot be used: nothing can be made durable, so
+        # refuse to run rather than poll into the void. systemd's journal gets the reason.
+        log.critical("cannot start: %s", exc)
+        return EX_CANTCREAT

@@ -19,9 +19,9 @@ from drivers.modbus.source import ModbusRtuSource, ModbusSource, ModbusTcpSource
 from gateway.core.alarms import DeviceLostAlarm, LimitAlarms
 from gateway.core.config.grid import GridConfig, MeterConfig
 from gateway.core.model import Frame, Quality
+from gateway.core.outbox import Outbox
 from gateway.core.summarise import Summariser
 from gateway.core.supervisor import LoopFactory
-from gateway.uplink.spool import NewRow
 
 if TYPE_CHECKING:
     from gateway.core.runtime import DaemonContext
@@ -71,6 +71,7 @@ class GridDaemon:
             )
             for m in cfg.meters.values()
         }
+        self._outbox = Outbox(ctx.spool, NAME)
         self._summaries_sent = 0
         self._alarms_sent = 0
 
@@ -108,9 +109,7 @@ class GridDaemon:
         if events:
             # Alarms go to the spool at once, not with the next summary: an operator wants a
             # tripped feeder now, not in a minute.
-            await self._ctx.spool.append_many(
-                [NewRow.from_body(NAME, "alarm", e.body(), ts=e.ts) for e in events]
-            )
+            await self._outbox.put("alarm", [e.body() for e in events], frame.ts)
             self._alarms_sent += len(events)
             for e in events:
                 log.warning(
@@ -118,13 +117,10 @@ class GridDaemon:
                 )
 
     async def _flush(self, now: float) -> None:
-        rows = [
-            NewRow.from_body(NAME, "summary", m.summariser.close_window(now), ts=now)
-            for m in self._meters.values()
-        ]
+        bodies = [m.summariser.close_window(now) for m in self._meters.values()]
         # One transaction per window: all meters' summaries become durable together.
-        await self._ctx.spool.append_many(rows)
-        self._summaries_sent += len(rows)
+        await self._outbox.put("summary", bodies, now)
+        self._summaries_sent += len(bodies)
 
     async def _summarise_loop(self) -> None:
         window = self._cfg.window
@@ -168,6 +164,7 @@ class GridDaemon:
             "meters": meters,
             "summaries_sent": self._summaries_sent,
             "alarms_sent": self._alarms_sent,
+            "spool_pending": self._outbox.pending,
             "lines": lines,
         }
 
