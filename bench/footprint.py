@@ -153,6 +153,15 @@ def _status_kb(pid: int) -> dict[str, int]:
     return out
 
 
+def _pss_kb(pid: int) -> int:
+    # Proportional set size: shared pages (libpython, numpy, libcrypto) split among the processes
+    # mapping them, so the daemons' PSS add up to what they cost the machine together.
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def _spawn(name: str, cmd: list[str], logdir: Path) -> Proc:
     log = (logdir / f"{name}.log").open("wb")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -232,6 +241,7 @@ def _row(p: Proc, wall: float) -> dict[str, Any]:
         "rss_anon_mb": round(end.get("RssAnon", 0) / 1024, 1),
         "rss_file_mb": round(end.get("RssFile", 0) / 1024, 1),
         "vm_hwm_mb": round(end.get("VmHWM", 0) / 1024, 1),
+        "pss_mb": round(end.get("Pss", 0) / 1024, 1),
         "threads": end.get("Threads", 0),
         "cpu_pct": round(100.0 * (p.cpu1 - p.cpu0) / _TICK / wall, 2),
         "samples": len(rss),
@@ -240,24 +250,24 @@ def _row(p: Proc, wall: float) -> dict[str, Any]:
 
 def _table(rows: list[dict[str, Any]], both: dict[str, float]) -> str:
     out = [
-        "| process | RSS median MB | RSS max MB | anon / file MB | threads "
+        "| process | RSS median MB | RSS max MB | PSS MB | anon / file MB | threads "
         "| CPU % of one core | target |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         target = f"<= {TARGET_RSS_MB:g} MB" if r["process"].startswith("gridgate") else "reference"
         out.append(
             f"| {r['process']} | {r['rss_median_mb']:.1f} | {r['rss_max_mb']:.1f} | "
-            f"{r['rss_anon_mb']:.1f} / {r['rss_file_mb']:.1f} | {r['threads']} | "
-            f"{r['cpu_pct']:.2f} | {target} |"
+            f"{r['pss_mb']:.1f} | {r['rss_anon_mb']:.1f} / {r['rss_file_mb']:.1f} | "
+            f"{r['threads']} | {r['cpu_pct']:.2f} | {target} |"
         )
     out.append(
         f"| **gridgate grid + uplink** | {both['rss_median_mb']:.1f} | "
-        f"{both['rss_max_mb']:.1f} | | | **{both['cpu_pct']:.2f}** | "
+        f"{both['rss_max_mb']:.1f} | {both['pss_mb']:.1f} | | | **{both['cpu_pct']:.2f}** | "
         f"CPU <= {TARGET_CPU_PCT:g} % together |"
     )
     for name, (mb, pct) in PEER.items():
-        out.append(f"| {name} (issue, not measured here) | {mb:g} | | | | {pct:g} | peer |")
+        out.append(f"| {name} (issue, not measured here) | {mb:g} | | | | | {pct:g} | peer |")
     return "\n".join(out)
 
 
@@ -330,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(max(0.0, min(next_at, t0 + args.duration) - now))
         for p in procs:
             p.cpu1 = _cpu_ticks(p.pid)
-            p.status_end = _status_kb(p.pid)
+            p.status_end = {**_status_kb(p.pid), "Pss": _pss_kb(p.pid)}
         wall = time.monotonic() - t0
         docs1 = len(upstream.docs())
         bare1 = counter.count
@@ -359,6 +369,7 @@ def run(args: argparse.Namespace) -> int:
     both = {
         "rss_median_mb": round(sum(r["rss_median_mb"] for r in ours), 1),
         "rss_max_mb": round(sum(r["rss_max_mb"] for r in ours), 1),
+        "pss_mb": round(sum(r["pss_mb"] for r in ours), 1),
         "cpu_pct": round(sum(r["cpu_pct"] for r in ours), 2),
     }
     summaries = [d for d in docs if d.get("kind") == "summary"]
