@@ -1,110 +1,88 @@
-"""A real mosquitto broker on a free loopback port, and a recording QoS 1 subscriber.
+"""Test helpers around the one broker launcher (:mod:`gateway.sim.broker`): a recording subscriber.
 
-Import the fixtures from here in a test module (``from tests.mosquitto import broker``) until the
-integrator merges them into ``tests/conftest.py``.
+The fixtures (``broker``, ``shared_broker``, ``ids``, ``recorder``) live in ``conftest.py``.
+``Broker`` is :class:`gateway.sim.broker.Mosquitto` under the name the tests have always used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import signal
-import socket
-import subprocess
+import re
+import ssl
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+from gateway.sim.broker import BrokerTls, Mosquitto, free_port
+
+Broker = Mosquitto
+__all__ = [
+    "Address",
+    "Broker",
+    "BrokerTls",
+    "ClientTls",
+    "Endpoint",
+    "Received",
+    "Recorder",
+    "TopicIds",
+    "free_port",
+]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Address(Protocol):
+    """Anything a client can connect to: a broker we run or one CI runs for us."""
+
+    host: str
+    port: int
 
 
-class Broker:
-    """One mosquitto process; ``stop()`` and ``start()`` again keep the same port."""
+@dataclass(frozen=True)
+class Endpoint:
+    """A broker this test run does not own (``GRIDGATE_TEST_MQTT``): never stopped by a test."""
 
-    def __init__(
-        self,
-        workdir: Path,
-        *,
-        persistence: bool = False,
-        users: dict[str, str] | None = None,
-    ) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.proc: subprocess.Popen[bytes] | None = None
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            # as root mosquitto would switch to the 'mosquitto' user and lose the tmp dir
-            "user root",
-            "max_queued_messages 0",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-        ]
-        if persistence:
-            lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 0"]
-        else:
-            lines.append("persistence false")
-        if users:
-            pwfile = workdir / "passwd"
-            for i, (user, pw) in enumerate(users.items()):
-                flags = ["-b", "-c"] if i == 0 else ["-b"]
-                subprocess.run([MOSQUITTO_PASSWD, *flags, str(pwfile), user, pw], check=True)
-            lines += ["allow_anonymous false", f"password_file {pwfile}"]
-        else:
-            lines.append("allow_anonymous true")
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.log = workdir / "mosquitto.log"
+    host: str
+    port: int
 
-    def start(self, timeout: float = 5.0) -> None:
-        assert self.proc is None or self.proc.poll() is not None
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log.read_text()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection((self.host, self.port), 0.2),
-            ):
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}: {self.log.read_text()}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        host, sep, port = text.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"GRIDGATE_TEST_MQTT must be HOST:PORT, got {text!r}")
+        return cls(host, int(port))
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
+@dataclass(frozen=True)
+class TopicIds:
+    """Names unique to one test on a shared broker: its messages, will and sessions stay apart."""
+
+    site: str
+    gateway: str
+
+    @classmethod
+    def for_test(cls, test_name: str, run_token: str) -> TopicIds:
+        # parametrised names carry '[', '.', '/' and the like; keep topic levels and ids plain
+        plain = re.sub(r"[^A-Za-z0-9_-]+", "-", test_name).strip("-")
+        return cls(site=f"t{run_token}", gateway=plain[-60:])
+
+    @property
+    def prefix(self) -> str:
+        return f"gridgate/{self.site}/{self.gateway}"
+
+    def client_id(self, role: str) -> str:
+        return f"{role}-{self.site}-{self.gateway}"
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +102,12 @@ class Recorder:
     """
 
     def __init__(
-        self, broker: Broker, topic: str = "gridgate/#", *, persistent: bool = False
+        self,
+        broker: Address,
+        topic: str = "gridgate/#",
+        *,
+        persistent: bool = False,
+        tls: ClientTls | None = None,
     ) -> None:
         self.messages: list[Received] = []
         self._lock = threading.Lock()
@@ -135,6 +118,13 @@ class Recorder:
             client_id=f"recorder-{broker.port}" if persistent else "",
             clean_session=not persistent,
         )
+        if tls is not None:
+            self.client.tls_set(
+                ca_certs=str(tls.ca_file),
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
         self.client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -142,6 +132,7 @@ class Recorder:
         self.client.connect(broker.host, broker.port, keepalive=10)
         self.client.loop_start()
         if not self._subscribed.wait(5):
+            self.close()
             raise RuntimeError("recorder: no SUBACK")
 
     def _on_connect(

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,13 @@ from gateway.uplink.encode import JsonEncoder
 from gateway.uplink.forwarder import Forwarder
 from gateway.uplink.mqtt import MqttConnectError, MqttSession, MqttSettings
 from gateway.uplink.spool import NewRow, Spool
-from tests.mosquitto import Broker, Recorder, broker
-
-__all__ = ["broker"]  # the fixture, re-exported for pytest
+from tests.mosquitto import Address, Broker, Recorder, TopicIds
 
 SITE, GW = "site1", "gw1"
 INFLIGHT = 20
 
 
-def _settings(b: Broker, **kw: object) -> MqttSettings:
+def _settings(b: Address, **kw: object) -> MqttSettings:
     return MqttSettings(host=b.host, port=b.port, keepalive=10, connect_timeout=3.0, **kw)  # type: ignore[arg-type]
 
 
@@ -61,13 +58,6 @@ def _check_order_and_dups(got: list[int], produced: list[int], max_dups: int) ->
     return dups
 
 
-@pytest.fixture
-def recorder(broker: Broker) -> Iterator[Recorder]:
-    r = Recorder(broker)
-    yield r
-    r.close()
-
-
 async def _start(fwd: Forwarder) -> asyncio.Task[None]:
     return asyncio.create_task(fwd.run())
 
@@ -90,17 +80,18 @@ async def _until(cond: object, timeout: float) -> None:
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 async def test_delivers_in_order_and_deletes_on_puback(
-    broker: Broker, recorder: Recorder, tmp_path: Path, protocol: str
+    shared_broker: Address, recorder: Recorder, ids: TopicIds, tmp_path: Path, protocol: str
 ) -> None:
+    site, gw = ids.site, ids.gateway
     sp = Spool(tmp_path / "spool.db")
     produced = _produce(sp, 150) + _produce(sp, 7, start=150, daemon="bms")
     events: list[str] = []
     fwd = Forwarder(
         sp,
-        _settings(broker, protocol=protocol, client_id="fwd-a"),
+        _settings(shared_broker, protocol=protocol, client_id=ids.client_id("fwd")),
         JsonEncoder(),
-        SITE,
-        GW,
+        site,
+        gw,
         inflight=INFLIGHT,
         on_progress=events.append,
     )
@@ -118,12 +109,12 @@ async def test_delivers_in_order_and_deletes_on_puback(
         "ts": doc["ts"],
         "daemon": "grid",
         "kind": "summary",
-        "site": SITE,
-        "gateway": GW,
+        "site": site,
+        "gateway": gw,
         "body": {"i": 3, "v": 1.5},
     }
-    assert msgs[produced[3]].topic == f"gridgate/{SITE}/{GW}/grid/summary"
-    assert msgs[produced[-1]].topic == f"gridgate/{SITE}/{GW}/bms/summary"
+    assert msgs[produced[3]].topic == f"gridgate/{site}/{gw}/grid/summary"
+    assert msgs[produced[-1]].topic == f"gridgate/{site}/{gw}/bms/summary"
 
     await _stop(task)
     assert fwd.state == "stopped"
@@ -134,7 +125,7 @@ async def test_delivers_in_order_and_deletes_on_puback(
     await _until(lambda: len(status()) >= 2, 3)
     assert status() == [b"online", b"offline"]
     # the retained state upstream is "offline" after a graceful stop
-    late = Recorder(broker, f"gridgate/{SITE}/{GW}/status")
+    late = Recorder(shared_broker, f"gridgate/{site}/{gw}/status")
     await _until(late.snapshot, 3)
     assert late.snapshot()[0].payload == b"offline" and late.snapshot()[0].retain
     late.close()
@@ -210,7 +201,7 @@ async def test_broker_outage_loses_nothing(
 # -- (c) the uplink process killed -9 at random moments ----------------------------------------
 
 
-def _spawn(b: Broker, spool: Path) -> subprocess.Popen[bytes]:
+def _spawn(b: Address, spool: Path, ids: TopicIds) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -223,11 +214,11 @@ def _spawn(b: Broker, spool: Path) -> subprocess.Popen[bytes]:
             "--port",
             str(b.port),
             "--client-id",
-            "fwd-c",
+            ids.client_id("fwd"),
             "--site",
-            SITE,
+            ids.site,
             "--gateway",
-            GW,
+            ids.gateway,
             "--inflight",
             str(INFLIGHT),
             "--backoff-initial",
@@ -243,7 +234,7 @@ def _spawn(b: Broker, spool: Path) -> subprocess.Popen[bytes]:
 
 
 def test_uplink_process_sigkill_loses_nothing(
-    broker: Broker, recorder: Recorder, tmp_path: Path
+    shared_broker: Address, recorder: Recorder, ids: TopicIds, tmp_path: Path
 ) -> None:
     path = tmp_path / "spool.db"
     sp = Spool(path, synchronous="normal")
@@ -263,7 +254,7 @@ def test_uplink_process_sigkill_loses_nothing(
     starts: list[float] = []
     kills = 0
     try:
-        proc = _spawn(broker, path)
+        proc = _spawn(shared_broker, path, ids)
         starts.append(time.monotonic())
         for _ in range(22):
             time.sleep(rng.uniform(0.3, 0.9))
@@ -272,7 +263,7 @@ def test_uplink_process_sigkill_loses_nothing(
             assert proc.returncode == -signal.SIGKILL
             kills += 1
             time.sleep(0.05)
-            proc = _spawn(broker, path)
+            proc = _spawn(shared_broker, path, ids)
             starts.append(time.monotonic())
         time.sleep(0.5)
     finally:
@@ -356,7 +347,7 @@ async def test_wrong_credentials_name_the_reason_and_keep_retrying(
 
 @pytest.mark.parametrize("policy", ["drop_oldest", "reject_new"])
 async def test_spool_full_alarm_reaches_upstream(
-    broker: Broker, recorder: Recorder, tmp_path: Path, policy: str
+    shared_broker: Address, recorder: Recorder, ids: TopicIds, tmp_path: Path, policy: str
 ) -> None:
     body_len = len(json.dumps({"i": 10}, separators=(",", ":")))
     sp = Spool(tmp_path / "spool.db", max_bytes=20 * body_len, policy=policy)  # type: ignore[arg-type]
@@ -376,7 +367,13 @@ async def test_spool_full_alarm_reaches_upstream(
         survivors = accepted
     assert len(survivors) == 20 and st.alarm_active
 
-    fwd = Forwarder(sp, _settings(broker, client_id="fwd-e"), JsonEncoder(), SITE, GW)
+    fwd = Forwarder(
+        sp,
+        _settings(shared_broker, client_id=ids.client_id("fwd")),
+        JsonEncoder(),
+        ids.site,
+        ids.gateway,
+    )
     task = await _start(fwd)
     try:
         await asyncio.to_thread(recorder.wait_for, set(survivors), 10)
@@ -433,7 +430,11 @@ def test_json_encoder_is_compact_and_maps_nan_to_null() -> None:
 
 
 async def test_undecodable_row_is_dropped_not_blocking(
-    broker: Broker, recorder: Recorder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    shared_broker: Address,
+    recorder: Recorder,
+    ids: TopicIds,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     sp = Spool(tmp_path / "spool.db")
     good1 = _produce(sp, 2)
@@ -441,7 +442,13 @@ async def test_undecodable_row_is_dropped_not_blocking(
         [NewRow(0.0, "grid", "summary", b"[1, 2]"), NewRow(0.0, "a+b", "x", b"{}")]
     )
     good2 = _produce(sp, 2, start=2)
-    fwd = Forwarder(sp, _settings(broker, client_id="fwd-bad"), JsonEncoder(), SITE, GW)
+    fwd = Forwarder(
+        sp,
+        _settings(shared_broker, client_id=ids.client_id("fwd")),
+        JsonEncoder(),
+        ids.site,
+        ids.gateway,
+    )
     task = await _start(fwd)
     try:
         got = await asyncio.to_thread(recorder.wait_for, set(good1 + good2), 5)
