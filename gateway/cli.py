@@ -92,7 +92,7 @@ def _status(path: Path, as_json: bool) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return EX_CONFIG
-    daemons = read_status(config.gateway.state_dir)
+    daemons = read_status(config.gateway.runtime_dir)
     spool: dict[str, Any] = {"path": str(config.spool.path)}
     if config.spool.path.exists():
         try:

@@ -111,15 +111,27 @@ class Runtime:
                 log.exception("%s: error while closing; buffered data may be incomplete", d.name)
             for loop_name in d.loops():
                 self.beats.unregister(f"{d.name}.{loop_name}")
-            write_status(r.config.gateway.state_dir, d.name, {"state": "stopped", **d.status()})
+            with contextlib.suppress(OSError):
+                write_status(
+                    r.config.gateway.runtime_dir, d.name, {"state": "stopped", **d.status()}
+                )
         r.spool.close()
 
     async def _status_loop(self, config: Config, daemons: list[Daemon]) -> None:
+        failing = False
         while True:
             parts = []
             for d in daemons:
                 st = d.status()
-                write_status(config.gateway.state_dir, d.name, {"state": "running", **st})
+                try:
+                    write_status(config.gateway.runtime_dir, d.name, {"state": "running", **st})
+                except OSError as exc:
+                    # Status is for humans; a full or read-only runtime dir must not stop work.
+                    if not failing:
+                        log.error("cannot write status to %s: %s", config.gateway.runtime_dir, exc)
+                    failing = True
+                else:
+                    failing = False
                 parts.append(f"{d.name}: {st.get('summary', 'running')}")
             self.notifier.status("; ".join(parts))
             await asyncio.sleep(config.gateway.status_interval)

@@ -1,7 +1,8 @@
 """Per-daemon status files that ``gridgate status`` reads without talking to the daemons.
 
-A file per daemon under ``<state_dir>/status/``, replaced atomically, so a reader never sees half
-a file and a crashed daemon leaves its last state (with its pid, so the reader can tell it died).
+A file per daemon in the runtime directory (tmpfs under systemd: rewriting a file every few
+seconds must not wear out an SD card), replaced atomically, so a reader never sees half a file and
+a crashed daemon leaves its last state (with its pid, so the reader can tell it died).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 
-def status_dir(state_dir: Path) -> Path:
-    return state_dir / "status"
+def status_dir(runtime_dir: Path) -> Path:
+    return runtime_dir / "status"
 
 
-def write_status(state_dir: Path, daemon: str, body: dict[str, Any]) -> None:
-    d = status_dir(state_dir)
+def write_status(runtime_dir: Path, daemon: str, body: dict[str, Any]) -> None:
+    d = status_dir(runtime_dir)
     d.mkdir(parents=True, exist_ok=True)
     final = d / f"{daemon}.json"
     tmp = d / f".{daemon}.json.{os.getpid()}"
@@ -37,10 +38,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_status(state_dir: Path) -> dict[str, dict[str, Any]]:
+def read_status(runtime_dir: Path) -> dict[str, dict[str, Any]]:
     """Every daemon's last status; a 'running' daemon whose process is gone is reported 'dead'."""
     out: dict[str, dict[str, Any]] = {}
-    d = status_dir(state_dir)
+    d = status_dir(runtime_dir)
     if not d.is_dir():
         return out
     for f in sorted(d.glob("*.json")):

@@ -19,6 +19,7 @@ from gateway.core.issues import IssueSink, check_keys, join, take
 # ACL or a Sparkplug group id would choke on.
 _TOPIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_STATE_DIR = "/var/lib/gridgate"
 _SECTIONS = {"gateway", "spool", "uplink", "grid", "modbus"}
 
 
@@ -27,6 +28,7 @@ class GatewaySettings:
     site: str
     gateway_id: str
     state_dir: Path
+    runtime_dir: Path  # status files: tmpfs on a gateway, so they do not wear the SD card
     log_level: str
     status_interval: float
 
@@ -69,14 +71,19 @@ def _topic_id(sink: IssueSink, path: str, table: Mapping[str, Any], key: str) ->
 
 def _default_state_dir(env: Mapping[str, str]) -> str:
     # systemd's StateDirectory= exports STATE_DIRECTORY; honour it so units need no extra config.
-    return env.get("STATE_DIRECTORY", "/var/lib/gridgate").split(":")[0]
+    return env.get("STATE_DIRECTORY", DEFAULT_STATE_DIR).split(":")[0]
 
 
 def parse_gateway(
     sink: IssueSink, table: Mapping[str, Any], env: Mapping[str, str]
 ) -> GatewaySettings:
     path = "gateway"
-    check_keys(sink, path, table, {"site", "id", "state_dir", "log_level", "status_interval"})
+    check_keys(
+        sink,
+        path,
+        table,
+        {"site", "id", "state_dir", "runtime_dir", "log_level", "status_interval"},
+    )
     site = _topic_id(sink, path, table, "site")
     gid = _topic_id(sink, path, table, "id")
     state_dir = take(sink, path, table, "state_dir", str, _default_state_dir(env))
@@ -88,7 +95,20 @@ def parse_gateway(
     interval = take(sink, path, table, "status_interval", float, 5.0)
     if interval is not None and not 0.1 <= interval <= 3600:
         sink.error(join(path, "status_interval"), "must be between 0.1 and 3600 seconds")
-    return GatewaySettings(site, gid, Path(state_dir or "/"), level or "info", interval or 5.0)
+    state = Path(state_dir or "/")
+    # The packaged layout puts status in /run (tmpfs); any other state dir keeps its own, so a
+    # demo or a test never needs root.
+    default_run = "/run/gridgate" if state == Path(DEFAULT_STATE_DIR) else str(state / "run")
+    runtime_dir = take(sink, path, table, "runtime_dir", str, default_run)
+    if (
+        "runtime_dir" in table
+        and isinstance(runtime_dir, str)
+        and not Path(runtime_dir).is_absolute()
+    ):
+        sink.error(join(path, "runtime_dir"), f"must be an absolute path, got {runtime_dir!r}")
+    return GatewaySettings(
+        site, gid, state, Path(runtime_dir or default_run), level or "info", interval or 5.0
+    )
 
 
 def parse_spool(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> SpoolSettings:
