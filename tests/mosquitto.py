@@ -83,6 +83,7 @@ class ClientTls:
     ca_file: Path
     cert_file: Path | None = None
     key_file: Path | None = None
+    insecure: bool = False  # skip the host name check, as MqttSettings.tls_insecure does
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Recorder:
                 keyfile=str(tls.key_file) if tls.key_file else None,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
+            self.client.tls_insecure_set(tls.insecure)
         self.client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe

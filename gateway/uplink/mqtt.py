@@ -131,6 +131,7 @@ class MqttSession:
         self._client.on_socket_close = self._on_socket_close
         self._client.on_socket_register_write = self._on_socket_register_write
         self._client.on_socket_unregister_write = self._on_socket_unregister_write
+        self._client.on_log = self._on_log
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -141,6 +142,9 @@ class MqttSession:
         self._reader_fd: int | None = None
         self._writer_fd: int | None = None
         self._connected = False
+        # paho turns a socket error (a TLS alert, say) into a bare "connection lost" and only
+        # logs the cause; kept here so the lost reason can name it
+        self._last_paho_error: str | None = None
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -261,9 +265,16 @@ class MqttSession:
     def _on_disconnect(
         self, _client: Any, _userdata: Any, _flags: Any, reason_code: Any, _props: Any
     ) -> None:
+        cause = f" ({self._last_paho_error})" if self._last_paho_error else ""
         self._mark_lost(
-            MqttConnectionLostError(f"{self.settings.where}: connection closed: {reason_code}")
+            MqttConnectionLostError(
+                f"{self.settings.where}: connection closed: {reason_code}{cause}"
+            )
         )
+
+    def _on_log(self, _client: Any, _userdata: Any, level: int, message: str) -> None:
+        if level == paho.MQTT_LOG_ERR:
+            self._last_paho_error = message
 
     def _on_publish(
         self, _client: Any, _userdata: Any, mid: int, reason_code: Any, _props: Any
