@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="state of every daemon, spool depth, uplink state")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
+    pts = sub.add_parser("points", help="live values of every point (from the running daemons)")
+    pts.add_argument("device", nargs="?", help="only this device")
+
     d = sub.add_parser(
         "demo", help="simulated feeder -> grid daemon -> spool -> uplink -> a local broker"
     )
@@ -138,12 +141,40 @@ def _status(path: Path, as_json: bool) -> int:
     return 0
 
 
+def _points(path: Path, device: str | None) -> int:
+    from gateway.core.status import read_status
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EX_CONFIG
+    shown = 0
+    for name, st in read_status(config.gateway.runtime_dir).items():
+        for dev, info in st.get("meters", {}).items():
+            if device is not None and dev != device:
+                continue
+            shown += 1
+            print(f"{name} / {dev} ({info.get('state')}, last poll {_age(info.get('last_poll'))})")
+            for point, (value, quality, unit) in info.get("values", {}).items():
+                shown_value = "-" if value is None else f"{value:.6g}"
+                print(f"  {point:<28} {shown_value:>14} {unit:<5} {quality}")
+    if not shown:
+        what = f"device {device!r}" if device else "any device"
+        print(f"no live values for {what}: is a daemon running with this config?", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.config)
     if args.command == "status":
         return _status(args.config, args.json)
+    if args.command == "points":
+        return _points(args.config, args.device)
     if args.command == "run":
         from gateway.core.runtime import run
 

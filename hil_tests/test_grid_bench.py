@@ -166,6 +166,15 @@ def test_status_reload_and_graceful_stop(bench: Bench) -> None:
     assert "grid: running" in out and "uplink: running" in out
     assert "meter head: ok" in out
     assert "spool:" in out
+    points = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "-c", str(bench.config), "points", "head"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    line = next(x for x in points.splitlines() if x.strip().startswith("voltage_l1 "))
+    assert line.split()[-1] == "GOOD" and 200 < float(line.split()[1]) < 260, line
 
     # A broken config on SIGHUP is refused with the reason; the daemon keeps running.
     dropin = bench.config.parent / "conf.d" / "99-broken.toml"

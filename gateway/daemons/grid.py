@@ -153,6 +153,7 @@ class GridDaemon:
                 "points_bad": n - n_good,
                 "polls": m.polls,
                 "cause": h.last_cause,
+                "values": _values(m) if frame is not None else {},
             }
             age = f"{time.time() - frame.ts:.1f} s ago" if frame is not None else "never"
             cause = f" ({h.last_cause})" if h.last_cause else ""
@@ -177,6 +178,20 @@ class GridDaemon:
                 m.source.close()
             for bus in self._buses.values():
                 bus.close()
+
+
+def _values(m: _Meter) -> dict[str, list[Any]]:
+    """The last frame as ``name: [value | None, quality, unit]`` for ``gridgate points``."""
+    frame = m.last
+    assert frame is not None
+    return {
+        p.name: [
+            float(v) if math.isfinite(v) else None,
+            Quality(int(q)).name,
+            p.unit,
+        ]
+        for p, v, q in zip(m.config.plan.points, frame.values, frame.quality, strict=True)
+    }
 
 
 def build(ctx: DaemonContext) -> GridDaemon:
