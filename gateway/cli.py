@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.core.config import DEFAULT_PATH, load_config
-from gateway.core.errors import ConfigError, GatewayError
+from gateway.core.config import DEFAULT_PATH, load_or_report
+from gateway.core.errors import GatewayError
 from gateway.core.runtime import EX_CONFIG
 
 DAEMON_CHOICES = ("grid", "uplink", "all")
@@ -59,12 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_config(path: Path) -> int:
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        print(f"{len(exc.issues)} problem(s) found", file=sys.stderr)
+    config = load_or_report(path)
+    if config is None:
         return EX_CONFIG
     files = ", ".join(str(f) for f in config.files)
     print(f"config OK: {files}")
@@ -89,11 +85,8 @@ def _status(path: Path, as_json: bool) -> int:
     from gateway.core.status import read_status
     from gateway.uplink.spool import Spool
 
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
+    config = load_or_report(path)
+    if config is None:
         return EX_CONFIG
     daemons = read_status(config.gateway.runtime_dir)
     spool: dict[str, Any] = {"path": str(config.spool.path)}
@@ -144,11 +137,8 @@ def _status(path: Path, as_json: bool) -> int:
 def _points(path: Path, device: str | None) -> int:
     from gateway.core.status import read_status
 
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
+    config = load_or_report(path)
+    if config is None:
         return EX_CONFIG
     shown = 0
     for name, st in read_status(config.gateway.runtime_dir).items():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.core.config import Config, load_config
+from gateway.core.config import Config, load_config, load_or_report
 from gateway.core.errors import ConfigError, SpoolError
 from gateway.core.notify import Heartbeats, Notifier, watchdog_loop
 from gateway.core.status import write_status
@@ -208,11 +208,8 @@ class _Running:
 
 
 def run(config_path: Path, which: str) -> int:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
+    config = load_or_report(config_path)
+    if config is None:
         return EX_CONFIG
     if which != "all" and which not in config.daemons():
         print(f"{config_path}: {which}: daemon is not enabled in this config", file=sys.stderr)

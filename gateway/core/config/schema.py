@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from gateway.core.config.grid import GridConfig, parse_grid
 from gateway.core.config.loader import RawConfig, read_config
 from gateway.core.config.uplink import UplinkConfig, parse_uplink
+from gateway.core.errors import ConfigError
 from gateway.core.issues import IssueSink, check_keys, join, take
 
 # Site and gateway ids become MQTT topic levels: no wildcards, no separators, nothing a broker
@@ -168,3 +170,14 @@ def build_config(raw: RawConfig, env: Mapping[str, str] | None = None) -> Config
 
 def load_config(main: Path, env: Mapping[str, str] | None = None) -> Config:
     return build_config(read_config(main), env)
+
+
+def load_or_report(main: Path, env: Mapping[str, str] | None = None) -> Config | None:
+    """For commands: the config, or None after printing every issue to stderr (exit 78 then)."""
+    try:
+        return load_config(main, env)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"{len(exc.issues)} problem(s) found", file=sys.stderr)
+        return None
