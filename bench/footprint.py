@@ -349,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(1.0)  # the grid's last partial window, forwarded before the uplink stopped
         _stop(devices_proc)
         requests = json.loads((workdir / "requests.json").read_text())
-        status = read_status(cfg.gateway.state_dir)
+        status = read_status(cfg.gateway.runtime_dir)
         polls = sum(m["polls"] for m in status.get("grid", {}).get("meters", {}).values())
         docs = upstream.docs()
     except (RuntimeError, TimeoutError, OSError) as exc:
