@@ -84,4 +84,160 @@ typedef struct {
  * reads beyond n_regs or has an unknown type, order or bit index. */
 int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points, double *out, uint8_t *quality);
 
+/* ---- cells: per-cell SOC EKF, fault flags, string statistics, balancing plan (native/cells.c,
+ * native/balance.c) ------------------------------------------------------------------------------
+ * One call of gg_cells_step per measurement cycle for all n cells of a string. Current is the pack
+ * current in amperes, positive = discharge. Every struct below except gg_cells_ctx_t has a numpy
+ * twin asserted at import (gateway/estimate/cells.py). Nothing is allocated: every array is owned
+ * by the caller and reached through the context.
+ *
+ * Model (1RC Thevenin per cell): soc' = soc - I dt / (3600 Q); v1' = a v1 + r1 (1 - a) I with
+ * a = exp(-dt / tau); v = OCV(soc) - v1 - r0 I. OCV is piecewise linear on a uniform SOC grid
+ * 0..1 of n_ocv points; its derivative is the slope of the segment (linear extrapolation outside).
+ * The EKF state is (soc, v1) with covariance [[p00, p01], [p01, p11]]; soc is clamped to [0, 1]
+ * after predict and after update. Process noise per step is diag(q_soc dt, q_v1 dt); measurement
+ * noise r_v (V^2).
+ *
+ * A voltage sample is PLAUSIBLE when its quality is 0 (GOOD), it is finite and v_lo <= v <= v_hi.
+ * It is USED for the update when it is plausible, the current is finite and the innovation
+ * |v - v_pred| <= jump_v; otherwise the cell only predicts and GG_CELL_PREDICT_ONLY is set. A non
+ * finite current skips predict and update for every cell (covariance still grows).
+ *
+ * Debounced flags (bits 0..5): while a flag is clear its counter counts consecutive cycles whose
+ * set condition holds and the flag sets when it reaches debounce_set; while set, the counter
+ * counts consecutive cycles whose clear condition holds and the flag clears at debounce_clear. A
+ * cycle where neither holds resets the counter; so does a cycle without a usable reading (voltage
+ * not plausible for OV/UV/DEV, voltage not GOOD+finite for IMPLAUSIBLE, temperature not GOOD+finite
+ * for OT/UT), which also leaves the flag as it was. Clear thresholds lie inside set thresholds. */
+#define GG_CELL_OV (1u << 0)          /* set v > ov_set, clear v < ov_clear */
+#define GG_CELL_UV (1u << 1)          /* set v < uv_set, clear v > uv_clear */
+#define GG_CELL_OT (1u << 2)          /* set t > ot_set, clear t < ot_clear */
+#define GG_CELL_UT (1u << 3)          /* set t < ut_set, clear t > ut_clear */
+#define GG_CELL_DEVIATION (1u << 4)   /* set |v - median| > dev_k_set s, clear < dev_k_clear s;
+                                       * s = max(1.4826 MAD, dev_sigma_min) over plausible cells,
+                                       * evaluated only when at least 3 cells are plausible */
+#define GG_CELL_IMPLAUSIBLE (1u << 5) /* GOOD finite reading outside [v_lo, v_hi] (open sense wire
+                                       * reads ~0 V) or a jump the current does not explain
+                                       * (|innovation| > jump_v); clear when neither */
+#define GG_CELL_V_BAD (1u << 8)       /* this cycle: voltage quality not GOOD or not finite */
+#define GG_CELL_T_BAD (1u << 9)       /* this cycle: temperature quality not GOOD or not finite */
+#define GG_CELL_STALE (1u << 10)      /* no plausible voltage for more than stale_s seconds */
+#define GG_CELL_NO_CURRENT (1u << 11) /* this cycle: the pack current was not finite */
+#define GG_CELL_PREDICT_ONLY (1u << 12) /* this cycle: the EKF skipped its update */
+#define GG_CELL_BLEED (1u << 16)      /* this cycle: the plan bleeds this cell */
+/* A cell is FAULTED when any of these is set: counted in n_faulted, excluded from the balancing
+ * target, and it interlocks balancing on its board. */
+#define GG_CELL_FAULTS (GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT | GG_CELL_DEVIATION \
+                        | GG_CELL_IMPLAUSIBLE | GG_CELL_STALE)
+
+/* Balancing modes. SOC: target = lowest SOC among good cells, a cell is a candidate when its SOC
+ * exceeds the target by more than bal_soc_window. VOLTAGE: target = lowest last plausible voltage
+ * among good cells, candidate when v_last exceeds it by more than bal_v_window. A good cell is not
+ * faulted and has age_s <= bal_max_age_s. */
+#define GG_BAL_OFF 0
+#define GG_BAL_SOC 1
+#define GG_BAL_VOLTAGE 2
+
+/* Why a board may not bleed (bits of board_interlock; any bit set = empty mask). */
+#define GG_BAL_IL_OFF (1u << 0)       /* mode is GG_BAL_OFF */
+#define GG_BAL_IL_LOW_V (1u << 1)     /* a cell's last plausible voltage < bal_min_v (or none) */
+#define GG_BAL_IL_HOT (1u << 2)       /* a cell's temperature > bal_max_temp or not GOOD+finite */
+#define GG_BAL_IL_STALE (1u << 3)     /* a cell's last plausible voltage is older than bal_max_age_s */
+#define GG_BAL_IL_FAULT (1u << 4)     /* a cell of the board is FAULTED */
+#define GG_BAL_IL_NO_TARGET (1u << 5) /* no good cell in the string to balance to */
+
+typedef struct {
+    double capacity_ah; /* > 0 */
+    double r0;          /* ohm, >= 0 */
+    double r1;          /* ohm, >= 0 */
+    double tau_s;       /* r1 c1, seconds, > 0 */
+} gg_cell_param_t;
+
+typedef struct {
+    double soc;      /* 0..1 */
+    double v1;       /* polarisation voltage, V */
+    double p00;      /* covariance of (soc, v1) */
+    double p01;
+    double p11;
+    double ocv;      /* OCV(soc) after this cycle */
+    double v_last;   /* last plausible voltage, NaN before the first */
+    double age_s;    /* seconds since the last plausible voltage, +inf before the first */
+    double innov;    /* innovation of this cycle's update, NaN when it was skipped */
+    uint32_t flags;  /* GG_CELL_* */
+    uint8_t count[8]; /* debounce counters of flag bits 0..5 (6, 7 unused) */
+    uint32_t pad;
+} gg_cell_state_t;
+
+typedef struct {
+    double q_soc, q_v1, r_v;         /* process noise per second; measurement noise V^2 */
+    double v_lo, v_hi, jump_v;       /* plausibility: physical range, innovation gate (V) */
+    double ov_set, ov_clear, uv_set, uv_clear; /* V */
+    double ot_set, ot_clear, ut_set, ut_clear; /* degC */
+    double dev_k_set, dev_k_clear, dev_sigma_min; /* sigmas, sigmas, V */
+    double stale_s;
+    double bal_bleed_ohm;            /* bleed resistor, > 0 */
+    double bal_soc_window;           /* SOC mode deadband, fraction of 1 */
+    double bal_v_window;             /* VOLTAGE mode threshold above the minimum, V */
+    double bal_min_v, bal_max_temp, bal_max_age_s; /* interlocks */
+    int32_t debounce_set, debounce_clear; /* 1..255 cycles */
+    int32_t bal_mode;                /* GG_BAL_* */
+    int32_t cells_per_board;         /* 1..32; the last board may be partial */
+    int32_t bal_max_per_board;       /* thermal limit: cells bleeding at once per board, >= 0 */
+    int32_t pad;
+} gg_cells_cfg_t;
+
+/* String statistics of one cycle. Voltage figures cover plausible readings, temperature figures
+ * GOOD finite ones; an empty set gives NaN and index -1. Ties give the lowest index. */
+typedef struct {
+    double soc_min, soc_mean, soc_max;
+    double v_min, v_mean, v_max, v_spread; /* spread = max - min */
+    double v_median, v_sigma;              /* robust: median and max(1.4826 MAD, dev_sigma_min) */
+    double t_min, t_max;
+    double target_soc;                     /* balancing target (SOC mode) or NaN */
+    double target_v;                       /* balancing target (VOLTAGE mode) or NaN */
+    int64_t soc_min_idx, soc_max_idx, v_min_idx, v_max_idx, t_min_idx, t_max_idx;
+    int64_t n_plausible, n_predict_only, n_faulted, n_bleeding;
+} gg_cells_summary_t;
+
+typedef struct {
+    double a, b, inv_q; /* exp(-dt/tau), r1 (1 - a), 1 / (3600 capacity) */
+} gg_cell_coef_t;
+
+/* Everything one string needs, filled once by the owner. coef is a cache valid for coef_dt (set
+ * it to NaN after changing params; the kernel recomputes it whenever dt changes, so a steady
+ * nominal dt costs no exp per call). scratch holds n doubles for the median. */
+typedef struct {
+    size_t n;
+    size_t n_ocv;
+    const double *ocv;
+    const gg_cell_param_t *param;
+    const gg_cells_cfg_t *cfg;
+    gg_cell_state_t *state;
+    gg_cell_coef_t *coef;
+    double coef_dt;
+    double *scratch;
+    double *excess_ah;         /* [n] charge to bleed to reach the target, Ah (>= 0) */
+    double *bleed_s;           /* [n] time that takes at ocv / bal_bleed_ohm, s */
+    uint32_t *board_mask;      /* [n_boards] bit j = cell j of the board bleeds */
+    uint32_t *board_interlock; /* [n_boards] GG_BAL_IL_* */
+    gg_cells_summary_t *summary;
+} gg_cells_ctx_t;
+
+/* GG_OK when the context is complete and consistent: pointers set, n_ocv >= 2 with finite
+ * values, every parameter in range, thresholds ordered (clear inside set), counts in range. */
+int gg_cells_check(const gg_cells_ctx_t *ctx);
+/* Starts every cell at soc0[i] (clamped to 0..1) with covariance diag(p0_soc, p0_v1), v1 = 0, no
+ * flags, no reading; invalidates the coefficient cache. */
+int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1);
+/* One cycle: EKF, flags, statistics, balancing plan. v/vq/t/tq have n entries. dt must be finite
+ * and > 0. Returns the number of FAULTED cells, or GG_EINVAL (nothing written) for a NULL pointer
+ * or a bad dt. Parameters and config are not re-checked per call: the owner runs gg_cells_check
+ * once after setting them. */
+int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v, const uint8_t *vq,
+                  const double *t, const uint8_t *tq);
+/* The balancing part of gg_cells_step alone, from the states (flags, soc, ocv, v_last, age_s) and
+ * this cycle's temperatures; writes excess_ah, bleed_s, board masks, interlocks, the BLEED flag
+ * and the summary's target and n_bleeding. */
+int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
+
 #endif

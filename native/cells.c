@@ -1,0 +1,455 @@
+/* Per-cell SOC EKF, fault flags and string statistics (see gridgate.h, cells). The balancing plan
+ * is in balance.c. Arithmetic is written in the same order as the numpy reference
+ * (gateway/estimate/cells_ref.py) so the two agree to rounding, not just to a tolerance. */
+#include <math.h>
+
+#include "gridgate.h"
+
+enum { Q_GOOD = 0, MAX_DEBOUNCE = 255, MAX_CELLS_PER_BOARD = 32 };
+
+/* MAD of a normal sample times this estimates its standard deviation. */
+static const double MAD_TO_SIGMA = 1.4826;
+
+enum { CNT_OV = 0, CNT_UV = 1, CNT_OT = 2, CNT_UT = 3, CNT_DEV = 4, CNT_IMPL = 5 };
+
+static const uint32_t DEBOUNCED = GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT
+                                  | GG_CELL_DEVIATION | GG_CELL_IMPLAUSIBLE;
+
+static int pos_finite(double x) { return isfinite(x) && x > 0.0; }
+
+static int cfg_ok(const gg_cells_cfg_t *c)
+{
+    /* Written as !(ok) so that a NaN anywhere is refused. */
+    if (!(c->q_soc >= 0.0 && isfinite(c->q_soc) && c->q_v1 >= 0.0 && isfinite(c->q_v1)
+          && pos_finite(c->r_v))) {
+        return 0;
+    }
+    if (!(isfinite(c->v_lo) && isfinite(c->v_hi) && c->v_lo < c->v_hi && c->jump_v > 0.0)) {
+        return 0;
+    }
+    if (!(c->ov_clear <= c->ov_set && c->uv_clear >= c->uv_set && c->ot_clear <= c->ot_set
+          && c->ut_clear >= c->ut_set)) {
+        return 0;
+    }
+    if (!(c->dev_k_clear >= 0.0 && c->dev_k_clear <= c->dev_k_set && pos_finite(c->dev_sigma_min)
+          && c->stale_s >= 0.0)) {
+        return 0;
+    }
+    if (!(pos_finite(c->bal_bleed_ohm) && c->bal_soc_window >= 0.0 && c->bal_v_window >= 0.0
+          && !isnan(c->bal_min_v) && !isnan(c->bal_max_temp) && c->bal_max_age_s >= 0.0)) {
+        return 0;
+    }
+    if (c->debounce_set < 1 || c->debounce_set > MAX_DEBOUNCE || c->debounce_clear < 1
+        || c->debounce_clear > MAX_DEBOUNCE) {
+        return 0;
+    }
+    if (c->bal_mode < GG_BAL_OFF || c->bal_mode > GG_BAL_VOLTAGE || c->cells_per_board < 1
+        || c->cells_per_board > MAX_CELLS_PER_BOARD || c->bal_max_per_board < 0
+        || c->bal_max_per_board > c->cells_per_board) {
+        return 0;
+    }
+    return 1;
+}
+
+int gg_cells_check(const gg_cells_ctx_t *ctx)
+{
+    if (ctx == NULL || ctx->n == 0 || ctx->n > (size_t)INT32_MAX || ctx->n_ocv < 2 || ctx->ocv == NULL || ctx->param == NULL
+        || ctx->cfg == NULL || ctx->state == NULL || ctx->coef == NULL || ctx->scratch == NULL
+        || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
+        || ctx->board_interlock == NULL || ctx->summary == NULL) {
+        return GG_EINVAL;
+    }
+    /* OCV divides the bleed time, so it must be a positive voltage everywhere. */
+    for (size_t k = 0; k < ctx->n_ocv; k++) {
+        if (!pos_finite(ctx->ocv[k])) {
+            return GG_EINVAL;
+        }
+    }
+    if (!cfg_ok(ctx->cfg)) {
+        return GG_EINVAL;
+    }
+    for (size_t i = 0; i < ctx->n; i++) {
+        const gg_cell_param_t *p = &ctx->param[i];
+        if (!(pos_finite(p->capacity_ah) && isfinite(p->r0) && p->r0 >= 0.0 && isfinite(p->r1)
+              && p->r1 >= 0.0 && pos_finite(p->tau_s))) {
+            return GG_EINVAL;
+        }
+    }
+    return GG_OK;
+}
+
+static double clamp01(double x) { return x < 0.0 ? 0.0 : (x > 1.0 ? 1.0 : x); }
+
+int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1)
+{
+    if (ctx == NULL || ctx->state == NULL || ctx->n == 0 || soc0 == NULL
+        || !(p0_soc >= 0.0 && isfinite(p0_soc) && p0_v1 >= 0.0 && isfinite(p0_v1))) {
+        return GG_EINVAL;
+    }
+    for (size_t i = 0; i < ctx->n; i++) {
+        if (!isfinite(soc0[i])) {
+            return GG_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < ctx->n; i++) {
+        gg_cell_state_t *s = &ctx->state[i];
+        s->soc = clamp01(soc0[i]);
+        s->v1 = 0.0;
+        s->p00 = p0_soc;
+        s->p01 = 0.0;
+        s->p11 = p0_v1;
+        s->ocv = NAN;
+        s->v_last = NAN;
+        s->age_s = INFINITY;
+        s->innov = NAN;
+        s->flags = 0;
+        for (int k = 0; k < 8; k++) {
+            s->count[k] = 0;
+        }
+        s->pad = 0;
+    }
+    ctx->coef_dt = NAN;
+    return GG_OK;
+}
+
+/* Piecewise linear OCV on the uniform grid; the slope of the segment is the derivative. The
+ * segment index is clamped, so values outside 0..1 extrapolate the end segments. */
+static double ocv_lookup(const double *ocv, size_t m, double soc, double *slope)
+{
+    const double span = (double)(m - 1);
+    const double x = soc * span;
+    double seg = floor(x);
+    if (seg < 0.0) {
+        seg = 0.0;
+    }
+    if (seg > span - 1.0) {
+        seg = span - 1.0;
+    }
+    const size_t k = (size_t)seg;
+    const double d = ocv[k + 1] - ocv[k];
+    *slope = d * span;
+    return ocv[k] + (x - seg) * d;
+}
+
+static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
+{
+    /* dt is usually the same nominal period every call: one exp per cell only when it changes. */
+    for (size_t i = 0; i < ctx->n; i++) {
+        const gg_cell_param_t *p = &ctx->param[i];
+        const double a = exp(-dt / p->tau_s);
+        ctx->coef[i].a = a;
+        ctx->coef[i].b = p->r1 * (1.0 - a);
+        ctx->coef[i].inv_q = 1.0 / (3600.0 * p->capacity_ah);
+    }
+    ctx->coef_dt = dt;
+}
+
+static uint32_t debounce(uint32_t flags, uint32_t bit, uint8_t *count, int usable, int set,
+                         int clear, const gg_cells_cfg_t *cfg)
+{
+    if (!usable) {
+        *count = 0;
+        return flags;
+    }
+    const int active = (flags & bit) != 0;
+    if (active ? !clear : !set) {
+        *count = 0; /* the run of consecutive cycles is broken */
+        return flags;
+    }
+    *count = (uint8_t)(*count + 1);
+    if (*count >= (active ? cfg->debounce_clear : cfg->debounce_set)) {
+        *count = 0;
+        return active ? (flags & ~bit) : (flags | bit);
+    }
+    return flags;
+}
+
+static void swap(double *a, long i, long j)
+{
+    const double t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+}
+
+/* k-th smallest of a[0..n) (Hoare quickselect, median-of-three pivot); reorders a so that
+ * a[0..k) <= a[k] <= a(k..n). */
+static double select_kth(double *a, long n, long k)
+{
+    long lo = 0;
+    long hi = n - 1;
+    while (hi > lo) {
+        const long mid = lo + (hi - lo) / 2;
+        if (a[mid] < a[lo]) {
+            swap(a, mid, lo);
+        }
+        if (a[hi] < a[lo]) {
+            swap(a, hi, lo);
+        }
+        if (a[hi] < a[mid]) {
+            swap(a, hi, mid);
+        }
+        const double pivot = a[mid];
+        long i = lo;
+        long j = hi;
+        while (i <= j) {
+            while (a[i] < pivot) {
+                i++;
+            }
+            while (a[j] > pivot) {
+                j--;
+            }
+            if (i <= j) {
+                swap(a, i, j);
+                i++;
+                j--;
+            }
+        }
+        if (k <= j) {
+            hi = j;
+        } else if (k >= i) {
+            lo = i;
+        } else {
+            return a[k]; /* between the partitions every element equals the pivot */
+        }
+    }
+    return a[k];
+}
+
+/* Median as numpy defines it: the mean of the two middle values for an even count. */
+static double median(double *a, long n)
+{
+    const long k = n / 2;
+    const double upper = select_kth(a, n, k);
+    if (n % 2 == 1) {
+        return upper;
+    }
+    double lower = a[0];
+    for (long j = 1; j < k; j++) {
+        if (a[j] > lower) {
+            lower = a[j];
+        }
+    }
+    return (lower + upper) / 2.0;
+}
+
+typedef struct {
+    double sum;
+    double lo;
+    double hi;
+    long lo_idx;
+    long hi_idx;
+    long count;
+} extremes_t;
+
+static void ext_init(extremes_t *e)
+{
+    e->sum = 0.0;
+    e->lo = NAN;
+    e->hi = NAN;
+    e->lo_idx = -1;
+    e->hi_idx = -1;
+    e->count = 0;
+}
+
+static void ext_push(extremes_t *e, double x, long i)
+{
+    if (e->count == 0 || x < e->lo) {
+        e->lo = x;
+        e->lo_idx = i;
+    }
+    if (e->count == 0 || x > e->hi) {
+        e->hi = x;
+        e->hi_idx = i;
+    }
+    e->sum += x;
+    e->count += 1;
+}
+
+int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
+                  const uint8_t *vq, const double *t, const uint8_t *tq)
+{
+    if (ctx == NULL || v == NULL || vq == NULL || t == NULL || tq == NULL || ctx->n == 0
+        || ctx->state == NULL || ctx->param == NULL || ctx->cfg == NULL || ctx->ocv == NULL
+        || ctx->coef == NULL || ctx->scratch == NULL || ctx->summary == NULL
+        || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
+        || ctx->board_interlock == NULL || ctx->n > (size_t)INT32_MAX || !pos_finite(dt)) {
+        return GG_EINVAL;
+    }
+    if (!(dt == ctx->coef_dt)) {
+        refresh_coef(ctx, dt);
+    }
+    const gg_cells_cfg_t *cfg = ctx->cfg;
+    const size_t n = ctx->n;
+    const size_t m = ctx->n_ocv;
+    const double *ocv = ctx->ocv;
+    const int cur_ok = isfinite(current);
+    const double qs = cfg->q_soc * dt;
+    const double qv = cfg->q_v1 * dt;
+    extremes_t es;
+    extremes_t ev;
+    extremes_t et;
+    ext_init(&es);
+    ext_init(&ev);
+    ext_init(&et);
+    long n_plaus = 0;
+    long n_predict_only = 0;
+
+    /* Pass 1: EKF, every flag that needs only the cell itself, statistics. */
+    for (size_t i = 0; i < n; i++) {
+        gg_cell_state_t *s = &ctx->state[i];
+        const gg_cell_coef_t *c = &ctx->coef[i];
+        const double r0 = ctx->param[i].r0;
+        const double vi = v[i];
+        const int v_good = vq[i] == Q_GOOD && isfinite(vi);
+        const int in_range = v_good && vi >= cfg->v_lo && vi <= cfg->v_hi;
+        double soc = s->soc;
+        double v1 = s->v1;
+        double p00 = s->p00;
+        double p01 = s->p01;
+        double p11 = s->p11;
+        double h;
+        double ocv_now;
+        int used = 0;
+        int gate_fail = 0;
+        s->innov = NAN;
+        if (cur_ok) {
+            soc = clamp01(soc - (current * dt) * c->inv_q);
+            v1 = c->a * v1 + c->b * current;
+            p00 = p00 + qs;
+            p01 = c->a * p01;
+            p11 = c->a * c->a * p11 + qv;
+            ocv_now = ocv_lookup(ocv, m, soc, &h);
+            if (v_good) {
+                const double innov = vi - (ocv_now - v1 - r0 * current);
+                gate_fail = !(fabs(innov) <= cfg->jump_v);
+                if (in_range && !gate_fail) {
+                    const double ph0 = p00 * h - p01;
+                    const double ph1 = p01 * h - p11;
+                    const double sv = h * ph0 - ph1 + cfg->r_v;
+                    const double k0 = ph0 / sv;
+                    const double k1 = ph1 / sv;
+                    soc = clamp01(soc + k0 * innov);
+                    v1 = v1 + k1 * innov;
+                    p00 = p00 - k0 * ph0;
+                    p01 = p01 - k0 * ph1;
+                    p11 = p11 - k1 * ph1;
+                    s->innov = innov;
+                    used = 1;
+                    ocv_now = ocv_lookup(ocv, m, soc, &h);
+                }
+            }
+        } else {
+            /* No current, no model: hold the state and let the uncertainty grow. */
+            p00 = p00 + qs;
+            p11 = p11 + qv;
+            ocv_now = ocv_lookup(ocv, m, soc, &h);
+        }
+        s->soc = soc;
+        s->v1 = v1;
+        s->p00 = p00;
+        s->p01 = p01;
+        s->p11 = p11;
+        s->ocv = ocv_now;
+        if (in_range) {
+            s->age_s = 0.0;
+            s->v_last = vi;
+            ctx->scratch[n_plaus++] = vi;
+            ext_push(&ev, vi, (long)i);
+        } else {
+            s->age_s = s->age_s + dt;
+        }
+        ext_push(&es, soc, (long)i);
+
+        uint32_t fl = s->flags & DEBOUNCED;
+        fl = debounce(fl, GG_CELL_OV, &s->count[CNT_OV], in_range, vi > cfg->ov_set,
+                      vi < cfg->ov_clear, cfg);
+        fl = debounce(fl, GG_CELL_UV, &s->count[CNT_UV], in_range, vi < cfg->uv_set,
+                      vi > cfg->uv_clear, cfg);
+        const int bad_reading = !in_range || gate_fail;
+        fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &s->count[CNT_IMPL], v_good, bad_reading,
+                      !bad_reading, cfg);
+        const double ti = t[i];
+        const int t_good = tq[i] == Q_GOOD && isfinite(ti);
+        fl = debounce(fl, GG_CELL_OT, &s->count[CNT_OT], t_good, ti > cfg->ot_set,
+                      ti < cfg->ot_clear, cfg);
+        fl = debounce(fl, GG_CELL_UT, &s->count[CNT_UT], t_good, ti < cfg->ut_set,
+                      ti > cfg->ut_clear, cfg);
+        if (t_good) {
+            ext_push(&et, ti, (long)i);
+        } else {
+            fl |= GG_CELL_T_BAD;
+        }
+        if (!v_good) {
+            fl |= GG_CELL_V_BAD;
+        }
+        if (!cur_ok) {
+            fl |= GG_CELL_NO_CURRENT;
+        }
+        if (!used) {
+            fl |= GG_CELL_PREDICT_ONLY;
+            n_predict_only++;
+        }
+        if (s->age_s > cfg->stale_s) {
+            fl |= GG_CELL_STALE;
+        }
+        s->flags = fl;
+    }
+
+    /* Robust centre and spread of the plausible readings (scratch is reordered, then reused). */
+    double med = NAN;
+    double sigma = NAN;
+    if (n_plaus > 0) {
+        med = median(ctx->scratch, n_plaus);
+        for (long j = 0; j < n_plaus; j++) {
+            ctx->scratch[j] = fabs(ctx->scratch[j] - med);
+        }
+        const double mad = median(ctx->scratch, n_plaus);
+        sigma = MAD_TO_SIGMA * mad;
+        if (sigma < cfg->dev_sigma_min) {
+            sigma = cfg->dev_sigma_min;
+        }
+    }
+
+    /* Pass 2: deviation from the string, then the fault count. */
+    const int dev_usable = n_plaus >= 3;
+    const double dev_set = cfg->dev_k_set * sigma;
+    const double dev_clear = cfg->dev_k_clear * sigma;
+    long n_faulted = 0;
+    for (size_t i = 0; i < n; i++) {
+        gg_cell_state_t *s = &ctx->state[i];
+        const double vi = v[i];
+        const int in_range = vq[i] == Q_GOOD && isfinite(vi) && vi >= cfg->v_lo
+                             && vi <= cfg->v_hi;
+        const double d = fabs(vi - med);
+        s->flags = debounce(s->flags, GG_CELL_DEVIATION, &s->count[CNT_DEV],
+                            dev_usable && in_range, d > dev_set, d < dev_clear, cfg);
+        if (s->flags & GG_CELL_FAULTS) {
+            n_faulted++;
+        }
+    }
+
+    gg_cells_summary_t *sm = ctx->summary;
+    sm->soc_min = es.lo;
+    sm->soc_max = es.hi;
+    sm->soc_mean = es.sum / (double)n;
+    sm->soc_min_idx = es.lo_idx;
+    sm->soc_max_idx = es.hi_idx;
+    sm->v_min = ev.lo;
+    sm->v_max = ev.hi;
+    sm->v_mean = ev.count > 0 ? ev.sum / (double)ev.count : NAN;
+    sm->v_spread = ev.hi - ev.lo;
+    sm->v_min_idx = ev.lo_idx;
+    sm->v_max_idx = ev.hi_idx;
+    sm->v_median = med;
+    sm->v_sigma = sigma;
+    sm->t_min = et.lo;
+    sm->t_max = et.hi;
+    sm->t_min_idx = et.lo_idx;
+    sm->t_max_idx = et.hi_idx;
+    sm->n_plausible = n_plaus;
+    sm->n_predict_only = n_predict_only;
+    sm->n_faulted = n_faulted;
+
+    const int status = gg_cells_balance(ctx, t, tq);
+    return status < 0 ? status : (int)n_faulted;
+}
