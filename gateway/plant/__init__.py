@@ -1,0 +1,1 @@
+"""Plant rules and maintenance counters: hard limits, operating hours, starts, trips, EOH."""
