@@ -1,0 +1,194 @@
+"""The ``[bms.bus]`` and ``[[bms.lines]]`` config: which boards sit on which serial line.
+
+String order is physical order: lines in the order they are listed, boards by address on each
+line, cells by channel on each board. A config whose bus budget does not close at the cycle
+rate is refused here, before any port is opened.
+
+The BMS daemon owns the rest of ``[bms]``; :func:`parse_rack` checks only the two keys it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.cellbus import protocol as p
+from gateway.core.issues import IssueSink, check_keys, join, take
+
+BAUDRATES = (115_200, 230_400, 460_800, 500_000, 921_600, 1_000_000)
+_MAX_LOAD = 0.8  # of the cycle: leaves room for a few silent boards' timeouts and retries
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    address: int
+    n_cells: int
+    n_temps: int
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    name: str
+    port: str
+    baudrate: int
+    boards: tuple[BoardSpec, ...]
+    controller: bool  # the string controller (address 0) is on this line
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    response_timeout: float = 0.010  # s, from the end of the request to the complete reply
+    inter_frame_gap: float = 0.0001  # s of idle line the master keeps between frames
+    conversion_time: float = 0.002  # s between SAMPLE_NOW and the first read
+    retries: int = 1  # per board and cycle, after a CRC error, short or unexpected frame
+    cycle: float = 0.1  # s; the daemon's period, used here for the budget check
+
+
+@dataclass(frozen=True)
+class RackConfig:
+    bus: BusSettings
+    lines: tuple[LineSettings, ...]
+
+    @property
+    def boards(self) -> tuple[BoardSpec, ...]:
+        return tuple(b for line in self.lines for b in line.boards)
+
+    @property
+    def n_cells(self) -> int:
+        return sum(b.n_cells for b in self.boards)
+
+    @property
+    def n_temps(self) -> int:
+        return sum(b.n_temps for b in self.boards)
+
+    def budget(self, line: LineSettings) -> p.Budget:
+        """Worst-case bus time of one cycle on ``line`` (boards assumed uniform per line)."""
+        first = line.boards[0] if line.boards else BoardSpec(1, 0, 0)
+        return p.line_budget(
+            line.baudrate,
+            len(line.boards),
+            first.n_cells,
+            first.n_temps,
+            controller=line.controller,
+            cycle_s=self.bus.cycle,
+            conversion_s=self.bus.conversion_time,
+        )
+
+
+_BUS_KEYS = {
+    "baudrate",
+    "response_timeout",
+    "inter_frame_gap",
+    "conversion_time",
+    "retries",
+    "cycle",
+    "controller_line",
+}
+_LINE_KEYS = {
+    "name",
+    "port",
+    "baudrate",
+    "boards",
+    "first_address",
+    "cells_per_board",
+    "temps_per_board",
+}
+
+
+def _positive(sink: IssueSink, path: str, t: Mapping[str, Any], key: str, default: float) -> float:
+    value = take(sink, path, t, key, float, default)
+    if value is not None and not value > 0:
+        sink.error(join(path, key), f"must be > 0 s, got {value}")
+    return float(value) if value is not None else default
+
+
+def _baud(sink: IssueSink, path: str, t: Mapping[str, Any], default: int) -> int:
+    value = take(sink, path, t, "baudrate", int, default)
+    if value not in BAUDRATES:
+        sink.error(join(path, "baudrate"), f"must be one of {', '.join(map(str, BAUDRATES))}")
+        return default
+    return int(value)
+
+
+def _bounded(
+    sink: IssueSink, path: str, t: Mapping[str, Any], key: str, lo: int, hi: int, default: int
+) -> int:
+    value = take(sink, path, t, key, int, default)
+    if value is None or not lo <= value <= hi:
+        if value is not None:
+            sink.error(join(path, key), f"must be {lo}..{hi}, got {value}")
+        return default
+    return int(value)
+
+
+def parse_rack(sink: IssueSink, bms: Mapping[str, Any], path: str = "bms") -> RackConfig:
+    """Validate ``bms.bus`` and ``bms.lines``; every problem goes to ``sink``."""
+    bus_path = join(path, "bus")
+    bus_t = take(sink, path, bms, "bus", dict, {})
+    bus_t = bus_t if isinstance(bus_t, dict) else {}
+    check_keys(sink, bus_path, bus_t, _BUS_KEYS)
+    d = BusSettings()
+    bus = BusSettings(
+        response_timeout=_positive(sink, bus_path, bus_t, "response_timeout", d.response_timeout),
+        inter_frame_gap=_positive(sink, bus_path, bus_t, "inter_frame_gap", d.inter_frame_gap),
+        conversion_time=_positive(sink, bus_path, bus_t, "conversion_time", d.conversion_time),
+        retries=_bounded(sink, bus_path, bus_t, "retries", 0, 3, d.retries),
+        cycle=_positive(sink, bus_path, bus_t, "cycle", d.cycle),
+    )
+    baud = _baud(sink, bus_path, bus_t, 460_800)
+    controller = take(sink, bus_path, bus_t, "controller_line", str, "")
+
+    lines_path = join(path, "lines")
+    raw_lines = take(sink, path, bms, "lines", list)
+    if raw_lines is None:
+        return RackConfig(bus, ())
+    if not raw_lines:
+        sink.error(lines_path, "at least one line is needed")
+    names: set[str] = set()
+    ports: set[str] = set()
+    lines: list[LineSettings] = []
+    for i, raw in enumerate(raw_lines):
+        lp = join(lines_path, i)
+        if not isinstance(raw, dict):
+            sink.error(lp, "expected a table")
+            continue
+        check_keys(sink, lp, raw, _LINE_KEYS)
+        name = take(sink, lp, raw, "name", str) or f"line{i}"
+        if name in names:
+            sink.error(join(lp, "name"), f"line {name!r} is listed twice")
+        names.add(name)
+        port = take(sink, lp, raw, "port", str) or ""
+        if port and port in ports:
+            sink.error(join(lp, "port"), f"port {port} is used by another line")
+        ports.add(port)
+        n_boards = _bounded(sink, lp, raw, "boards", 1, p.LAST_BOARD, 1)
+        first = _bounded(sink, lp, raw, "first_address", p.FIRST_BOARD, p.LAST_BOARD, 1)
+        if first + n_boards - 1 > p.LAST_BOARD:
+            sink.error(join(lp, "boards"), f"addresses run past {p.LAST_BOARD}")
+        cells = _bounded(sink, lp, raw, "cells_per_board", 1, p.MAX_CELLS, 14)
+        temps = _bounded(sink, lp, raw, "temps_per_board", 0, p.MAX_TEMPS, 4)
+        boards = tuple(
+            BoardSpec(a, cells, temps)
+            for a in range(first, min(first + n_boards, p.LAST_BOARD + 1))
+        )
+        line_baud = _baud(sink, lp, raw, baud) if "baudrate" in raw else baud
+        lines.append(LineSettings(name, port, line_baud, boards, False))
+    if lines:
+        target = controller or lines[0].name
+        if target not in names:
+            sink.error(join(bus_path, "controller_line"), f"no line named {target!r}")
+        lines = [
+            LineSettings(x.name, x.port, x.baudrate, x.boards, x.name == target) for x in lines
+        ]
+    config = RackConfig(bus, tuple(lines))
+    for i, line in enumerate(config.lines):
+        b = config.budget(line)
+        if b.busy_s > _MAX_LOAD * bus.cycle:
+            sink.error(
+                join(join(lines_path, i), "boards"),
+                f"bus budget does not close: {b.busy_s * 1e3:.1f} ms of bus time per "
+                f"{bus.cycle * 1e3:.0f} ms cycle at {line.baudrate} baud "
+                f"(at most {_MAX_LOAD:.0%}); raise the baud rate or split the line",
+            )
+    return config
