@@ -240,4 +240,63 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
  * and the summary's target and n_bleeding. */
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
 
+/* ---- loadflow: unbalanced backward/forward sweep of a radial LV feeder (native/loadflow.c) ----
+ * Complex numbers are (re, im) pairs of doubles; a three-phase quantity is 6 doubles (a, b, c).
+ * All values are per-unit (power-grid-model's bases: 1 MVA three-phase, u_rated/sqrt(3) per
+ * phase). Every series element and shunt is sequence-symmetric, so its 3x3 phase matrix is
+ * z1*I + zm*ones and is stored as 4 doubles (z1, zm).
+ *
+ * The full tree has n_nodes nodes in breadth-first order (parent[i] < i, parent[0] = -1, node 0 is
+ * the LV busbar fed by the Thevenin equivalent e_th - z_th*J of source and transformer). The sweep
+ * itself runs on a reduced tree of n_kept nodes (the busbar, nodes with loads or shunts, and
+ * branching points between them), whose segments sum the impedances of chains of lines; unloaded
+ * branches carry no current. After convergence one forward pass over the full tree fills every
+ * node voltage. Nothing is allocated: the caller owns the model arrays and the workspace. */
+typedef struct {
+    size_t n_nodes;             /* full tree */
+    size_t n_kept;              /* reduced tree, >= 1; kept node 0 is node 0 */
+    size_t n_loads;
+    const int32_t *parent;      /* [n_nodes] */
+    const double *z_line;       /* [n_nodes][4] series impedance of the line feeding node i */
+    const int32_t *line_seg;    /* [n_nodes] kept node whose current the line feeding i carries, or -1 */
+    const int32_t *kept_parent; /* [n_kept] kept index of the parent, kept_parent[k] < k, -1 at 0 */
+    const int32_t *kept_node;   /* [n_kept] full-tree index of each kept node */
+    const double *z_seg;        /* [n_kept][4] summed impedance from the kept parent */
+    const double *y_kept;       /* [n_kept][4] shunt admittance at the kept node */
+    const int32_t *load_kept;   /* [n_loads] kept index of each load's node */
+    const int32_t *load_type;   /* [n_loads] GG_LF_CONST_* */
+    double e_th[6];             /* open-circuit busbar voltage per phase */
+    double z_th[4];             /* Thevenin impedance of source and transformer */
+} gg_lf_model_t;
+
+/* Owned by the caller: v and j hold n_kept*6 doubles each. v keeps the last converged solution
+ * for a warm start; warm_valid is 0 until a solve converged (and again after one that did not),
+ * then 1 after an unbalanced and 2 after a balanced solve (a warm start needs the same mode). */
+typedef struct {
+    double *v;
+    double *j;
+    int32_t warm_valid;
+} gg_lf_work_t;
+
+#define GG_LF_CONST_POWER 0     /* S = s */
+#define GG_LF_CONST_IMPEDANCE 1 /* S = s*|V|^2 */
+#define GG_LF_CONST_CURRENT 2   /* S = s*|V| */
+
+/* GG_OK when every index and size of the model is consistent, GG_EINVAL otherwise. */
+int gg_lf_check(const gg_lf_model_t *m);
+/* One load flow. s_load[n_loads][6] is each load's complex power per phase, consumption positive.
+ * symmetric != 0 solves the balanced positive-sequence network with each load's mean phase power.
+ * warm != 0 starts from the workspace's last solution when valid, else from e_th everywhere.
+ * Stops when no kept node voltage moved more than tol (p.u., complex) in an iteration: GG_OK,
+ * v_out[n_nodes][6] node voltages, j_out[n_nodes][6] (NULL allowed) the series current of the line
+ * feeding each node (row 0: the current the head delivers to the busbar), *iterations used.
+ * After max_iter iterations, or a voltage collapsing to zero or not finite: GG_ENOCONV and every
+ * output is NaN, never a partial result. */
+int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *s_load, int symmetric, int warm, double tol, int max_iter, double *v_out, double *j_out, int32_t *iterations);
+/* n_steps solves; step t reads s_load[t] and writes v_out[t], j_out[t] (j_out may be NULL),
+ * iterations[t] and status[t] (GG_OK or GG_ENOCONV). Each step starts warm from the previous
+ * one's solution (the first from the workspace if warm != 0). Returns the number of steps that
+ * did not converge, or GG_EINVAL. */
+int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *s_load, int symmetric, int warm, double tol, int max_iter, double *v_out, double *j_out, int32_t *iterations, int32_t *status);
+
 #endif
