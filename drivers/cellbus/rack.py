@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from dataclasses import dataclass
 
@@ -23,10 +24,10 @@ from drivers.cellbus.errors import (
     CellbusError,
     CellbusPortError,
     CellbusStaleError,
-    CellbusUnexpectedError,
     ErrorKind,
 )
 from drivers.cellbus.line import CellLine
+from gateway.core.errors import DeviceError
 from gateway.core.model import FloatArray, Quality, QualityArray
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class RackSample:
     string_v: float
     string_q: Quality
     errors: CountArray  # [n_boards, ErrorKind] cumulative
+    controller_errors: CountArray  # [ErrorKind] cumulative, the string controller's
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class CellRack:
         self.n_cells = cell0
         self.n_temps = temp0
         self.errors: CountArray = np.zeros((self.n_boards, N_KINDS), dtype=np.uint32)
+        self.controller_errors: CountArray = np.zeros(N_KINDS, dtype=np.uint32)
         self._seq = 0
         self._was_ok = np.ones(self.n_boards, dtype=bool)
         self._line_down: list[str | None] = [None] * len(self.lines)
@@ -145,6 +148,7 @@ class CellRack:
             string_v=out.string[1],
             string_q=Quality.GOOD if out.string_ok else Quality.BAD,
             errors=self.errors.copy(),
+            controller_errors=self.controller_errors.copy(),
         )
 
     async def _broadcast(self, li: int, seq: int) -> bool:
@@ -177,52 +181,63 @@ class CellRack:
                 return
             await self._read_board(line, slot, seq, out)
 
-    async def _attempts(self, line: CellLine, address: int, command: int) -> bytes | CellbusError:
-        """The reply payload, or the last error; retries after errors a retry can fix."""
+    async def _attempts(
+        self, line: CellLine, address: int, command: int, counts: CountArray
+    ) -> bytes | DeviceError:
+        """The reply payload, or the last error; each failure counted in ``counts[kind]``.
+
+        Retries only after errors a retry can fix: silence would stall the line again.
+        """
         last: CellbusError | None = None
         for _ in range(1 + self.config.bus.retries):
             try:
                 return await line.transact(address, command)
+            except CellbusPortError as exc:
+                return exc
             except CellbusError as exc:
                 last = exc
-                if isinstance(exc, CellbusPortError) or exc.kind in (
-                    ErrorKind.TIMEOUT,  # silence: a retry would only stall the line again
-                    ErrorKind.REFUSED,
-                ):
+                counts[exc.kind] += 1
+                if exc.kind in (ErrorKind.TIMEOUT, ErrorKind.REFUSED):
                     break
         assert last is not None
         return last
 
     async def _read_controller(self, line: CellLine, seq: int, out: _Buffers) -> None:
-        reply = await self._attempts(line, p.CONTROLLER, p.Command.READ_STRING)
-        if isinstance(reply, CellbusError):
-            return  # string controller errors are the daemon's alarm, not a board's count
+        counts = self.controller_errors
+        reply = await self._attempts(line, p.CONTROLLER, p.Command.READ_STRING, counts)
+        if isinstance(reply, DeviceError):
+            return
         try:
             reading = p.StringReading.decode(reply)
-        except (ValueError, TypeError) as exc:
-            log.debug("line %s: bad string reading: %s", line.name, exc)
+        except struct.error:
+            counts[ErrorKind.UNEXPECTED] += 1
             return
-        if reading.seq == seq:
-            out.string[:] = (reading.current_a, reading.voltage_v)
-            out.string_ok = True
+        if reading.seq != seq:
+            counts[ErrorKind.STALE] += 1
+            return
+        out.string[:] = (reading.current_a, reading.voltage_v)
+        out.string_ok = True
 
     async def _read_board(self, line: CellLine, slot: _Slot, seq: int, out: _Buffers) -> None:
-        spec = slot.spec
-        reply = await self._attempts(line, spec.address, p.Command.READ_SAMPLE)
+        spec, counts = slot.spec, self.errors[slot.index]
+        reply = await self._attempts(line, spec.address, p.Command.READ_SAMPLE, counts)
+        if isinstance(reply, CellbusError):
+            out.causes[slot.index] = f"{reply.kind.name.lower()}: {reply}"
+            return
+        if isinstance(reply, DeviceError):
+            out.causes[slot.index] = str(reply)
+            return
         try:
-            if isinstance(reply, CellbusError):
-                raise reply
-            try:
-                sample = p.decode_sample(reply, spec.n_cells, spec.n_temps)
-            except ValueError as exc:
-                raise CellbusUnexpectedError(str(exc)) from exc
+            sample = p.decode_sample(reply, spec.n_cells, spec.n_temps)
             if sample.status.seq != seq:
                 raise CellbusStaleError(f"sample {sample.status.seq}, cycle {seq}")
-        except CellbusPortError:
+        except ValueError as exc:
+            counts[ErrorKind.UNEXPECTED] += 1
+            out.causes[slot.index] = f"unexpected: {exc}"
             return
-        except CellbusError as exc:
-            self.errors[slot.index, exc.kind] += 1
-            out.causes[slot.index] = f"{exc.kind.name.lower()}: {exc}"
+        except CellbusStaleError as exc:
+            counts[ErrorKind.STALE] += 1
+            out.causes[slot.index] = f"stale: {exc}"
             return
         out.store(slot, sample)
 
