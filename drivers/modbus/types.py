@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
-from gateway.core.model import PointSpec
+from gateway.core.points import PointSpec
 
 # Protocol limits of one read request (Modbus application protocol v1.1b3, 6.1 to 6.4).
 MAX_READ_REGISTERS = 125  # FC3 / FC4

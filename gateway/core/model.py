@@ -8,33 +8,17 @@ the C kernels take without copying.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 import numpy.typing as npt
 
+from gateway.core.points import PointSpec, Quality
 
-class Quality(IntEnum):
-    """Quality of one value, ordered so that ``max`` gives the worst."""
-
-    GOOD = 0
-    UNCERTAIN = 1  # decoded but outside its plausible range, or stale
-    BAD = 2  # no value: the device did not answer or answered garbage
+__all__ = ["FloatArray", "Frame", "PointSpec", "Quality", "QualityArray"]
 
 
 FloatArray = npt.NDArray[np.float64]
 QualityArray = npt.NDArray[np.uint8]
-
-
-@dataclass(frozen=True)
-class PointSpec:
-    """What a daemon needs to know of one point after compilation (no protocol details)."""
-
-    name: str
-    unit: str = ""
-    low: float | None = None  # alarm limits; None means unlimited
-    high: float | None = None
-    deadband: float = 0.0  # absolute, in the point's unit, for report-by-exception
 
 
 @dataclass(frozen=True)

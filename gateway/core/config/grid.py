@@ -11,14 +11,17 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.modbus.device import DeviceConnection, SerialBusSettings, parse_bus, parse_device
-from drivers.modbus.plan import ReadPlan, compile_plan
 from drivers.modbus.regmap import load_register_map
 from drivers.modbus.types import RegisterPoint
 from gateway.core.issues import IssueSink, check_keys, join, take
+
+if TYPE_CHECKING:
+    from drivers.modbus.plan import ReadPlan
 
 _MAP_KEYS = {"profile", "points", "defaults", "limits"}
 _LIMIT_KEYS = {"low", "high", "deadband"}
@@ -28,7 +31,15 @@ _LIMIT_KEYS = {"low", "high", "deadband"}
 class MeterConfig:
     name: str
     connection: DeviceConnection
-    plan: ReadPlan
+    points: tuple[RegisterPoint, ...]
+
+    @cached_property
+    def plan(self) -> ReadPlan:
+        # Compiled on first use: the map is fully validated already, and compiling needs numpy,
+        # which a process that only checks the config (the uplink, check-config) must not load.
+        from drivers.modbus.plan import compile_plan
+
+        return compile_plan(list(self.points), max_gap=self.connection.max_gap)
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,7 @@ def _parse_meter(
         )
     if conn is None or len(sink.issues) > n_before:
         return None
-    return MeterConfig(name, conn, compile_plan(points, max_gap=conn.max_gap))
+    return MeterConfig(name, conn, tuple(points))
 
 
 def parse_grid(
