@@ -35,33 +35,42 @@ class AlarmEvent:
 
 
 class LimitAlarms:
-    """Per-device limit state over the frame's aligned point arrays."""
+    """Per-device limit state over the frame's aligned point arrays.
+
+    Only the points that have a limit are looked at: a meter has dozens of points and usually a
+    handful of limits, and this runs on every poll.
+    """
 
     def __init__(self, device: str, points: tuple[PointSpec, ...]) -> None:
         self.device = device
-        self._names = [p.name for p in points]
+        limited = [i for i, p in enumerate(points) if p.low is not None or p.high is not None]
+        self._idx = np.array(limited, dtype=np.intp)
+        self._names = [points[i].name for i in limited]
         inf = float("inf")
-        self._low = np.array(
-            [p.low if p.low is not None else -inf for p in points], dtype=np.float64
-        )
+        sel = [points[i] for i in limited]
+        self._low = np.array([p.low if p.low is not None else -inf for p in sel], dtype=np.float64)
         self._high = np.array(
-            [p.high if p.high is not None else inf for p in points], dtype=np.float64
+            [p.high if p.high is not None else inf for p in sel], dtype=np.float64
         )
         span = np.where(np.isfinite(self._high - self._low), self._high - self._low, 0.0)
-        dead = np.array([p.deadband for p in points], dtype=np.float64)
+        dead = np.array([p.deadband for p in sel], dtype=np.float64)
         self._hyst = np.maximum(dead, _DEFAULT_HYSTERESIS * span)
-        self._high_on = np.zeros(len(points), dtype=bool)
-        self._low_on = np.zeros(len(points), dtype=bool)
+        self._high_on = np.zeros(len(sel), dtype=bool)
+        self._low_on = np.zeros(len(sel), dtype=bool)
 
     def check(self, frame: Frame) -> list[AlarmEvent]:
+        if not self._idx.size:
+            return []
         # A BAD value says nothing about the limit: it neither raises nor clears.
-        good = frame.quality == Quality.GOOD
-        v = frame.values
+        good = frame.quality[self._idx] == Quality.GOOD
+        v = frame.values[self._idx]
         with np.errstate(invalid="ignore"):
             raise_high = good & ~self._high_on & (v > self._high)
             clear_high = good & self._high_on & (v <= self._high - self._hyst)
             raise_low = good & ~self._low_on & (v < self._low)
             clear_low = good & self._low_on & (v >= self._low + self._hyst)
+        if not (raise_high.any() or clear_high.any() or raise_low.any() or clear_low.any()):
+            return []
         events: list[AlarmEvent] = []
         for mask, alarm, state, limits in (
             (raise_high, "limit_high", "raised", self._high),
