@@ -75,7 +75,9 @@ def convert(dss_dir: Path) -> tuple[dict[str, Any], list[DssLoad]]:
     nodes: dict[int, float] = {}
     lines: list[dict[str, Any]] = []
     for _, _, name, p in _statements(dss_dir / "LineCode.txt"):
-        codes[name.lower()] = {k: float(p.get(k, "0")) for k in ("r1", "x1", "r0", "x0", "c1", "c0")}
+        codes[name.lower()] = {
+            k: float(p.get(k, "0")) for k in ("r1", "x1", "r0", "x0", "c1", "c0")
+        }
     trafo = _statements(dss_dir / "Transformers.txt")[0][3]
     kvs = [float(x) for x in _list(trafo["kvs"])]
     kvas = [float(x) for x in _list(trafo["kvas"])]
@@ -87,7 +89,6 @@ def convert(dss_dir: Path) -> tuple[dict[str, Any], list[DssLoad]]:
         units = p.get("units", "km").lower()
         km = float(p["length"]) / (1000.0 if units == "m" else 1.0)
         nodes[a] = nodes[b] = u_lv
-        w = 2 * math.pi * 50.0
         lines.append(
             {
                 "id": LINE_ID_OFFSET + int(re.sub(r"\D", "", name)),
@@ -107,7 +108,6 @@ def convert(dss_dir: Path) -> tuple[dict[str, Any], list[DssLoad]]:
                 "i_n": float(p.get("normamps", DEFAULT_NORMAMPS)),
             }
         )
-        del w
     nodes[lv_bus] = u_lv
     master = (dss_dir / "Master.dss").read_text()
     vs = {}
@@ -141,8 +141,14 @@ def convert(dss_dir: Path) -> tuple[dict[str, Any], list[DssLoad]]:
         pw[ld.phase] = ld.kw * 1e3
         qw[ld.phase] = ld.kw * 1e3 * math.tan(math.acos(ld.pf))
         asym.append(
-            {"id": ld.load_id, "node": node, "status": 1, "type": 0, "p_specified": pw,
-             "q_specified": qw}
+            {
+                "id": ld.load_id,
+                "node": node,
+                "status": 1,
+                "type": 0,
+                "p_specified": pw,
+                "q_specified": qw,
+            }
         )
     doc = {
         "version": "1.0",
@@ -195,12 +201,41 @@ def convert(dss_dir: Path) -> tuple[dict[str, Any], list[DssLoad]]:
     return doc, loads
 
 
+def shape_files(dss_dir: Path) -> dict[str, Path]:
+    """Loadshape name (lower case) -> the file of its multipliers, from LoadShapes.txt."""
+    out = {}
+    for _, _, name, p in _statements(dss_dir / "LoadShapes.txt"):
+        m = re.search(r"file=([^)\s]+)", p.get("mult", ""))
+        if m:
+            out[name.lower()] = dss_dir / m.group(1)
+    return out
+
+
+def write_profiles_csv(dss_dir: Path, loads: list[DssLoad], out: Path) -> None:
+    """One column per load (its id), one row per minute: the load's kW, as OpenDSS multiplies
+    its kW by the shape (the files' text is kept, so nothing is rounded)."""
+    files = shape_files(dss_dir)
+    cols = []
+    for ld in loads:
+        values = files[ld.shape.lower()].read_text().split()
+        if ld.kw != 1.0:
+            values = [repr(float(v) * ld.kw) for v in values]
+        cols.append(values)
+    rows = ["minute," + ",".join(str(ld.load_id) for ld in loads)]
+    rows += [",".join([str(t), *(c[t] for c in cols)]) for t in range(len(cols[0]))]
+    out.write_text("\n".join(rows) + "\n")
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        sys.stderr.write("usage: python -m gateway.estimate.opendss_import DSS_DIR OUT.json\n")
+    if len(argv) not in (2, 3):
+        sys.stderr.write(
+            "usage: python -m gateway.estimate.opendss_import DSS_DIR OUT.json [PROFILES.csv]\n"
+        )
         return 2
-    doc, _ = convert(Path(argv[0]))
+    doc, loads = convert(Path(argv[0]))
     Path(argv[1]).write_text(json.dumps(doc, indent=1) + "\n")
+    if len(argv) == 3:
+        write_profiles_csv(Path(argv[0]), loads, Path(argv[2]))
     return 0
 
 
