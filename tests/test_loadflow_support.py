@@ -177,7 +177,7 @@ def random_feeder(seed: int) -> dict[str, Any]:
          "u_ref_angle": float(rng.uniform(-0.3, 0.3)), "sk": float(rng.uniform(5e6, 1e9)),
          "rx_ratio": float(rng.uniform(0.05, 0.5)), "z01_ratio": float(rng.uniform(0.5, 3))}
     ]
-    scale = float(rng.uniform(0.2, 1.5)) * 60e3 / n
+    scale = float(rng.uniform(0.1, 1.0)) * 25e3 / n
     for comp in ("sym_load", "asym_load", "sym_gen", "asym_gen"):
         rows = []
         for _ in range(int(rng.integers(0, n // 2 + 2))):

@@ -281,8 +281,9 @@ def _transformer_seq(
         shift0 = math.pi if clock % 12 in (2, 6, 10) else 0.0
         zero = _pi(1.0 / z0, y_shunt, k * cmath.exp(1j * shift0))
     else:  # Dyn: the delta closes the zero sequence inside; only the LV side sees it
-        z0 = 1.0 / y_series + 3.0 * zg_to
-        zero = SeqBranch(0j, 0j, 0j, 1.0 / z0 + y_shunt)
+        # The neutral's grounding impedance is in series with the whole zero-sequence path,
+        # magnetising branch included (this is what power-grid-model computes).
+        zero = SeqBranch(0j, 0j, 0j, 1.0 / (1.0 / (y_series + y_shunt) + 3.0 * zg_to))
     return zero, pos, neg, sn
 
 
