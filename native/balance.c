@@ -31,29 +31,6 @@ static long lowest_good(const gg_cell_state_t *st, size_t n, const gg_cells_cfg_
     return best;
 }
 
-static uint32_t board_interlock(const gg_cells_ctx_t *ctx, size_t lo, size_t hi, const double *t,
-                                const uint8_t *tq)
-{
-    const gg_cells_cfg_t *cfg = ctx->cfg;
-    uint32_t il = 0;
-    for (size_t i = lo; i < hi; i++) {
-        const gg_cell_state_t *s = &ctx->state[i];
-        if (!(s->v_last >= cfg->bal_min_v)) {
-            il |= GG_BAL_IL_LOW_V;
-        }
-        if (!(tq[i] == Q_GOOD && isfinite(t[i]) && t[i] <= cfg->bal_max_temp)) {
-            il |= GG_BAL_IL_HOT;
-        }
-        if (!(s->age_s <= cfg->bal_max_age_s)) {
-            il |= GG_BAL_IL_STALE;
-        }
-        if (s->flags & GG_CELL_FAULTS) {
-            il |= GG_BAL_IL_FAULT;
-        }
-    }
-    return il;
-}
-
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
 {
     if (ctx == NULL || t == NULL || tq == NULL || ctx->n == 0 || ctx->state == NULL
@@ -76,51 +53,60 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
     ctx->summary->target_soc = mode == GG_BAL_SOC ? target : NAN;
     ctx->summary->target_v = mode == GG_BAL_VOLTAGE ? target : NAN;
 
-    for (size_t i = 0; i < n; i++) {
-        const double over = st[i].soc - ref_soc; /* NaN without a target: no excess */
-        const double excess = over > 0.0 ? over * ctx->param[i].capacity_ah : 0.0;
-        ctx->excess_ah[i] = excess;
-        /* Bleed current is ocv / R: time = charge / current. */
-        ctx->bleed_s[i] = excess * 3600.0 * cfg->bal_bleed_ohm / st[i].ocv;
-        st[i].flags &= ~GG_CELL_BLEED;
-    }
-
     const size_t cpb = (size_t)cfg->cells_per_board;
     const size_t n_boards = (n + cpb - 1) / cpb;
     const int max_on = cfg->bal_max_per_board;
+    const double k_time = 3600.0 * cfg->bal_bleed_ohm;
     long n_bleeding = 0;
     for (size_t b = 0; b < n_boards; b++) {
         const size_t lo = b * cpb;
         const size_t hi = lo + cpb < n ? lo + cpb : n;
-        uint32_t il = board_interlock(ctx, lo, hi, t, tq);
-        if (mode == GG_BAL_OFF) {
-            il |= GG_BAL_IL_OFF;
-        } else if (low < 0) {
-            il |= GG_BAL_IL_NO_TARGET;
+        uint32_t il = mode == GG_BAL_OFF ? GG_BAL_IL_OFF : (low < 0 ? GG_BAL_IL_NO_TARGET : 0u);
+        /* Candidates of this board: (cell, score), at most 32. */
+        size_t cand[32];
+        double score[32];
+        size_t n_cand = 0;
+        for (size_t i = lo; i < hi; i++) {
+            gg_cell_state_t *s = &st[i];
+            const double over = s->soc - ref_soc; /* NaN without a target: no excess */
+            const double excess = over > 0.0 ? over * ctx->param[i].capacity_ah : 0.0;
+            ctx->excess_ah[i] = excess;
+            /* The bleed current is v / R, so the time is charge / current. */
+            ctx->bleed_s[i] = excess > 0.0 ? excess * k_time / s->v_last : 0.0;
+            s->flags &= ~GG_CELL_BLEED;
+            if (!(s->v_last >= cfg->bal_min_v)) {
+                il |= GG_BAL_IL_LOW_V;
+            }
+            if (!(tq[i] == Q_GOOD && t[i] <= cfg->bal_max_temp)) { /* NaN fails <= too */
+                il |= GG_BAL_IL_HOT;
+            }
+            if (!(s->age_s <= cfg->bal_max_age_s)) {
+                il |= GG_BAL_IL_STALE;
+            }
+            if (s->flags & GG_CELL_FAULTS) {
+                il |= GG_BAL_IL_FAULT;
+            }
+            const double x = by_voltage ? s->v_last : s->soc;
+            /* Written unconditionally, kept by the count: no branch on the data. */
+            cand[n_cand] = i;
+            score[n_cand] = by_voltage ? x - target : excess;
+            n_cand += (size_t)(x - target > window);
         }
         uint32_t mask = 0;
         if (il == 0) {
-            /* The thermal limit: up to max_on cells, those with the most excess first. */
-            for (int pick = 0; pick < max_on; pick++) {
-                long best = -1;
-                double best_score = 0.0;
-                for (size_t i = lo; i < hi; i++) {
-                    const uint32_t bit = 1u << (i - lo);
-                    const double x = by_voltage ? st[i].v_last : st[i].soc;
-                    if ((mask & bit) || !(x - target > window)) {
-                        continue;
-                    }
-                    const double score = by_voltage ? x - target : ctx->excess_ah[i];
-                    if (best < 0 || score > best_score) {
-                        best = (long)i;
-                        best_score = score;
+            /* The thermal limit: up to max_on cells, the most excess first, ties to the lower
+             * cell. A taken candidate's score becomes -inf so it is not taken again. */
+            for (int pick = 0; pick < max_on && (size_t)pick < n_cand; pick++) {
+                size_t best = 0;
+                for (size_t j = 1; j < n_cand; j++) {
+                    if (score[j] > score[best]) {
+                        best = j;
                     }
                 }
-                if (best < 0) {
-                    break;
-                }
-                mask |= 1u << ((size_t)best - lo);
-                st[best].flags |= GG_CELL_BLEED;
+                const size_t cell = cand[best];
+                score[best] = -INFINITY;
+                mask |= 1u << (cell - lo);
+                st[cell].flags |= GG_CELL_BLEED;
                 n_bleeding++;
             }
         }

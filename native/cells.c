@@ -12,6 +12,9 @@ static const double MAD_TO_SIGMA = 1.4826;
 
 enum { CNT_OV = 0, CNT_UV = 1, CNT_OT = 2, CNT_UT = 3, CNT_DEV = 4, CNT_IMPL = 5 };
 
+/* Pass 1 tells pass 2 that the innovation failed the gate; never visible outside the call. */
+static const uint32_t GATE_FAIL = 1u << 31;
+
 static const uint32_t DEBOUNCED = GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT
                                   | GG_CELL_DEVIATION | GG_CELL_IMPLAUSIBLE;
 
@@ -78,7 +81,7 @@ int gg_cells_check(const gg_cells_ctx_t *ctx)
     return GG_OK;
 }
 
-static double clamp01(double x) { return x < 0.0 ? 0.0 : (x > 1.0 ? 1.0 : x); }
+static inline double clamp01(double x) { return x < 0.0 ? 0.0 : (x > 1.0 ? 1.0 : x); }
 
 int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1)
 {
@@ -113,22 +116,22 @@ int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, doubl
 }
 
 /* Piecewise linear OCV on the uniform grid; the slope of the segment is the derivative. The
- * segment index is clamped, so values outside 0..1 extrapolate the end segments. */
-static double ocv_lookup(const double *ocv, size_t m, double soc, double *slope)
+ * segment index is clamped to the table, so values outside 0..1 extrapolate the end segments.
+ * The index is floor(x) clamped to 0..m-2, computed by truncation where x is positive (a
+ * conversion is far cheaper than floor() without SSE4.1). */
+static inline double ocv_lookup(const double *ocv, size_t m, double soc, double *slope)
 {
     const double span = (double)(m - 1);
     const double x = soc * span;
-    double seg = floor(x);
-    if (seg < 0.0) {
-        seg = 0.0;
+    size_t k = 0;
+    if (x >= span - 1.0) {
+        k = m - 2;
+    } else if (x > 0.0) {
+        k = (size_t)x;
     }
-    if (seg > span - 1.0) {
-        seg = span - 1.0;
-    }
-    const size_t k = (size_t)seg;
     const double d = ocv[k + 1] - ocv[k];
     *slope = d * span;
-    return ocv[k] + (x - seg) * d;
+    return ocv[k] + (x - (double)k) * d;
 }
 
 static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
@@ -144,7 +147,7 @@ static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
     ctx->coef_dt = dt;
 }
 
-static uint32_t debounce(uint32_t flags, uint32_t bit, uint8_t *count, int usable, int set,
+static inline uint32_t debounce(uint32_t flags, uint32_t bit, uint8_t *count, int usable, int set,
                          int clear, const gg_cells_cfg_t *cfg)
 {
     if (!usable) {
@@ -294,62 +297,75 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     long n_plaus = 0;
     long n_predict_only = 0;
 
-    /* Pass 1: EKF, every flag that needs only the cell itself, statistics. */
+    /* Pass 1: the EKF alone. Kept short and free of bookkeeping so that the out-of-order core
+     * overlaps several cells' dependency chains (lookup, innovation, division). */
+    gg_cell_state_t *restrict st = ctx->state;
+    const gg_cell_coef_t *restrict coef = ctx->coef;
+    const gg_cell_param_t *restrict par = ctx->param;
+    const double v_lo = cfg->v_lo;
+    const double v_hi = cfg->v_hi;
+    const double jump_v = cfg->jump_v;
+    const double r_v = cfg->r_v;
     for (size_t i = 0; i < n; i++) {
-        gg_cell_state_t *s = &ctx->state[i];
-        const gg_cell_coef_t *c = &ctx->coef[i];
-        const double r0 = ctx->param[i].r0;
+        gg_cell_state_t *s = &st[i];
         const double vi = v[i];
         const int v_good = vq[i] == Q_GOOD && isfinite(vi);
-        const int in_range = v_good && vi >= cfg->v_lo && vi <= cfg->v_hi;
-        double soc = s->soc;
-        double v1 = s->v1;
-        double p00 = s->p00;
-        double p01 = s->p01;
-        double p11 = s->p11;
+        uint32_t fl = (s->flags & DEBOUNCED) | GG_CELL_PREDICT_ONLY;
         double h;
-        double ocv_now;
-        int used = 0;
-        int gate_fail = 0;
-        s->innov = NAN;
         if (cur_ok) {
-            soc = clamp01(soc - (current * dt) * c->inv_q);
-            v1 = c->a * v1 + c->b * current;
-            p00 = p00 + qs;
-            p01 = c->a * p01;
-            p11 = c->a * c->a * p11 + qv;
-            ocv_now = ocv_lookup(ocv, m, soc, &h);
-            if (v_good) {
-                const double innov = vi - (ocv_now - v1 - r0 * current);
-                gate_fail = !(fabs(innov) <= cfg->jump_v);
-                if (in_range && !gate_fail) {
-                    const double ph0 = p00 * h - p01;
-                    const double ph1 = p01 * h - p11;
-                    const double sv = h * ph0 - ph1 + cfg->r_v;
-                    const double k0 = ph0 / sv;
-                    const double k1 = ph1 / sv;
-                    soc = clamp01(soc + k0 * innov);
-                    v1 = v1 + k1 * innov;
-                    p00 = p00 - k0 * ph0;
-                    p01 = p01 - k0 * ph1;
-                    p11 = p11 - k1 * ph1;
-                    s->innov = innov;
-                    used = 1;
-                    ocv_now = ocv_lookup(ocv, m, soc, &h);
-                }
+            const double a = coef[i].a;
+            const double soc = clamp01(s->soc - (current * dt) * coef[i].inv_q);
+            const double v1 = a * s->v1 + coef[i].b * current;
+            const double p00 = s->p00 + qs;
+            const double p01 = a * s->p01;
+            const double p11 = a * a * s->p11 + qv;
+            const double ocv_now = ocv_lookup(ocv, m, soc, &h);
+            const double innov = vi - (ocv_now - v1 - par[i].r0 * current);
+            const int gate_fail = v_good && !(fabs(innov) <= jump_v);
+            s->ocv = ocv_now;
+            s->innov = v_good ? innov : NAN;
+            if (v_good && vi >= v_lo && vi <= v_hi && !gate_fail) {
+                const double ph0 = p00 * h - p01;
+                const double ph1 = p01 * h - p11;
+                const double inv_s = 1.0 / (h * ph0 - ph1 + r_v);
+                const double k0 = ph0 * inv_s;
+                const double k1 = ph1 * inv_s;
+                s->soc = clamp01(soc + k0 * innov);
+                s->v1 = v1 + k1 * innov;
+                s->p00 = p00 - k0 * ph0;
+                s->p01 = p01 - k0 * ph1;
+                s->p11 = p11 - k1 * ph1;
+                fl &= ~GG_CELL_PREDICT_ONLY;
+            } else {
+                s->soc = soc;
+                s->v1 = v1;
+                s->p00 = p00;
+                s->p01 = p01;
+                s->p11 = p11;
+            }
+            if (gate_fail) {
+                fl |= GATE_FAIL;
             }
         } else {
             /* No current, no model: hold the state and let the uncertainty grow. */
-            p00 = p00 + qs;
-            p11 = p11 + qv;
-            ocv_now = ocv_lookup(ocv, m, soc, &h);
+            s->p00 = s->p00 + qs;
+            s->p11 = s->p11 + qv;
+            s->ocv = ocv_lookup(ocv, m, s->soc, &h);
+            s->innov = NAN;
+            fl |= GG_CELL_NO_CURRENT;
         }
-        s->soc = soc;
-        s->v1 = v1;
-        s->p00 = p00;
-        s->p01 = p01;
-        s->p11 = p11;
-        s->ocv = ocv_now;
+        s->flags = fl;
+    }
+
+    /* Pass 2: flags that need only the cell itself, and the statistics. */
+    for (size_t i = 0; i < n; i++) {
+        gg_cell_state_t *s = &st[i];
+        const double vi = v[i];
+        const int v_good = vq[i] == Q_GOOD && isfinite(vi);
+        const int in_range = v_good && vi >= v_lo && vi <= v_hi;
+        uint32_t fl = s->flags;
+        const int bad_reading = !in_range || (fl & GATE_FAIL) != 0;
+        fl &= ~GATE_FAIL;
         if (in_range) {
             s->age_s = 0.0;
             s->v_last = vi;
@@ -358,14 +374,11 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
         } else {
             s->age_s = s->age_s + dt;
         }
-        ext_push(&es, soc, (long)i);
-
-        uint32_t fl = s->flags & DEBOUNCED;
+        ext_push(&es, s->soc, (long)i);
         fl = debounce(fl, GG_CELL_OV, &s->count[CNT_OV], in_range, vi > cfg->ov_set,
                       vi < cfg->ov_clear, cfg);
         fl = debounce(fl, GG_CELL_UV, &s->count[CNT_UV], in_range, vi < cfg->uv_set,
                       vi > cfg->uv_clear, cfg);
-        const int bad_reading = !in_range || gate_fail;
         fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &s->count[CNT_IMPL], v_good, bad_reading,
                       !bad_reading, cfg);
         const double ti = t[i];
@@ -382,11 +395,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
         if (!v_good) {
             fl |= GG_CELL_V_BAD;
         }
-        if (!cur_ok) {
-            fl |= GG_CELL_NO_CURRENT;
-        }
-        if (!used) {
-            fl |= GG_CELL_PREDICT_ONLY;
+        if (fl & GG_CELL_PREDICT_ONLY) {
             n_predict_only++;
         }
         if (s->age_s > cfg->stale_s) {

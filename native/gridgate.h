@@ -159,10 +159,10 @@ typedef struct {
     double p00;      /* covariance of (soc, v1) */
     double p01;
     double p11;
-    double ocv;      /* OCV(soc) after this cycle */
+    double ocv;      /* OCV of the predicted SOC this cycle (what the update compared to) */
     double v_last;   /* last plausible voltage, NaN before the first */
     double age_s;    /* seconds since the last plausible voltage, +inf before the first */
-    double innov;    /* innovation of this cycle's update, NaN when it was skipped */
+    double innov;    /* v - v_pred this cycle; NaN without a GOOD finite v or a current */
     uint32_t flags;  /* GG_CELL_* */
     uint8_t count[8]; /* debounce counters of flag bits 0..5 (6, 7 unused) */
     uint32_t pad;
@@ -217,7 +217,7 @@ typedef struct {
     double coef_dt;
     double *scratch;
     double *excess_ah;         /* [n] charge to bleed to reach the target, Ah (>= 0) */
-    double *bleed_s;           /* [n] time that takes at ocv / bal_bleed_ohm, s */
+    double *bleed_s;           /* [n] time that takes at v_last / bal_bleed_ohm, s */
     uint32_t *board_mask;      /* [n_boards] bit j = cell j of the board bleeds */
     uint32_t *board_interlock; /* [n_boards] GG_BAL_IL_* */
     gg_cells_summary_t *summary;
@@ -235,7 +235,7 @@ int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, doubl
  * once after setting them. */
 int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v, const uint8_t *vq,
                   const double *t, const uint8_t *tq);
-/* The balancing part of gg_cells_step alone, from the states (flags, soc, ocv, v_last, age_s) and
+/* The balancing part of gg_cells_step alone, from the states (flags, soc, v_last, age_s) and
  * this cycle's temperatures; writes excess_ah, bleed_s, board masks, interlocks, the BLEED flag
  * and the summary's target and n_bleeding. */
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
