@@ -27,7 +27,8 @@ static int cfg_ok(const gg_cells_cfg_t *c)
           && pos_finite(c->r_v))) {
         return 0;
     }
-    if (!(isfinite(c->v_lo) && isfinite(c->v_hi) && c->v_lo < c->v_hi && c->jump_v > 0.0)) {
+    /* v_lo > 0: a plausible reading divides the bleed time. */
+    if (!(pos_finite(c->v_lo) && isfinite(c->v_hi) && c->v_lo < c->v_hi && c->jump_v > 0.0)) {
         return 0;
     }
     if (!(c->ov_clear <= c->ov_set && c->uv_clear >= c->uv_set && c->ot_clear <= c->ot_set
