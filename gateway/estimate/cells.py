@@ -254,8 +254,8 @@ class CellsConfig:
         for name in ("r_v", "dev_sigma_min", "bal_bleed_ohm"):
             if not (getattr(self, name) > 0.0 and math.isfinite(getattr(self, name))):
                 bad(name, "must be finite and > 0")
-        if not (math.isfinite(self.v_lo) and math.isfinite(self.v_hi) and self.v_lo < self.v_hi):
-            bad("v_hi", "v_lo < v_hi, both finite")
+        if not (0.0 < self.v_lo < self.v_hi and math.isfinite(self.v_hi)):
+            bad("v_hi", "0 < v_lo < v_hi, both finite")
         if not self.jump_v > 0.0:
             bad("jump_v", "must be > 0 (inf disables the jump check)")
         for set_, clear, above in (
