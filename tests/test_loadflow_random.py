@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from gateway.estimate.feeder_model import BASE_POWER_1P, build
 from gateway.core.issues import IssueSink
+from gateway.estimate.feeder_model import BASE_POWER_1P, build
 from gateway.estimate.loadflow import Feeder
 from gateway.estimate.loadflow_ref import solve_ref
 from tests.test_loadflow_support import pgm_solve, pgm_voltages, random_feeder

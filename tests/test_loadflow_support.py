@@ -149,10 +149,22 @@ def random_feeder(seed: int) -> dict[str, Any]:
         x1 = float(rng.uniform(0.001, 0.03))
         c = float(rng.uniform(0, 4e-7)) if rng.random() < 0.2 else 0.0
         lines.append(
-            {"id": next(ids), "from_node": nid[par], "to_node": nid[k], "from_status": 1,
-             "to_status": 1, "r1": r1, "x1": x1, "c1": c, "tan1": 0.0,
-             "r0": r1 * float(rng.uniform(1, 4)), "x0": x1 * float(rng.uniform(1, 4)),
-             "c0": c * 0.6, "tan0": 0.0, "i_n": 200.0}
+            {
+                "id": next(ids),
+                "from_node": nid[par],
+                "to_node": nid[k],
+                "from_status": 1,
+                "to_status": 1,
+                "r1": r1,
+                "x1": x1,
+                "c1": c,
+                "tan1": 0.0,
+                "r0": r1 * float(rng.uniform(1, 4)),
+                "x0": x1 * float(rng.uniform(1, 4)),
+                "c0": c * 0.6,
+                "tan0": 0.0,
+                "i_n": 200.0,
+            }
         )
         if rng.random() < 0.5:  # PGM wants from/to in any direction; exercise reversed lines
             lines[-1]["from_node"], lines[-1]["to_node"] = nid[k], nid[par]
@@ -164,18 +176,42 @@ def random_feeder(seed: int) -> dict[str, Any]:
         src_node = 0
         dyn = kind == 1
         data["transformer"] = [
-            {"id": next(ids), "from_node": 0, "to_node": 1, "from_status": 1, "to_status": 1,
-             "u1": 10.5e3 if rng.random() < 0.3 else 10e3, "u2": 420.0, "sn": 630e3,
-             "uk": 0.04, "pk": 5000.0, "i0": float(rng.uniform(0, 0.01)),
-             "p0": float(rng.uniform(0, 800)), "winding_from": 2 if dyn else 1,
-             "winding_to": 1, "clock": int(rng.choice([1, 5, 11])) if dyn else 0,
-             "tap_side": 0, "tap_pos": 0, "tap_min": 0, "tap_max": 0, "tap_nom": 0,
-             "tap_size": 0.0, "r_grounding_to": float(rng.uniform(0, 0.5))}
+            {
+                "id": next(ids),
+                "from_node": 0,
+                "to_node": 1,
+                "from_status": 1,
+                "to_status": 1,
+                "u1": 10.5e3 if rng.random() < 0.3 else 10e3,
+                "u2": 420.0,
+                "sn": 630e3,
+                "uk": 0.04,
+                "pk": 5000.0,
+                "i0": float(rng.uniform(0, 0.01)),
+                "p0": float(rng.uniform(0, 800)),
+                "winding_from": 2 if dyn else 1,
+                "winding_to": 1,
+                "clock": int(rng.choice([1, 5, 11])) if dyn else 0,
+                "tap_side": 0,
+                "tap_pos": 0,
+                "tap_min": 0,
+                "tap_max": 0,
+                "tap_nom": 0,
+                "tap_size": 0.0,
+                "r_grounding_to": float(rng.uniform(0, 0.5)),
+            }
         ]
     data["source"] = [
-        {"id": next(ids), "node": src_node, "status": 1, "u_ref": float(rng.uniform(0.97, 1.05)),
-         "u_ref_angle": float(rng.uniform(-0.3, 0.3)), "sk": float(rng.uniform(5e6, 1e9)),
-         "rx_ratio": float(rng.uniform(0.05, 0.5)), "z01_ratio": float(rng.uniform(0.5, 3))}
+        {
+            "id": next(ids),
+            "node": src_node,
+            "status": 1,
+            "u_ref": float(rng.uniform(0.97, 1.05)),
+            "u_ref_angle": float(rng.uniform(-0.3, 0.3)),
+            "sk": float(rng.uniform(5e6, 1e9)),
+            "rx_ratio": float(rng.uniform(0.05, 0.5)),
+            "z01_ratio": float(rng.uniform(0.5, 3)),
+        }
     ]
     scale = float(rng.uniform(0.1, 1.0)) * 25e3 / n
     for comp in ("sym_load", "asym_load", "sym_gen", "asym_gen"):
@@ -189,8 +225,16 @@ def random_feeder(seed: int) -> dict[str, Any]:
                 mask = rng.random(3) < 0.6
                 p = list(rng.uniform(0, 3 * scale, 3) * mask)
                 q = list(rng.uniform(-0.3, 0.5, 3) * scale * mask)
-            rows.append({"id": next(ids), "node": node, "status": int(rng.random() > 0.05),
-                         "type": typ, "p_specified": p, "q_specified": q})
+            rows.append(
+                {
+                    "id": next(ids),
+                    "node": node,
+                    "status": int(rng.random() > 0.05),
+                    "type": typ,
+                    "p_specified": p,
+                    "q_specified": q,
+                }
+            )
         data[comp] = rows
     return {"version": "1.0", "type": "input", "is_batch": False, "attributes": {}, "data": data}
 

@@ -311,6 +311,7 @@ def _thevenin(
 def _head(
     sink: IssueSink, comps: Components, u_rated: dict[int, float]
 ) -> tuple[Head | None, int | None]:
+    before = len(sink.issues)
     sources = [r for r in comps.get("source", []) if r.get("status", 1) != 0]
     if len(sources) != 1:
         sink.error("source", f"exactly one energised source is needed, found {len(sources)}")
@@ -352,7 +353,7 @@ def _head(
         busbar = t
         *seq, sn = _transformer_seq(trd, u_rated[node], u_rated[t])
         trafo = (seq[0], seq[1], seq[2])
-    if sink:
+    if len(sink.issues) > before:
         return None, None
     e_th, z_th = _thevenin(es, ys, trafo)
     head = Head(

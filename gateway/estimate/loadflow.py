@@ -219,8 +219,10 @@ class Feeder:
         self._work_v = np.zeros(6 * len(red.kept_node))
         self._work_j = np.zeros(6 * len(red.kept_node))
         self._work = ffi.new("gg_lf_work_t *")
-        self._work_ptrs = (ptr("double", self._work_v, writable=True),
-                           ptr("double", self._work_j, writable=True))
+        self._work_ptrs = (
+            ptr("double", self._work_v, writable=True),
+            ptr("double", self._work_j, writable=True),
+        )
         self._work.v, self._work.j = self._work_ptrs
         self._work.warm_valid = 0
         self._iters = np.zeros(1, dtype=np.int32)
@@ -327,10 +329,13 @@ class Feeder:
         node_power: Loads | None = None,
         symmetric: bool = False,
         warm: bool = False,
+        line_currents: bool = True,
     ) -> FlowResult:
         """T solves in one kernel call, each warm-started from the previous step.
 
         Results have a leading time axis; ``converged[t]`` says which steps hold a solution.
+        ``line_currents=False`` skips the [T, n, 3] current array (line results are then NaN):
+        for long series where only voltages matter it halves the memory written.
         """
         steps = np.asarray(profiles.p).shape[0] if np.asarray(profiles.p).ndim == 3 else -1
         if steps < 0:
@@ -339,7 +344,7 @@ class Feeder:
         s = np.empty((steps, len(self._load_mask), 3), dtype=np.complex128)
         self._fill_s(s, profiles, node_power)
         v = np.empty((steps, n, 3), dtype=np.complex128)
-        j = np.empty((steps, n, 3), dtype=np.complex128)
+        j = np.empty((steps, n, 3) if line_currents else (0, n, 3), dtype=np.complex128)
         iters = np.empty(steps, dtype=np.int32)
         status = np.empty(steps, dtype=np.int32)
         failed = check(
@@ -353,14 +358,18 @@ class Feeder:
                 self.tol,
                 self.max_iter,
                 ffi.cast("double *", ffi.from_buffer(v)),
-                ffi.cast("double *", ffi.from_buffer(j)),
+                ffi.cast("double *", ffi.from_buffer(j)) if line_currents else ffi.NULL,
                 ptr("int32_t", iters, writable=True),
                 ptr("int32_t", status, writable=True),
             ),
             "gg_lf_solve_batch",
         )
         if failed:
-            log.warning("feeder %s: %d of %d steps did not converge", self.model.name, failed, steps)
+            log.warning(
+                "feeder %s: %d of %d steps did not converge", self.model.name, failed, steps
+            )
+        if not line_currents:
+            j = np.broadcast_to(np.complex128(np.nan), (steps, n, 3))
         return FlowResult(self.model, v, j, iters, status == 0, symmetric)
 
     def sensitivities(
