@@ -1,0 +1,336 @@
+"""``[plant.opcua]``: the PLC endpoint, its security, and the nodes to read, validated as a whole.
+
+Example::
+
+    [plant.opcua]
+    endpoint = "opc.tcp://10.0.0.5:4840"
+    security_policy = "Basic256Sha256"     # or Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss
+    security_mode = "SignAndEncrypt"       # or Sign
+    certificate = "/etc/gridgate/opcua/client.der"
+    private_key = "/etc/gridgate/opcua/client.pem"
+    trust_dir = "/etc/gridgate/opcua/trusted"   # server certificates (DER/PEM) we accept
+    username = "gridgate"
+    password_file = "/etc/gridgate/opcua.password"
+    sampling_interval = 1.0                # s
+    queue_size = 1
+    deadband = 0.0                         # absolute, per node overridable
+
+    [[plant.opcua.nodes]]
+    name = "power"
+    node_id = "ns=2;s=gas_turbine.power"
+
+    [[plant.opcua.nodes]]
+    name = "bearing_vibration"
+    browse_path = "0:Objects/2:GasTurbine/2:bearing_vibration"
+    unit = "mm/s"
+    deadband = 0.05
+
+``None`` security and the SHA-1 policies (Basic128Rsa15, Basic256) are refused unless
+``allow_insecure = true``: they either send the password in the clear or rely on broken hashes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asyncua import ua
+from asyncua.ua.uaerrors import UaStringParsingError
+
+from gateway.core.config.secrets import Secret, allowed_secret_keys, read_secret
+from gateway.core.issues import IssueSink, check_keys, join, take
+from gateway.core.model import PointSpec
+
+SECURE_POLICIES = ("Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss")
+INSECURE_POLICIES = ("None", "Basic128Rsa15", "Basic256")
+MODES = ("None", "Sign", "SignAndEncrypt")
+ACQUISITION = ("auto", "subscribe", "poll")
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_QUALIFIED = re.compile(r"^(\d+:)?[^/]+$")
+
+_TOP_KEYS = {
+    "endpoint",
+    "security_policy",
+    "security_mode",
+    "certificate",
+    "private_key",
+    "trust_dir",
+    "application_uri",
+    "username",
+    "allow_insecure",
+    "acquisition",
+    "sampling_interval",
+    "publishing_interval",
+    "queue_size",
+    "deadband",
+    "timeout",
+    "session_timeout",
+    "reconnect_max",
+    "nodes",
+    *allowed_secret_keys("password"),
+    *allowed_secret_keys("private_key_password"),
+}
+_NODE_KEYS = {"name", "node_id", "browse_path", "unit", "deadband", "low", "high"}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One value to read: where it is on the server and what it is called in gridgate."""
+
+    name: str
+    node_id: str | None  # e.g. "ns=2;s=gas_turbine.power"
+    browse_path: tuple[str, ...] | None  # qualified names from the root, e.g. ("0:Objects", ...)
+    unit: str = ""
+    deadband: float = 0.0
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def spec(self) -> PointSpec:
+        return PointSpec(self.name, self.unit, self.low, self.high, self.deadband)
+
+    @property
+    def where(self) -> str:
+        return self.node_id if self.node_id is not None else "/".join(self.browse_path or ())
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    policy: str  # one of SECURE_POLICIES or INSECURE_POLICIES
+    mode: str  # one of MODES
+    certificate: Path | None = None
+    private_key: Path | None = None
+    private_key_password: Secret | None = None
+    trust_dir: Path | None = None
+    application_uri: str | None = None  # default: the URI in the client certificate
+    username: str | None = None
+    password: Secret | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy != "None"
+
+
+@dataclass(frozen=True)
+class OpcUaConfig:
+    endpoint: str
+    security: SecurityConfig
+    nodes: tuple[NodeConfig, ...]
+    acquisition: str = "auto"  # subscribe, fall back to polling if the server cannot
+    sampling_interval: float = 1.0  # s, also the polling period
+    publishing_interval: float = 1.0  # s
+    queue_size: int = 1
+    timeout: float = 4.0  # s per request
+    session_timeout: float = 60.0  # s: how long the server keeps a session we lost
+    reconnect_max: float = 30.0  # s, backoff cap
+
+    @property
+    def points(self) -> tuple[PointSpec, ...]:
+        return tuple(n.spec for n in self.nodes)
+
+
+def parse_opcua(
+    sink: IssueSink,
+    table: Mapping[str, Any],
+    path: str = "plant.opcua",
+    env: Mapping[str, str] | None = None,
+) -> OpcUaConfig | None:
+    """Validate ``table`` (the ``[plant.opcua]`` table); report every problem into ``sink``."""
+    before = len(sink.issues)
+    check_keys(sink, path, table, _TOP_KEYS)
+    endpoint = take(sink, path, table, "endpoint", str)
+    if isinstance(endpoint, str) and not endpoint.startswith("opc.tcp://"):
+        sink.error(join(path, "endpoint"), f"must start with opc.tcp:// (got {endpoint!r})")
+    security = _parse_security(sink, table, path, env)
+    acquisition = take(sink, path, table, "acquisition", str, "auto")
+    if acquisition not in ACQUISITION:
+        sink.error(join(path, "acquisition"), f"must be one of {', '.join(ACQUISITION)}")
+    sampling = _positive(sink, path, table, "sampling_interval", 1.0)
+    publishing = _positive(sink, path, table, "publishing_interval", sampling)
+    queue_size = take(sink, path, table, "queue_size", int, 1)
+    if isinstance(queue_size, int) and not 1 <= queue_size <= 10_000:
+        sink.error(join(path, "queue_size"), f"must be 1..10000, got {queue_size}")
+    default_deadband = _non_negative(sink, path, table, "deadband", 0.0)
+    timeout = _positive(sink, path, table, "timeout", 4.0)
+    session_timeout = _positive(sink, path, table, "session_timeout", 60.0)
+    reconnect_max = _positive(sink, path, table, "reconnect_max", 30.0)
+    nodes = _parse_nodes(sink, table, path, default_deadband)
+    if len(sink.issues) > before or security is None or endpoint is None:
+        return None
+    return OpcUaConfig(
+        endpoint=endpoint,
+        security=security,
+        nodes=nodes,
+        acquisition=acquisition,
+        sampling_interval=sampling,
+        publishing_interval=publishing,
+        queue_size=queue_size,
+        timeout=timeout,
+        session_timeout=session_timeout,
+        reconnect_max=reconnect_max,
+    )
+
+
+def _positive(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: float
+) -> float:
+    value = take(sink, path, table, key, float, default)
+    if value is None or value <= 0:
+        sink.error(join(path, key), f"must be a positive number of seconds, got {value!r}")
+        return default
+    return float(value)
+
+
+def _non_negative(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: float
+) -> float:
+    value = take(sink, path, table, key, float, default)
+    if value is None or value < 0:
+        sink.error(join(path, key), f"must be >= 0, got {value!r}")
+        return default
+    return float(value)
+
+
+def _existing(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, *, directory: bool = False
+) -> Path | None:
+    name = take(sink, path, table, key, str, None)
+    if name is None:
+        return None
+    p = Path(name)
+    if directory and not p.is_dir():
+        sink.error(join(path, key), f"{p} is not a directory")
+    elif not directory and not p.is_file():
+        sink.error(join(path, key), f"{p} does not exist or is not a file")
+    return p
+
+
+def _parse_security(
+    sink: IssueSink, table: Mapping[str, Any], path: str, env: Mapping[str, str] | None
+) -> SecurityConfig | None:
+    before = len(sink.issues)
+    policy = take(sink, path, table, "security_policy", str, "Basic256Sha256")
+    mode = take(sink, path, table, "security_mode", str, "SignAndEncrypt")
+    allow_insecure = take(sink, path, table, "allow_insecure", bool, False)
+    if policy not in SECURE_POLICIES + INSECURE_POLICIES:
+        known = ", ".join(SECURE_POLICIES + INSECURE_POLICIES)
+        sink.error(join(path, "security_policy"), f"unknown policy {policy!r} (known: {known})")
+    elif policy in INSECURE_POLICIES and not allow_insecure:
+        why = "sends data and password unprotected" if policy == "None" else "uses SHA-1"
+        sink.error(
+            join(path, "security_policy"),
+            f"{policy} {why}; use {', '.join(SECURE_POLICIES)} "
+            "or set allow_insecure = true if the PLC can do nothing better",
+        )
+    if mode not in MODES:
+        sink.error(join(path, "security_mode"), f"must be one of {', '.join(MODES)}")
+    elif (policy == "None") != (mode == "None"):
+        sink.error(
+            join(path, "security_mode"),
+            f"security_mode {mode} does not fit security_policy {policy} "
+            "(None goes with None, every other policy with Sign or SignAndEncrypt)",
+        )
+    certificate = _existing(sink, path, table, "certificate")
+    private_key = _existing(sink, path, table, "private_key")
+    trust_dir = _existing(sink, path, table, "trust_dir", directory=True)
+    key_password = read_secret(sink, path, table, "private_key_password", env)
+    application_uri = take(sink, path, table, "application_uri", str, None)
+    if policy != "None":
+        for key, value in (("certificate", certificate), ("private_key", private_key)):
+            if value is None and key not in table:
+                sink.error(join(path, key), f"required with security_policy {policy}")
+        if trust_dir is None and "trust_dir" not in table and not allow_insecure:
+            sink.error(
+                join(path, "trust_dir"),
+                "required: a directory of trusted server certificates "
+                "(or allow_insecure = true to accept any server certificate)",
+            )
+    username = take(sink, path, table, "username", str, None)
+    password = read_secret(sink, path, table, "password", env)
+    has_password = any(k in table for k in ("password_file", "password_credential"))
+    if username is not None and not has_password:
+        sink.error(join(path, "username"), "needs password_file or password_credential")
+    if has_password and username is None:
+        sink.error(join(path, "password_file"), "a password without a username")
+    if len(sink.issues) > before:
+        return None
+    return SecurityConfig(
+        policy=policy,
+        mode=mode,
+        certificate=certificate,
+        private_key=private_key,
+        private_key_password=key_password,
+        trust_dir=trust_dir,
+        application_uri=application_uri,
+        username=username,
+        password=password,
+    )
+
+
+def _parse_nodes(
+    sink: IssueSink, table: Mapping[str, Any], path: str, default_deadband: float
+) -> tuple[NodeConfig, ...]:
+    raw = take(sink, path, table, "nodes", list, None)
+    if raw is None:
+        if "nodes" not in table:
+            sink.error(join(path, "nodes"), "at least one [[plant.opcua.nodes]] is required")
+        return ()
+    if not raw:
+        sink.error(join(path, "nodes"), "at least one node is required")
+    nodes: list[NodeConfig] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        where = join(join(path, "nodes"), i)
+        if not isinstance(item, dict):
+            sink.error(where, "expected a table")
+            continue
+        check_keys(sink, where, item, _NODE_KEYS)
+        name = take(sink, where, item, "name", str)
+        if isinstance(name, str):
+            if not _NAME.match(name):
+                sink.error(join(where, "name"), f"{name!r}: use letters, digits, _ . -")
+            elif name in seen:
+                sink.error(join(where, "name"), f"{name!r} is already used by {seen[name]}")
+            seen[name] = where
+        node_id = take(sink, where, item, "node_id", str, None)
+        browse = take(sink, where, item, "browse_path", str, None)
+        if (node_id is None) == (browse is None):
+            sink.error(where, "set exactly one of node_id and browse_path")
+        if node_id is not None:
+            try:
+                ua.NodeId.from_string(node_id)
+            except (ValueError, UaStringParsingError) as exc:
+                sink.error(join(where, "node_id"), f"{node_id!r} is not a node id: {exc}")
+        parts: tuple[str, ...] | None = None
+        if browse is not None:
+            parts = tuple(p for p in browse.strip("/").split("/"))
+            if not parts or not all(p and _QUALIFIED.match(p) for p in parts):
+                sink.error(
+                    join(where, "browse_path"),
+                    f"{browse!r}: expected qualified names like 0:Objects/2:Plant/2:power",
+                )
+        unit = take(sink, where, item, "unit", str, "")
+        deadband = _non_negative(sink, where, item, "deadband", default_deadband)
+        low = take(sink, where, item, "low", float, None)
+        high = take(sink, where, item, "high", float, None)
+        if low is not None and high is not None and low >= high:
+            sink.error(join(where, "low"), f"low ({low}) must be below high ({high})")
+        if isinstance(name, str):
+            nodes.append(NodeConfig(name, node_id, parts, unit, deadband, low, high))
+    return tuple(nodes)
+
+
+__all__ = [
+    "ACQUISITION",
+    "INSECURE_POLICIES",
+    "MODES",
+    "SECURE_POLICIES",
+    "NodeConfig",
+    "OpcUaConfig",
+    "SecurityConfig",
+    "parse_opcua",
+]
