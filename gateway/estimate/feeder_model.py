@@ -55,7 +55,7 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class SeqBranch:
-    """A branch's admittances (yff, yft, ytf, ytt) in one sequence, per power-grid-model's pi model."""
+    """A branch's admittances (yff, yft, ytf, ytt) in one sequence (power-grid-model's pi)."""
 
     yff: complex
     yft: complex
@@ -177,8 +177,11 @@ class _Reader:
 
     def triple(self, attr: str) -> list[float]:
         value = self.row.get(attr)
-        ok = isinstance(value, list) and len(value) == 3
-        if not ok or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        if not (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        ):
             self.error(attr, f"expected an array of three numbers (one per phase), got {value!r}")
             return [math.nan] * 3
         return [float(v) for v in value]

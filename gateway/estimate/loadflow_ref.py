@@ -53,9 +53,10 @@ def solve_ref(
         s[:] = s.mean(axis=1, keepdims=True)
         rot = np.array([1.0, A_OP * A_OP, A_OP])
         e = e[0] * rot
-        z_th = head.z_th1 * np.eye(3)
-        z_line = [z1 * np.eye(3) for z1 in model.line_z1]
-        y_node = [np.diag(np.diag(y) - (y[0, 1] if n > 0 else 0)) for y in y_node]
+        z_th = head.z_th1 * np.eye(3, dtype=np.complex128)
+        z_line = [z1 * np.eye(3, dtype=np.complex128) for z1 in model.line_z1]
+        # Balanced: only the positive-sequence shunt y1 = diagonal - off-diagonal.
+        y_node = [np.diag(np.diag(y) - y[0, 1]) for y in y_node]
     v = np.tile(e, (n, 1)) if v_start is None else v_start.copy()
     exponent = model.load_type.astype(np.float64)  # |V|^0, |V|^2, |V|^1 scaling of power
     exponent[model.load_type == 1] = 2.0

@@ -17,7 +17,6 @@ import numpy.typing as npt
 from gateway.estimate.feeder_model import (
     A_OP,
     BASE_POWER_1P,
-    BASE_POWER_3P,
     SQRT3,
     ComplexArray,
     FeederModel,
@@ -31,7 +30,8 @@ _A_INV = np.linalg.inv(_A)
 
 
 def _shunt(y1: ComplexArray, ym: ComplexArray, v: ComplexArray) -> ComplexArray:
-    return y1[:, None] * v + ym[:, None] * v.sum(axis=-1, keepdims=True)
+    out: ComplexArray = y1[:, None] * v + ym[:, None] * v.sum(axis=-1, keepdims=True)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +114,8 @@ class FlowResult:
         """Largest phase current at either end over i_n, as a fraction (power-grid-model's
         ``loading``); NaN for lines without i_n."""
         worst = np.maximum(self.i_from.max(axis=-1), self.i_to.max(axis=-1))
-        return worst / self.model.line_i_n
+        out: FloatArray = worst / self.model.line_i_n
+        return out
 
     @cached_property
     def loading_pct(self) -> FloatArray:
@@ -155,12 +156,9 @@ class FlowResult:
         return np.abs(self.head.v_source_node) * self.model.head.source_u_rated / SQRT3
 
     def trafo_loading(self) -> FloatArray:
-        """Largest apparent power at either side over sn (power-grid-model's transformer loading)."""
+        """Largest apparent power at either side over sn (power-grid-model's loading)."""
         hd = self.head
         s_f = np.abs(hd.v_source_node * np.conj(hd.i_trafo_from)).sum(axis=-1)
         s_t = np.abs(self.v[..., 0, :] * np.conj(hd.i_trafo_to)).sum(axis=-1)
-        return np.maximum(s_f, s_t) * BASE_POWER_1P / self.model.head.transformer_sn
-
-    @staticmethod
-    def base_power_3p() -> float:
-        return BASE_POWER_3P
+        out: FloatArray = np.maximum(s_f, s_t) * BASE_POWER_1P / self.model.head.transformer_sn
+        return out

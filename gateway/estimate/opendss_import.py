@@ -51,9 +51,8 @@ class DssLoad:
 
 def _statements(path: Path) -> list[tuple[str, str, str, dict[str, str]]]:
     out = []
-    for line in path.read_text().splitlines():
-        line = line.split("!")[0].split("//")[0]
-        m = _NEW.match(line)
+    for raw in path.read_text().splitlines():
+        m = _NEW.match(raw.split("!")[0].split("//")[0])
         if m:
             props = {k.lower(): v for k, v in _KV.findall(m.group(4))}
             out.append((m.group(1).lower(), m.group(2).lower(), m.group(3), props))

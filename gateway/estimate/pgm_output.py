@@ -29,7 +29,10 @@ def _v(x: Any, symmetric: bool, total: bool = False) -> Any:
 def _scenario(res: FlowResult, t: int | None) -> Components:
     m = res.model
     sym = res.symmetric
-    pick = (lambda a: a) if t is None else (lambda a: a[t])
+
+    def pick(a: Any) -> Any:
+        return a if t is None else a[t]
+
     v = pick(res.v)
     ok = bool(pick(res.converged))
     u_scale = m.u_rated if sym else m.u_rated / SQRT3
@@ -123,7 +126,10 @@ def apply_updates(model: FeederModel, scenarios: list[Components], sink: IssueSi
     Only load components may change (p_specified, q_specified, status); anything else is an
     issue, since this solver keeps the topology and the source fixed for a batch.
     """
-    index = {(c, int(i)): k for k, (c, i) in enumerate(zip(model.load_component, model.load_ids))}
+    index = {
+        (c, int(i)): k
+        for k, (c, i) in enumerate(zip(model.load_component, model.load_ids, strict=True))
+    }
     steps = len(scenarios)
     p = np.repeat(model.load_p[None], steps, axis=0)
     q = np.repeat(model.load_q[None], steps, axis=0)
