@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="state of every daemon, spool depth, uplink state")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
+    from gateway import loadflow_cli
+
+    loadflow_cli.add_parser(sub)
+
     pts = sub.add_parser("points", help="live values of every point (from the running daemons)")
     pts.add_argument("device", nargs="?", help="only this device")
 
@@ -163,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "status":
         return _status(args.config, args.json)
+    if args.command == "loadflow":
+        from gateway import loadflow_cli
+
+        return loadflow_cli.run(args)
     if args.command == "points":
         return _points(args.config, args.device)
     if args.command == "run":

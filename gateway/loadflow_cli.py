@@ -18,9 +18,6 @@ from typing import Any
 
 from gateway.core.errors import ConfigError
 from gateway.core.issues import IssueSink
-from gateway.estimate import pgm_json
-from gateway.estimate.loadflow import Feeder
-from gateway.estimate.pgm_output import apply_updates, results_to_pgm
 
 EX_CONFIG = 78
 
@@ -37,6 +34,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the parser is built by every gridgate command, the solver (numpy, the C
+    # kernels) only by this one.
+    from gateway.estimate import pgm_json
+    from gateway.estimate.loadflow import Feeder
+    from gateway.estimate.pgm_output import apply_updates, results_to_pgm
+
     try:
         feeder = Feeder.from_pgm_json(args.feeder)
         loads = None
