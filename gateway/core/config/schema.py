@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.core.config.bms import BmsConfig, parse_bms
 from gateway.core.config.grid import GridConfig, parse_grid
 from gateway.core.config.loader import RawConfig, read_config
 from gateway.core.config.uplink import UplinkConfig, parse_uplink
@@ -22,7 +23,7 @@ from gateway.core.issues import IssueSink, check_keys, join, take
 _TOPIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_STATE_DIR = "/var/lib/gridgate"
-_SECTIONS = {"gateway", "spool", "uplink", "grid", "modbus"}
+_SECTIONS = {"gateway", "spool", "uplink", "grid", "modbus", "bms"}
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,15 @@ class Config:
     spool: SpoolSettings
     uplink: UplinkConfig
     grid: GridConfig | None
+    bms: BmsConfig | None = None
 
     def daemons(self) -> list[str]:
         """The daemons this config enables, in start order (producers before the uplink)."""
         names = []
         if self.grid is not None and self.grid.enabled:
             names.append("grid")
+        if self.bms is not None and self.bms.enabled:
+            names.append("bms")
         if self.uplink.enabled:
             names.append("uplink")
         return names
@@ -164,8 +168,9 @@ def build_config(raw: RawConfig, env: Mapping[str, str] | None = None) -> Config
         sink.error(
             "modbus", "modbus buses are configured but no daemon uses them ([grid] is missing)"
         )
+    bms = parse_bms(sink, sections["bms"], gateway.state_dir) if "bms" in data else None
     sink.raise_if_any()
-    return Config(tuple(raw.files), gateway, spool, uplink, grid)
+    return Config(tuple(raw.files), gateway, spool, uplink, grid, bms)
 
 
 def load_config(main: Path, env: Mapping[str, str] | None = None) -> Config:
