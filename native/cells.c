@@ -2,6 +2,7 @@
  * is in balance.c. Arithmetic is written in the same order as the numpy reference
  * (gateway/estimate/cells_ref.py) so the two agree to rounding, not just to a tolerance. */
 #include <math.h>
+#include <string.h>
 
 #include "gridgate.h"
 
@@ -376,18 +377,27 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
             s->age_s = s->age_s + dt;
         }
         ext_push(&es, s->soc, (long)i);
-        fl = debounce(fl, GG_CELL_OV, &s->count[CNT_OV], in_range, vi > cfg->ov_set,
-                      vi < cfg->ov_clear, cfg);
-        fl = debounce(fl, GG_CELL_UV, &s->count[CNT_UV], in_range, vi < cfg->uv_set,
-                      vi > cfg->uv_clear, cfg);
-        fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &s->count[CNT_IMPL], v_good, bad_reading,
-                      !bad_reading, cfg);
         const double ti = t[i];
         const int t_good = tq[i] == Q_GOOD && isfinite(ti);
-        fl = debounce(fl, GG_CELL_OT, &s->count[CNT_OT], t_good, ti > cfg->ot_set,
-                      ti < cfg->ot_clear, cfg);
-        fl = debounce(fl, GG_CELL_UT, &s->count[CNT_UT], t_good, ti < cfg->ut_set,
-                      ti > cfg->ut_clear, cfg);
+        uint64_t counts;
+        memcpy(&counts, s->count, sizeof counts);
+        /* The common case: no flag, no run in progress, no set condition. Every debounce step
+         * would leave the flags and the zero counters as they are, so they are skipped. */
+        const int quiet = (fl & DEBOUNCED) == 0 && counts == 0 && in_range && !bad_reading
+                          && !(vi > cfg->ov_set) && !(vi < cfg->uv_set) && t_good
+                          && !(ti > cfg->ot_set) && !(ti < cfg->ut_set);
+        if (!quiet) {
+            fl = debounce(fl, GG_CELL_OV, &s->count[CNT_OV], in_range, vi > cfg->ov_set,
+                          vi < cfg->ov_clear, cfg);
+            fl = debounce(fl, GG_CELL_UV, &s->count[CNT_UV], in_range, vi < cfg->uv_set,
+                          vi > cfg->uv_clear, cfg);
+            fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &s->count[CNT_IMPL], v_good, bad_reading,
+                          !bad_reading, cfg);
+            fl = debounce(fl, GG_CELL_OT, &s->count[CNT_OT], t_good, ti > cfg->ot_set,
+                          ti < cfg->ot_clear, cfg);
+            fl = debounce(fl, GG_CELL_UT, &s->count[CNT_UT], t_good, ti < cfg->ut_set,
+                          ti > cfg->ut_clear, cfg);
+        }
         if (t_good) {
             ext_push(&et, ti, (long)i);
         } else {
