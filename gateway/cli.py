@@ -15,7 +15,7 @@ from gateway.core.config import DEFAULT_PATH, load_or_report
 from gateway.core.errors import GatewayError
 from gateway.core.runtime import EX_CONFIG
 
-DAEMON_CHOICES = ("grid", "uplink", "all")
+DAEMON_CHOICES = ("grid", "bms", "uplink", "all")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     from gateway import loadflow_cli
 
     loadflow_cli.add_parser(sub)
+
+    from gateway.bms import replay_cli
+
+    replay_cli.add_parser(sub)
 
     pts = sub.add_parser("points", help="live values of every point (from the running daemons)")
     pts.add_argument("device", nargs="?", help="only this device")
@@ -171,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway import loadflow_cli
 
         return loadflow_cli.run(args)
+    if args.command == "replay":
+        from gateway.bms import replay_cli
+
+        return replay_cli.run(args)
     if args.command == "points":
         return _points(args.config, args.device)
     if args.command == "run":

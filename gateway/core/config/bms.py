@@ -8,6 +8,7 @@ for what the kernel accepts) and each problem is reported under the key the tech
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from drivers.cellbus.config import RackConfig, parse_rack
 from gateway.core.issues import IssueSink, check_keys, join, take
-import itertools
 
 if TYPE_CHECKING:
     from gateway.estimate.cells import CellsConfig
