@@ -578,7 +578,8 @@ class PlantModel:
 
     ``start`` is the wall-clock epoch of t=0 (it sets time of day and season). With
     ``dispatch=True`` the plant starts, stops and changes load by itself; otherwise it waits for
-    :meth:`command_start`, :meth:`command_stop` and :meth:`set_load`. Deterministic given ``seed``
+    :meth:`command_start`, :meth:`command_stop` and :meth:`set_load`; ``running=True`` starts it
+    warm at its setpoint instead of cold. Deterministic given ``seed``
     and the same sequence of calls.
     """
 
@@ -592,6 +593,7 @@ class PlantModel:
         dispatch: bool = True,
         trip_rate_per_day: float = 0.02,
         ambient_mean: float = 11.0,
+        running: bool | None = None,
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown plant profile {profile!r} (known: {', '.join(PROFILES)})")
@@ -608,7 +610,8 @@ class PlantModel:
             self._process = _BiogasChp(rng, trip_rate_per_day, ambient_mean)
         for fault in faults:
             self.inject(fault)
-        wanted = dispatch and self._wants_running(start)
+        # Start in equilibrium: running if asked to (or if the dispatch wants it now), else cold.
+        wanted = running if running is not None else dispatch and self._wants_running(start)
         self._process.settle(start, wanted)
         self.last: dict[str, float] = {}
 

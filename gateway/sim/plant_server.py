@@ -27,6 +27,7 @@ from typing import Any
 
 from asyncua import ua
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.binary_server_asyncio import BinaryServer
 from asyncua.server.internal_server import InternalServer
 from asyncua.server.server import Server
 from asyncua.ua.attribute_ids import AttributeIds
@@ -180,6 +181,24 @@ class PlantServer:
         if self._server is not None:
             await self._server.stop()
             self._server = None
+
+    async def interrupt(self, down_for: float = 0.0) -> None:
+        """Cut every connection and stop listening for ``down_for`` s: a network loss.
+
+        Unlike :meth:`stop` + :meth:`start` (a PLC reboot, which re-initialises the address
+        space and takes seconds) the server keeps its sessions, so subscriptions of the cut
+        connections live on until their session times out, as on a real PLC.
+        """
+        server = self._server
+        if server is None or server.bserver is None:
+            raise RuntimeError("plant server is not running")
+        await server.bserver.stop()
+        if down_for > 0:
+            await asyncio.sleep(down_for)
+        bserver = BinaryServer(server.iserver, self.host, self.port, server.limits)
+        bserver.set_policies(server._policies)
+        await bserver.start()
+        server.bserver = bserver
 
     async def __aenter__(self) -> PlantServer:
         await self.start()
