@@ -163,6 +163,7 @@ class BmsDaemon:
             "cycles_missed": self._overruns,
             "boards_silent": silent,
             "balancing_writes": self._writer.writes,
+            "balancing_plan": self._monitor.estimator.board_mask.tolist(),
             "summaries_sent": self._summaries_sent,
             "alarms_sent": self._alarms_sent,
             "spool_pending": self._outbox.pending,
