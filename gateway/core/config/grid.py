@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, Any
 from drivers.modbus.device import DeviceConnection, SerialBusSettings, parse_bus, parse_device
 from drivers.modbus.regmap import load_register_map
 from drivers.modbus.types import RegisterPoint
+from gateway.core.config.estimation import (
+    METER_KEYS,
+    EstimationConfig,
+    MeterLocation,
+    parse_estimation,
+    parse_meter_location,
+)
 from gateway.core.issues import IssueSink, check_keys, join, take
 
 if TYPE_CHECKING:
@@ -25,6 +32,8 @@ if TYPE_CHECKING:
 
 _MAP_KEYS = {"profile", "points", "defaults", "limits"}
 _LIMIT_KEYS = {"low", "high", "deadband"}
+# Points the estimator reads from a located meter, per phase of the meter (L1..L3).
+ESTIMATE_POINTS = ("power_l{}", "reactive_power_l{}", "voltage_l{}")
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class MeterConfig:
     name: str
     connection: DeviceConnection
     points: tuple[RegisterPoint, ...]
+    location: MeterLocation | None = None  # where on the feeder it measures (estimation)
 
     @cached_property
     def plan(self) -> ReadPlan:
@@ -50,6 +60,7 @@ class GridConfig:
     meters: dict[str, MeterConfig]
     buses: dict[str, SerialBusSettings]
     profile_dirs: tuple[Path, ...]
+    estimation: EstimationConfig | None = None
 
 
 def _limits(sink: IssueSink, path: str, table: Any) -> dict[str, dict[str, float]]:
@@ -110,7 +121,8 @@ def _parse_meter(
 ) -> MeterConfig | None:
     path = f"grid.meters.{name}"
     n_before = len(sink.issues)
-    conn = parse_device(name, table, sink, path, extra_keys=_MAP_KEYS)
+    conn = parse_device(name, table, sink, path, extra_keys=_MAP_KEYS | METER_KEYS)
+    location = parse_meter_location(sink, path, table)
     if conn is not None and conn.bus is not None and conn.bus not in buses:
         known = ", ".join(sorted(buses)) or "none configured"
         sink.error(join(path, "bus"), f"unknown serial bus {conn.bus!r} (modbus.buses: {known})")
@@ -129,9 +141,18 @@ def _parse_meter(
             _limits(sink, join(path, "limits"), table["limits"]),
             strict=True,
         )
+    if location is not None:
+        names = {p.name for p in points}
+        for i, phase in enumerate(location.phases, start=1):
+            missing = [f.format(i) for f in ESTIMATE_POINTS if f.format(i) not in names]
+            if missing:
+                sink.error(
+                    join(path, "phases"),
+                    f"phase {phase} is read from L{i}, but the meter has no {', '.join(missing)}",
+                )
     if conn is None or len(sink.issues) > n_before:
         return None
-    return MeterConfig(name, conn, tuple(points))
+    return MeterConfig(name, conn, tuple(points), location)
 
 
 def parse_grid(
@@ -142,7 +163,7 @@ def parse_grid(
         sink,
         path,
         table,
-        {"enabled", "window", "integrity_every", "meters", "limits", "profile_dirs"},
+        {"enabled", "window", "integrity_every", "meters", "limits", "profile_dirs", "estimation"},
     )
     check_keys(sink, "modbus", modbus, {"buses"})
     enabled = take(sink, path, table, "enabled", bool, True)
@@ -183,6 +204,16 @@ def parse_grid(
         meter = _parse_meter(sink, mname, mtable, buses, common, tuple(profile_dirs))
         if meter is not None:
             meters[mname] = meter
+    estimation = None
+    if "estimation" in table:
+        located = {n: m.location for n, m in meters.items() if m.location is not None}
+        estimation = parse_estimation(sink, table["estimation"], config_dir, located)
     return GridConfig(
-        bool(enabled), window or 60.0, integrity or 10, meters, buses, tuple(profile_dirs)
+        bool(enabled),
+        window or 60.0,
+        integrity or 10,
+        meters,
+        buses,
+        tuple(profile_dirs),
+        estimation,
     )
