@@ -86,8 +86,7 @@ class TrustListValidator:
         self.trust_dir = trust_dir
         self.refusal: str | None = None
         self._pinned: set[bytes] = set()
-        self._store = TrustStore([trust_dir], [])
-        self._loaded = False
+        self._store: TrustStore | None = None
 
     async def load(self) -> None:
         """(Re)read the directory: a certificate copied in is trusted at the next connect."""
@@ -103,9 +102,10 @@ class TrustListValidator:
                 )
                 continue
             self._pinned.add(cert.public_bytes(Encoding.DER))
-        self._store = TrustStore([self.trust_dir], [])
-        await self._store.load()
-        self._loaded = True
+        # asyncua's store refuses to be built empty; an empty trust list simply trusts nobody.
+        self._store = TrustStore([self.trust_dir], []) if self._pinned else None
+        if self._store is not None:
+            await self._store.load()
 
     async def __call__(self, cert: x509.Certificate, app: ua.ApplicationDescription) -> None:
         self.refusal = None
@@ -128,6 +128,8 @@ class TrustListValidator:
         raise ServiceError(StatusCodes.BadCertificateUntrusted)
 
     def _chains_to_ca(self, cert: x509.Certificate) -> bool:
+        if self._store is None:
+            return False
         try:
             return self._store.is_trusted(cert)
         except (ValueError, x509.verification.VerificationError):
