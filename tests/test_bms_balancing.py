@@ -1,4 +1,4 @@
-"""Closed loop over a simulated day: the daemon's monitor plans, the boards bleed, the spread narrows.
+"""Closed loop over a simulated day: the monitor plans, the boards bleed, the spread narrows.
 
 The rack simulator's boards take the plan as SET_BALANCE frames (the wire codec and the boards'
 self-stop timers are exercised, the pty is not: a day must run in seconds). The kernel runs every
