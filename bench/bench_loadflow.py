@@ -159,7 +159,7 @@ def main() -> int:
             dss.Loads.kW(float(value))
         dss.Solution.Solve()
 
-    s = _best_per_call(lambda: dss.Solution.Solve(), 200, args.repeats)
+    s = _best_per_call(dss.Solution.Solve, 200, args.repeats)
     b = _best_per_call(lambda: [dss_step(m) for m in range(1440)], 1, max(1, args.repeats // 2))
     rows["opendss"] = {
         "single_warm_us": s * 1e6,
