@@ -26,6 +26,7 @@ from gateway.sim.cells import _OCV, SOC_GRID, Chemistry
 from gateway.sim.rack import Profile, RackSim, RackSpec
 
 BOARDS = 4
+CLI = (sys.executable, "-m", "gateway.cli")
 
 
 def config_text(tmp_path: Path, chem: str, *, cell_ocv: bool, boards: int = BOARDS) -> Path:
@@ -132,9 +133,12 @@ def test_cli_writes_step_statistics_and_final_soc(nmc_trace, tmp_path: Path) -> 
     cfg = config_text(d, "nmc", cell_ocv=True)
     out = tmp_path / "out.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "replay", "bms", str(path), "-c", str(cfg), "-o", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [*CLI, "replay", "bms", str(path), "-c", str(cfg), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = out.read_text().splitlines()
     assert rows[0].startswith("t,current_a,soc_min,soc_min_cell,soc_mean")
@@ -175,6 +179,10 @@ def test_recorder_rotates_and_keeps_the_newest(tmp_path: Path) -> None:
         assert lines[1].split(",")[3 + 3] == ""  # the BAD cell is empty, never a held value
 
 
+HEAD14 = "t,current_a," + ",".join(f"v_{i:04d}" for i in range(1, 15))
+ROW14 = ",3.7" * 14
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -182,11 +190,11 @@ def test_recorder_rotates_and_keeps_the_newest(tmp_path: Path) -> None:
         ("t,v_0001\n", "1: the header needs t and current_a"),
         ("t,current_a,v_0001,v_0003\n", "1: v_NNNN columns must run"),
         ("t,current_a,v_0001\n0,1,3.7\n", "1: 1 cell voltage column(s), the config's rack has 14"),
-        ("t,current_a," + ",".join(f"v_{i:04d}" for i in range(1, 15)) + "\n0,1," + "3.7," * 13 + "x\n", "2: not a number"),
-        ("t,current_a," + ",".join(f"v_{i:04d}" for i in range(1, 15)) + "\n1,1" + ",3.7" * 14 + "\n1,1" + ",3.7" * 14 + "\n", "3: t = 1.0 does not increase"),
-        ("t,current_a," + ",".join(f"v_{i:04d}" for i in range(1, 15)) + ",temp_0001,temp_0002\n", "1: 2 temperature column(s), expected 4 or 14"),
+        (HEAD14 + "\n0,1," + "3.7," * 13 + "x\n", "2: not a number"),
+        (HEAD14 + f"\n1,1{ROW14}\n1,1{ROW14}\n", "3: t = 1.0 does not increase"),
+        (HEAD14 + ",temp_0001,temp_0002\n", "1: 2 temperature column(s), expected 4 or 14"),
     ],
-)  # fmt: skip
+)
 def test_bad_recordings_name_file_and_line(tmp_path: Path, text: str, reason: str) -> None:
     rec = tmp_path / "rec.csv"
     rec.write_text(text)
