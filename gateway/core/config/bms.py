@@ -290,6 +290,7 @@ def _check_kernel(
         # The kernel names its own fields; the technician knows the config's keys.
         for kernel_name in sorted(names, key=len, reverse=True):
             reason = reason.replace(kernel_name, names[kernel_name])
+        reason = reason.replace("cells_per_board", f"{cells_per_board} (the cells per board)")
         where = overrides[field][0] if field in overrides else "bms.lines"
         if field == "v_hi" and "v_lo" in overrides and "v_hi" not in overrides:
             where = overrides["v_lo"][0]
