@@ -18,6 +18,7 @@ from drivers.modbus.bus import SerialBus
 from drivers.modbus.source import ModbusRtuSource, ModbusSource, ModbusTcpSource, poll_forever
 from gateway.core.alarms import DeviceLostAlarm, LimitAlarms
 from gateway.core.config.grid import GridConfig, MeterConfig
+from gateway.core.errors import NativeError
 from gateway.core.model import Frame, Quality
 from gateway.core.outbox import Outbox
 from gateway.core.summarise import Summariser
@@ -25,6 +26,9 @@ from gateway.core.supervisor import LoopFactory
 
 if TYPE_CHECKING:
     from gateway.core.runtime import DaemonContext
+    from gateway.estimate.estimator import Estimate, Estimator, MeterReading
+    from gateway.estimate.readings import ReadingMap
+    from gateway.estimate.violations import FeederAlarms
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,9 @@ NAME = "grid"
 # loop stalled: poll_forever hands over a frame every tick, even a BAD one, so silence means hung.
 _STALL_TICKS = 5
 _LOST_AFTER = 3
+# While a violation lasts its hints are repeated every this many estimate cycles (and at once
+# when the set of violations changes), so an upstream controller that restarts catches up.
+_HINT_REPEAT = 12
 
 
 @dataclass
@@ -74,6 +81,9 @@ class GridDaemon:
         self._outbox = Outbox(ctx.spool, NAME)
         self._summaries_sent = 0
         self._alarms_sent = 0
+        self._estimation: _Estimation | None = None
+        if cfg.estimation is not None:
+            self._estimation = _Estimation.build(cfg)
 
     def loops(self) -> dict[str, tuple[LoopFactory, float]]:
         loops: dict[str, tuple[LoopFactory, float]] = {}
@@ -84,7 +94,45 @@ class GridDaemon:
             allowance = _STALL_TICKS * conn.poll_interval + budget + 5.0
             loops[f"poll.{m.config.name}"] = (self._poller(m), allowance)
         loops["summarise"] = (self._summarise_loop, 2 * self._cfg.window + 10.0)
+        if self._estimation is not None:
+            # A solve runs in a worker thread, so polls never wait for it; the allowance covers a
+            # few periods plus a slow first cycle (sensitivities for hints).
+            period = self._estimation.est.cfg.period
+            loops["estimate"] = (self._estimate_loop, 5 * period + 30.0)
         return loops
+
+    async def _estimate_loop(self) -> None:
+        e = self._estimation
+        assert e is not None
+        period = e.est.cfg.period
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            now = time.time()
+            readings = e.readings({n: m.last for n, m in self._meters.items()}, now)
+            if e.est.cfg.head_meter not in readings:
+                body = {"device": "feeder", "t": now, "valid": False, "converged": False}
+                body["reason"] = f"no fresh reading from head meter {e.est.cfg.head_meter}"
+                await self._outbox.put("estimate", [body], now)
+                e.note(body)
+            else:
+                est, hints = await asyncio.to_thread(e.cycle, now, readings)
+                events = e.alarms.check(est)
+                body = {"valid": est.converged, **est.summary()}
+                await self._outbox.put("estimate", [body], now)
+                e.note(body)
+                if events:
+                    await self._outbox.put("alarm", [ev.body() for ev in events], now)
+                    self._alarms_sent += len(events)
+                    for ev in events:
+                        log.warning("alarm %s %s: %s %s", ev.alarm, ev.state, ev.device, ev.cause)
+                if hints:
+                    await self._outbox.put("hint", hints, now)
+            self._ctx.beats.beat(f"{NAME}.estimate")
+            next_at += period
+            if next_at < loop.time():
+                next_at = loop.time() + period  # a slow cycle: skip, never burst
+            await asyncio.sleep(next_at - loop.time())
 
     def _bus_timeout(self, bus: str | None) -> float:
         return self._cfg.buses[bus].timeout if bus is not None else 1.0
@@ -167,6 +215,7 @@ class GridDaemon:
             "alarms_sent": self._alarms_sent,
             "spool_pending": self._outbox.pending,
             "lines": lines,
+            **({"estimate": self._estimation.last} if self._estimation is not None else {}),
         }
 
     async def close(self) -> None:
@@ -192,6 +241,63 @@ def _values(m: _Meter) -> dict[str, list[Any]]:
         ]
         for p, v, q in zip(m.config.plan.points, frame.values, frame.quality, strict=True)
     }
+
+
+@dataclass
+class _Estimation:
+    """The estimator, its reading maps and alarm state: the daemon's side of the estimate loop."""
+
+    est: Estimator
+    maps: dict[str, ReadingMap]
+    alarms: FeederAlarms
+    last: dict[str, Any]
+    cycles: int = 0
+    hinted: tuple[tuple[str, int, int], ...] = ()
+
+    @classmethod
+    def build(cls, cfg: GridConfig) -> _Estimation:
+        # Imported here: a grid daemon without [grid.estimation] never loads the load flow.
+        from gateway.estimate.estimator import Estimator
+        from gateway.estimate.readings import ReadingMap
+        from gateway.estimate.violations import FeederAlarms
+
+        ecfg = cfg.estimation
+        assert ecfg is not None
+        maps = {n: ReadingMap(cfg.meters[n]) for n in ecfg.meters}
+        return cls(Estimator(ecfg), maps, FeederAlarms(ecfg), {})
+
+    def readings(self, frames: dict[str, Frame | None], now: float) -> dict[str, MeterReading]:
+        out = {}
+        for name, rmap in self.maps.items():
+            r = rmap.reading(frames.get(name), now, self.est.cfg.max_age)
+            if r is not None:
+                out[name] = r
+        return out
+
+    def cycle(self, now: float, readings: dict[str, MeterReading]) -> tuple[Estimate, list[Any]]:
+        """Runs in a worker thread: the estimate and, for new or lasting violations, hints."""
+        from gateway.estimate.hints import plan
+
+        est = self.est.estimate(now, readings)
+        self.cycles += 1
+        if not self.est.cfg.hints:
+            return est, []
+        violations = self.alarms.violations(est)
+        key = tuple((v.kind, v.element, v.phase) for v in violations)
+        if not violations or (key == self.hinted and self.cycles % _HINT_REPEAT):
+            self.hinted = key
+            return est, []
+        self.hinted = key
+        try:
+            return est, plan(self.est, est, violations)
+        except NativeError as exc:
+            log.warning("feeder: no hints this cycle, a sensitivity solve failed: %s", exc)
+            return est, []
+
+    def note(self, body: dict[str, Any]) -> None:
+        if body.get("valid") != self.last.get("valid"):
+            log.info("feeder estimate %s", "valid" if body.get("valid") else body.get("reason"))
+        self.last = body
 
 
 def build(ctx: DaemonContext) -> GridDaemon:

@@ -3,7 +3,9 @@
 One TCP port serves every meter, one unit id each, the way RS-485 meters in a cable cabinet sit
 behind a Modbus TCP/RTU gateway; a config points each meter at host/port/unit_id. Register maps
 come from the device profiles (default ``eastron_sdm630``), values from a
-:class:`~gateway.sim.feeder.FeederModel` encoded with the driver's own encoder. Profile points the
+model (:class:`~gateway.sim.feeder.FeederModel`, the small street, or
+:class:`~gateway.sim.lv_feeder.LvFeederModel`, the IEEE EU LV feeder from a full load flow: any
+:class:`MeterModel`) encoded with the driver's own encoder. Profile points the
 model does not compute (and gaps between points) read 0; coil and discrete points are not served.
 
 Simulated time is ``model.start + (wall - wall_at_start) * speed``, so ``speed=60`` shows a day in
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
@@ -59,6 +61,20 @@ DEFAULT_PROFILE = "eastron_sdm630"
 _REGISTER_TABLES = (Table.HOLDING, Table.INPUT)
 _FUNCTION_TABLES = {3: Table.HOLDING, 4: Table.INPUT}
 _CATCH_ALL_UNIT = 0  # pymodbus answers unknown unit ids with device 0
+
+
+class MeterModel(Protocol):
+    """What the simulator needs of a feeder model."""
+
+    @property
+    def start(self) -> float: ...
+
+    @property
+    def meter_names(self) -> tuple[str, ...]: ...
+
+    def step(self, t: float) -> dict[str, dict[str, float]]:
+        """Every meter's readings (point name -> value) at epoch ``t``."""
+        ...
 
 
 class OfflineReply(enum.Enum):
@@ -93,7 +109,7 @@ def load_meter(
 
 
 def default_meters(
-    model: FeederModel, profile: str = DEFAULT_PROFILE, search_dirs: Sequence[Path] = ()
+    model: MeterModel, profile: str = DEFAULT_PROFILE, search_dirs: Sequence[Path] = ()
 ) -> list[SimMeter]:
     """Every meter of the model, unit ids 1, 2, ... from the head down the feeder."""
     return [
@@ -128,7 +144,7 @@ class GridSimulator:
         host: str,
         port: int,
         meters: Sequence[SimMeter],
-        model: FeederModel,
+        model: MeterModel,
         *,
         speed: float = 1.0,
         interval: float = 1.0,
@@ -369,7 +385,13 @@ def _parse_start(text: str) -> float:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    model = FeederModel(args.seed, _parse_start(args.start))
+    model: MeterModel
+    if args.feeder == "ieee-eu-lv":
+        from gateway.sim.lv_feeder import LvFeederModel
+
+        model = LvFeederModel(args.seed, _parse_start(args.start))
+    else:
+        model = FeederModel(args.seed, _parse_start(args.start))
     meters = default_meters(model, args.profile, [Path(d) for d in args.profile_dir])
     sim = GridSimulator(
         args.host,
@@ -410,6 +432,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--interval", type=float, default=1.0, help="register refresh period (wall s)"
+    )
+    parser.add_argument(
+        "--feeder",
+        choices=["street", "ieee-eu-lv"],
+        default="street",
+        help="street: 3 cabinets, 13 houses; ieee-eu-lv: the IEEE EU LV feeder, full load flow",
     )
     parser.add_argument("--profile", default=DEFAULT_PROFILE)
     parser.add_argument("--profile-dir", action="append", default=[], help="extra profile folder")
