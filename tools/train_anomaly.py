@@ -16,9 +16,10 @@ faster than real time, split in time so that no evaluation sample was seen in tr
 3. ``--test-days`` more: false alarms per day of scored (steady running) operation, counted by
    the gateway's own :class:`AnomalyDetector` on the ``.tflite`` model.
 4. Fault episodes: while running steady, a fault is injected with a growth rate; the episode ends
-   at the first anomaly warning (detection, delay after onset, subsystem named), at ``--max-h``
-   (missed), or when the unit stops (a protective trip beat the model: missed). Then the fault is
-   cleared and the unit recovers for two hours before the next episode.
+   at the first anomaly warning (detection, delay after onset, subsystem named), ``--max-h``
+   after onset (missed), or at a trip (a protective trip beat the model: missed). A dispatch stop
+   does not end it: the fault stays and the model scores again once the unit runs steady. Then
+   the fault is cleared and the unit recovers for two hours before the next episode.
 
 Writes ``gateway/estimate/models/<profile>.tflite``, ``<profile>.json`` (the sidecar, with the
 evaluation), and ``<profile>.golden.json`` (fixed inputs and the Keras outputs for them).
@@ -66,6 +67,10 @@ EXPECTED_SUBSYSTEM = {
     "lube_oil_leak": "lube oil",
     "low_methane": "gas quality",
 }
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
 
 
 def simulate(plant: PlantModel, fs: FeatureSet, seconds: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,8 +167,9 @@ def fault_episodes(
             if a is not None and a.event is not None and a.event.state == "raised":
                 detected, subsystem, ended = plant.t - onset, a.event.point, "detected"
                 break
-            if plant.state is not PlantState.RUNNING:
-                ended = f"missed (unit {plant.state.name.lower()})"
+            if plant.state is PlantState.TRIPPED:
+                # a protective trip beat the model; a dispatch stop only pauses the episode
+                ended = f"missed (tripped: {plant.events[-1].cause})"
                 break
         episodes.append(Episode(kind, onset, detected, subsystem, ended))
         plant.clear_faults()
@@ -172,9 +178,44 @@ def fault_episodes(
     return episodes
 
 
+def results_table(directory: Path) -> str:
+    """The evaluation of every sidecar in ``directory`` as the markdown table of the docs."""
+    lines = [
+        "| profile | fault | rate /h | episodes | detected | median delay (min) "
+        "| subsystem named right | subsystems named |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    normal = [
+        "| profile | test days simulated | days of steady running scored | windows "
+        "| false alarms | per day of steady running | threshold | model bytes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for profile in sorted(UNIT_SEED):
+        path = directory / f"{profile}.json"
+        if not path.exists():
+            continue
+        card = json.loads(path.read_text())
+        ev = card["evaluation"]
+        n = ev["normal"]
+        normal.append(
+            f"| {profile} | {n['days_simulated']:g} | {n['days_scored']} | {n['windows']} "
+            f"| {n['false_alarms']} | {n['false_alarms_per_day']} | {card['threshold']:.4g} "
+            f"| {card['model_bytes']} |"
+        )
+        for kind, f in ev["faults"].items():
+            lines.append(
+                f"| {profile} | {kind} | {f['rate_per_h']:g} | {f['episodes']} "
+                f"| {f['detected']} ({100 * (f['detection_rate'] or 0):.0f} %) "
+                f"| {f['median_delay_min']} | {f['subsystem_right']}/{f['detected']} "
+                f"({f['expected_subsystem']}) | {', '.join(f['subsystems_named'])} |"
+            )
+    return "\n".join(normal) + "\n\n" + "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", choices=sorted(UNIT_SEED), required=True)
+    ap.add_argument("--profile", choices=sorted(UNIT_SEED))
+    ap.add_argument("--table", action="store_true", help="print the results table and exit")
     ap.add_argument("--train-days", type=float, default=14)
     ap.add_argument("--cal-days", type=float, default=7)
     ap.add_argument("--test-days", type=float, default=14)
@@ -186,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=1.25)
     ap.add_argument("--out", type=Path, default=MODELS_DIR)
     args = ap.parse_args(argv)
+    if args.table:
+        say(results_table(args.out))
+        return 0
+    if args.profile is None:
+        ap.error("--profile is required")
     profile = args.profile
     t0 = time.perf_counter()
 
@@ -200,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         train, _ = simulate(plant, fs, int(args.train_days * DAY))
     norm = Normaliser.fit(train)
     x_train, _ = make_windows(norm.apply(train), WINDOW)
-    print(f"{profile}: {len(x_train)} training windows ({time.perf_counter() - t0:.0f} s)")
+    say(f"{profile}: {len(x_train)} training windows ({time.perf_counter() - t0:.0f} s)")
 
     ae = build_autoencoder(x_train.shape[1], args.hidden, args.code, seed=UNIT_SEED[profile])
     ae.fit(
@@ -285,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     )
-    print(f"{profile}: threshold {threshold:.4g}, tflite vs keras max |diff| {diff:.2e}")
+    say(f"{profile}: threshold {threshold:.4g}, tflite vs keras max |diff| {diff:.2e}")
 
     # Normal test days: false alarms by the runtime detector.
     det = AnomalyDetector(f"{profile}-eval", model)
@@ -307,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "faults": {},
     }
-    print(f"{profile}: {raised} false alarms in {scored_days:.1f} scored days")
+    say(f"{profile}: {raised} false alarms in {scored_days:.1f} scored days")
 
     erng = np.random.default_rng(UNIT_SEED[profile])
     for kind in FAULT_KINDS[profile]:
@@ -325,11 +371,11 @@ def main(argv: list[str] | None = None) -> int:
             "subsystems_named": sorted({e.subsystem for e in eps if e.subsystem}),
             "missed": [e.ended for e in eps if e.detected_after_s is None],
         }
-        print(f"{profile}: {kind}: {evaluation['faults'][kind]}")
+        say(f"{profile}: {kind}: {evaluation['faults'][kind]}")
     sidecar["evaluation"] = evaluation
     sidecar["model_bytes"] = len(content)
     (args.out / f"{profile}.json").write_text(json.dumps(sidecar, indent=1))
-    print(f"{profile}: done in {time.perf_counter() - t0:.0f} s, model {len(content)} bytes")
+    say(f"{profile}: done in {time.perf_counter() - t0:.0f} s, model {len(content)} bytes")
     return 0
 
 
