@@ -1,0 +1,137 @@
+"""The BMS bench: the rack simulator on ptys (in a thread with its own event loop, so tests can
+inject faults) and ``gridgate run bms`` as a separate process, as systemd would run it. Rows are
+read back from the daemon's spool file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.sim.cells import Chemistry
+from gateway.sim.rack import RackSim, RackSpec
+from gateway.sim.rack_server import RackServer
+from gateway.uplink.spool import Spool
+
+T = TypeVar("T")
+
+
+class RackThread:
+    def __init__(self, spec: RackSpec) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="rack", daemon=True)
+        self._thread.start()
+        self.sim = RackSim(spec)
+        self.server = RackServer(self.sim, speed=1.0)
+        self.call(self.server.__aenter__())
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return fut.result(timeout=30)
+
+    def do(self, fn: Callable[[], T]) -> T:
+        async def wrap() -> T:
+            return fn()
+
+        return self.call(wrap())
+
+    def stop(self) -> None:
+        self.call(self.server.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+class BmsBench:
+    def __init__(self, workdir: Path, *, mode: str = "advisory", boards: int = 4) -> None:
+        self.workdir = workdir
+        self.spec = RackSpec(lines=2, boards_per_line=boards, chemistry=Chemistry.NMC, seed=5)
+        self.mode = mode
+        self.config = workdir / "gridgate.toml"
+        self.state = workdir / "state"
+        self.rack: RackThread | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.rack = RackThread(self.spec)
+        lines = "".join(
+            f'[[bms.lines]]\nname = "l{i}"\nport = "{p}"\nboards = {self.spec.boards_per_line}\n'
+            for i, p in enumerate(self.rack.server.paths)
+        )
+        self.config.write_text(
+            f"""[gateway]
+site = "bench"
+id = "gw-bms"
+state_dir = "{self.state}"
+status_interval = 0.5
+[uplink]
+enabled = false
+[bms]
+chemistry = "nmc"
+window = 1.0
+[bms.cells]
+capacity_ah = 94.0
+[bms.balancing]
+mode = "{self.mode}"
+[bms.recording]
+every = 5
+{lines}"""
+        )
+        log = (self.workdir / "bms.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "-c", str(self.config), "run", "bms"],
+            stdout=log,
+            stderr=log,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        log.close()
+
+    def log(self) -> str:
+        p = self.workdir / "bms.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def rows(self, kind: str) -> list[dict[str, Any]]:
+        path = self.state / "spool.sqlite"
+        if not path.exists():
+            return []
+        with Spool(path, max_bytes=256_000_000) as sp:
+            return [json.loads(r.payload) for r in sp.peek(0, 100_000) if r.kind == kind]
+
+    def wait_for(self, what: str, pred: Callable[[], bool], timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(
+                    f"bms exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
+                )
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}\n{self.log()[-3000:]}")
+
+    def stop_daemon(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop_daemon()
+        if self.rack is not None:
+            self.rack.stop()
