@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
 
     replay_cli.add_parser(sub)
 
+    scan = sub.add_parser("scan", help="probe a device so a technician can write its config")
+    from drivers.opcua import scan_cli
+
+    scan_cli.add_parser(scan.add_subparsers(dest="protocol", required=True, metavar="PROTOCOL"))
+
     pts = sub.add_parser("points", help="live values of every point (from the running daemons)")
     pts.add_argument("device", nargs="?", help="only this device")
 
@@ -179,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.bms import replay_cli
 
         return replay_cli.run(args)
+    if args.command == "scan":
+        scanned: int = args.func(args)
+        return scanned
     if args.command == "points":
         return _points(args.config, args.device)
     if args.command == "run":

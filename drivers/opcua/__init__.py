@@ -1,15 +1,5 @@
-"""OPC UA driver: subscriptions (or polling) on a PLC, with security, trust list and reconnect."""
+"""OPC UA driver: subscriptions (or polling) on a PLC, with security, trust list and reconnect.
 
-from drivers.opcua.client import OpcUaSource
-from drivers.opcua.config import NodeConfig, OpcUaConfig, SecurityConfig, parse_opcua
-from drivers.opcua.errors import OpcUaError, UntrustedServerError
-
-__all__ = [
-    "NodeConfig",
-    "OpcUaConfig",
-    "OpcUaError",
-    "OpcUaSource",
-    "SecurityConfig",
-    "UntrustedServerError",
-    "parse_opcua",
-]
+Import the submodules (``drivers.opcua.client``, ``.config``, ...): this package imports nothing
+itself, so that ``drivers.opcua.scan_cli`` and ``.policies`` stay free of asyncua.
+"""

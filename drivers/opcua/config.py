@@ -40,13 +40,11 @@ from typing import Any
 from asyncua import ua
 from asyncua.ua.uaerrors import UaStringParsingError
 
+from drivers.opcua.policies import INSECURE_POLICIES, MODES, SECURE_POLICIES
 from gateway.core.config.secrets import Secret, allowed_secret_keys, read_secret
 from gateway.core.issues import IssueSink, check_keys, join, take
 from gateway.core.model import PointSpec
 
-SECURE_POLICIES = ("Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss")
-INSECURE_POLICIES = ("None", "Basic128Rsa15", "Basic256")
-MODES = ("None", "Sign", "SignAndEncrypt")
 ACQUISITION = ("auto", "subscribe", "poll")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")

@@ -13,15 +13,14 @@ import argparse
 import asyncio
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.ua.uaerrors import UaError
 
-from drivers.opcua.config import INSECURE_POLICIES, SECURE_POLICIES, SecurityConfig
+from drivers.opcua.config import INSECURE_POLICIES, SecurityConfig
 from drivers.opcua.errors import OpcUaError, UntrustedServerError
 from drivers.opcua.quality import status_name
 from drivers.opcua.security import configure
@@ -37,27 +36,6 @@ class Row:
     data_type: str
     value: str
     status: str
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``opcua`` on the ``scan`` command's subparsers."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "opcua", help="browse an OPC UA server", description=__doc__
-    )
-    p.add_argument("url", help="endpoint, e.g. opc.tcp://10.0.0.5:4840")
-    p.add_argument("--policy", choices=SECURE_POLICIES + INSECURE_POLICIES, default="None")
-    p.add_argument("--mode", choices=("None", "Sign", "SignAndEncrypt"), default=None)
-    p.add_argument("--cert", type=Path, help="client certificate")
-    p.add_argument("--key", type=Path, help="client private key")
-    p.add_argument("--trust-dir", type=Path, help="trusted server certificates")
-    p.add_argument("--user", help="user name")
-    p.add_argument("--password-file", type=Path, help="file holding the password")
-    p.add_argument("--allow-insecure", action="store_true")
-    p.add_argument("--depth", type=int, default=6, help="browse depth below Objects")
-    p.add_argument("--max-nodes", type=int, default=2000)
-    p.add_argument("--timeout", type=float, default=4.0)
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -184,4 +162,4 @@ def print_rows(rows: list[Row], out: TextIO) -> None:
     print(f"{len(rows)} variables; use node_id or browse_path in [[plant.opcua.nodes]]", file=out)
 
 
-__all__ = ["Row", "add_parser", "print_rows", "run", "scan"]
+__all__ = ["Row", "print_rows", "run", "scan"]
