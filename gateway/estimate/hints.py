@@ -69,8 +69,9 @@ def plan(estimator: Estimator, est: Estimate, violations: list[Violation]) -> li
     out = []
     for v in violations:
         if v.kind == "line_overload":
-            effects, need, target = _line_effects(estimator, est, v, ctrl)
+            effects, need, target, phase = _line_effects(estimator, est, v, ctrl)
         else:
+            phase = v.phase
             if sens is None:
                 sens = estimator.feeder.sensitivities(
                     nodes, estimator.zero_loads, node_power=estimator.node_power(est),
@@ -96,10 +97,10 @@ def plan(estimator: Estimator, est: Estimate, violations: list[Violation]) -> li
                 "advisory": True,
                 "violation": v.kind,
                 "element": v.element,
-                "phase": PHASE_NAMES[v.phase] if v.phase >= 0 else None,
+                "phase": PHASE_NAMES[phase],
                 "value": round(v.value, 5),
                 "target": round(target, 5),
-                "sufficient": abs(short) <= 1e-6 * max(1.0, abs(need)),
+                "sufficient": bool(abs(short) <= 1e-6 * max(1.0, abs(need))),
                 "setpoints": [s.__dict__ for s in setpoints],
             }
         )
@@ -115,9 +116,9 @@ def _du_dkw(du_dp: FloatArray, phases: str, node: int, phase: int) -> float:
 
 def _line_effects(
     estimator: Estimator, est: Estimate, v: Violation, ctrl: list[int]
-) -> tuple[FloatArray, float, float]:
+) -> tuple[FloatArray, float, float, int]:
     """Effect (A per kW of extra consumption) on the worst phase of the overloaded line, the
-    current change needed (A) and the target loading (%)."""
+    current change needed (A), the target loading (%) and the phase (the most loaded one)."""
     cfg = estimator.cfg
     m = estimator.feeder.model
     k = int(np.flatnonzero(m.line_ids == v.element)[0])
@@ -140,4 +141,4 @@ def _line_effects(
         share = c.phases.count(PHASE_NAMES[ph]) / len(c.phases)
         on = below[node_index[c.node]]
         effects.append(sign * share * 1000.0 / u_v if on else 0.0)
-    return np.array(effects), target_a - current, target_a / i_n * 100.0
+    return np.array(effects), target_a - current, target_a / i_n * 100.0, ph
