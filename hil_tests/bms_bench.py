@@ -82,6 +82,8 @@ window = 1.0
 capacity_ah = 94.0
 [bms.balancing]
 mode = "{self.mode}"
+[bms.bus]
+response_timeout = 0.05  # a pty on a busy host answers slower than a wire
 [bms.recording]
 every = 5
 {lines}"""
