@@ -194,7 +194,7 @@ def _connection(
             f"must be one of {', '.join(CONTROLLABLE_KINDS)}, got {kind!r}",
         )
     max_kw = _number(sink, path, table, "max_kw", pv_kwp if kind == "pv" else 0.0, 0.0, 1e4)
-    if kind is not None and max_kw <= 0:
+    if kind in CONTROLLABLE_KINDS and max_kw <= 0:
         sink.error(join(path, "max_kw"), f"a controllable {kind} needs max_kw > 0")
     if kind is None and "max_kw" in table:
         sink.error(join(path, "max_kw"), "only a controllable connection has max_kw")
@@ -266,7 +266,7 @@ def parse_estimation(
         c = _connection(sink, join(join(path, "connections"), cname), cname, ctab, nodes)
         if c is not None:
             conns.append(c)
-    if not conns and ctable is not None:
+    if not ctable and ctable is not None:
         sink.error(join(path, "connections"), "the estimator needs at least one connection point")
     if len(sink.issues) > before or feeder is None or not heads:
         return None
