@@ -77,6 +77,7 @@ class Runtime:
     def __init__(self, config_path: Path, which: str, notifier: Notifier | None = None) -> None:
         self.config_path = config_path
         self.which = which
+        self._only = None if which == "all" else which
         self.notifier = notifier or Notifier()
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
@@ -158,7 +159,7 @@ class Runtime:
 
     def _try_reload(self) -> Config | None:
         try:
-            new = load_config(self.config_path)
+            new = load_config(self.config_path, only=self._only)
         except ConfigError as exc:
             reason = "; ".join(str(i) for i in exc.issues)
             log.error("reload refused, keeping the running config: %s", reason)
@@ -208,7 +209,7 @@ class _Running:
 
 
 def run(config_path: Path, which: str) -> int:
-    config = load_or_report(config_path)
+    config = load_or_report(config_path, only=None if which == "all" else which)
     if config is None:
         return EX_CONFIG
     if which != "all" and which not in config.daemons():

@@ -9,14 +9,16 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.core.config.bms import BmsConfig, parse_bms
 from gateway.core.config.grid import GridConfig, parse_grid
 from gateway.core.config.loader import RawConfig, read_config
 from gateway.core.config.uplink import UplinkConfig, parse_uplink
 from gateway.core.errors import ConfigError
 from gateway.core.issues import IssueSink, check_keys, join, take
+
+if TYPE_CHECKING:
+    from gateway.core.config.bms import BmsConfig
 
 # Site and gateway ids become MQTT topic levels: no wildcards, no separators, nothing a broker
 # ACL or a Sparkplug group id would choke on.
@@ -141,8 +143,17 @@ def parse_spool(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> S
     )
 
 
-def build_config(raw: RawConfig, env: Mapping[str, str] | None = None) -> Config:
-    """Validate the merged tree as a whole; raise one ConfigError listing every problem."""
+def build_config(
+    raw: RawConfig, env: Mapping[str, str] | None = None, only: str | None = None
+) -> Config:
+    """Validate the merged tree; raise one ConfigError listing every problem.
+
+    ``only`` names the one daemon a process runs: its section is validated in full together with
+    the shared ones (gateway, spool, uplink), other daemons' sections are left to their own
+    processes. A typo in the battery section must not stop the uplink from delivering the
+    backlog, and the uplink should not load numpy to check register maps it never reads.
+    ``gridgate check-config`` (only=None) validates everything.
+    """
     env = os.environ if env is None else env
     sink = IssueSink(raw.origin)
     data = raw.data
@@ -159,28 +170,33 @@ def build_config(raw: RawConfig, env: Mapping[str, str] | None = None) -> Config
     gateway = parse_gateway(sink, sections["gateway"], env)
     spool = parse_spool(sink, sections["spool"], gateway.state_dir)
     uplink = parse_uplink(sink, sections["uplink"], gateway, env)
-    grid = (
-        parse_grid(sink, sections["grid"], sections["modbus"], raw.main.parent)
-        if "grid" in data
-        else None
-    )
+    grid = bms = None
+    if "grid" in data and only in (None, "grid"):
+        grid = parse_grid(sink, sections["grid"], sections["modbus"], raw.main.parent)
     if "modbus" in data and "grid" not in data:
         sink.error(
             "modbus", "modbus buses are configured but no daemon uses them ([grid] is missing)"
         )
-    bms = parse_bms(sink, sections["bms"], gateway.state_dir) if "bms" in data else None
+    if "bms" in data and only in (None, "bms"):
+        from gateway.core.config.bms import parse_bms  # the kernel's limit checks need numpy
+
+        bms = parse_bms(sink, sections["bms"], gateway.state_dir)
     sink.raise_if_any()
     return Config(tuple(raw.files), gateway, spool, uplink, grid, bms)
 
 
-def load_config(main: Path, env: Mapping[str, str] | None = None) -> Config:
-    return build_config(read_config(main), env)
+def load_config(
+    main: Path, env: Mapping[str, str] | None = None, only: str | None = None
+) -> Config:
+    return build_config(read_config(main), env, only)
 
 
-def load_or_report(main: Path, env: Mapping[str, str] | None = None) -> Config | None:
+def load_or_report(
+    main: Path, env: Mapping[str, str] | None = None, only: str | None = None
+) -> Config | None:
     """For commands: the config, or None after printing every issue to stderr (exit 78 then)."""
     try:
-        return load_config(main, env)
+        return load_config(main, env, only)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
