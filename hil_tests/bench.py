@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 from gateway.sim.broker import Mosquitto
 from gateway.sim.feeder import FeederModel
-from gateway.sim.grid_server import GridSimulator, default_meters
+from gateway.sim.grid_server import GridSimulator, MeterModel, default_meters
+from gateway.sim.lv_feeder import LvFeederModel
 from gateway.sim.upstream import Upstream
 
 T = TypeVar("T")
@@ -40,11 +41,18 @@ def bench_file() -> Path:
 class SimThread:
     """The grid simulator on its own event loop in a thread: tests call it synchronously."""
 
-    def __init__(self, seed: int, speed: float, profile: str) -> None:
+    def __init__(
+        self, seed: int, speed: float, profile: str, feeder: str = "street", start: float = 0.0
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="grid-sim", daemon=True)
         self._thread.start()
-        model = FeederModel(seed, time.time() - 6 * 3600)
+        model: MeterModel
+        if feeder == "ieee-eu-lv":
+            model = LvFeederModel(seed, start or time.time())
+        else:
+            model = FeederModel(seed, start or time.time() - 6 * 3600)
+        self.model = model
         self.sim = GridSimulator("127.0.0.1", 0, default_meters(model, profile), model, speed=speed)
         self.port = self.call(self.sim.start())
 
@@ -90,6 +98,8 @@ class Bench:
                 int(s.get("seed", 1)),
                 float(s.get("speed", 60.0)),
                 s.get("profile", "eastron_sdm630"),
+                s.get("feeder", "street"),
+                float(s.get("start", 0.0)),
             )
             for name, (_h, port, unit) in self.sim.sim.endpoints().items():
                 self.meters[name] = {
@@ -104,7 +114,7 @@ class Bench:
                 meter = dict(entry)
                 self.meters[meter.pop("name")] = meter
 
-    def write_config(self, **grid_overrides: Any) -> None:
+    def write_config(self, estimation: dict[str, Any] | None = None, **grid_overrides: Any) -> None:
         g = {**self.spec.get("grid", {}), **grid_overrides}
         lines = [
             "[gateway]",
@@ -132,6 +142,13 @@ class Bench:
                 f"poll_interval = {g.get('poll_interval', 1.0)}",
                 f"timeout = {g.get('timeout', 1.0)}",
             ]
+        if estimation is not None:
+            conns = estimation.pop("connections", {})
+            lines.append("[grid.estimation]")
+            lines += [f"{k} = {_toml(v)}" for k, v in estimation.items()]
+            for cname, c in conns.items():
+                lines.append(f"[grid.estimation.connections.{cname}]")
+                lines += [f"{k} = {_toml(v)}" for k, v in c.items()]
         for bname, bus in self.spec.get("buses", {}).items():
             lines.append(f"[modbus.buses.{bname}]")
             lines += [f"{k} = {_toml(v)}" for k, v in bus.items()]

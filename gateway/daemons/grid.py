@@ -119,6 +119,11 @@ class GridDaemon:
                 est, hints = await asyncio.to_thread(e.cycle, now, readings)
                 events = e.alarms.check(est)
                 body = {"valid": est.converged, **est.summary()}
+                head = self._meters[e.est.cfg.head_meter].last
+                body["measured_ts"] = head.ts if head is not None else None
+                if e.est.cfg.publish_nodes and est.converged:
+                    body["nodes"] = est.node_ids.tolist()
+                    body["u_pu"] = np.round(est.u_pu.T, 5).tolist()
                 await self._outbox.put("estimate", [body], now)
                 e.note(body)
                 if events:

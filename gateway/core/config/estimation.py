@@ -45,6 +45,7 @@ _KEYS: Final = {
     "clear_sky_index",
     "pv_performance_ratio",
     "hints",
+    "publish_nodes",
     "connections",
 }
 _CONNECTION_KEYS: Final = {
@@ -98,6 +99,7 @@ class EstimationConfig:
     clear_sky_index: float
     pv_performance_ratio: float
     hints: bool
+    publish_nodes: bool  # every node's voltages in each estimate body (commissioning, tests)
     connections: tuple[Connection, ...]
     meters: dict[str, MeterLocation]  # the meters the estimator uses, by meter name
     head_meter: str
@@ -240,6 +242,7 @@ def parse_estimation(
     csi = _number(sink, path, table, "clear_sky_index", 0.8, 0.0, 1.2)
     pr = _number(sink, path, table, "pv_performance_ratio", 0.85, 0.1, 1.0)
     hints = take(sink, path, table, "hints", bool, True)
+    publish_nodes = take(sink, path, table, "publish_nodes", bool, False)
 
     located: dict[str, MeterLocation] = {}
     heads: list[str] = []
@@ -286,6 +289,7 @@ def parse_estimation(
         clear_sky_index=csi,
         pv_performance_ratio=pr,
         hints=bool(hints),
+        publish_nodes=bool(publish_nodes),
         connections=tuple(conns),
         meters=located,
         head_meter=heads[0],
