@@ -72,3 +72,44 @@ def test_every_bad_limit_is_reported_at_once() -> None:
     text = str(err.value)
     for part in ("[0]: kind", "[1]: value", "[1]: hysteresis", "[1]: severity", "c.low.alarm"):
         assert part in text
+
+
+def test_default_gas_turbine_limits_catch_an_oil_leak_before_the_plc_trips() -> None:
+    from gateway.plant.rules import BIOGAS_CHP_LIMITS, GAS_TURBINE_LIMITS
+    from gateway.sim.plant import Fault, PlantModel, PlantState
+
+    LimitRules("chp", BIOGAS_CHP_LIMITS)  # valid as shipped
+    plant = PlantModel("gas_turbine", seed=3, start=1_704_067_200.0, dispatch=False)
+    plant.set_load(80.0)
+    plant.command_start()
+    rules = LimitRules("gt", GAS_TURBINE_LIMITS)
+    for _ in range(1200):  # run up and settle a little: no limit on a healthy start
+        assert rules.check(plant.t, plant.step(1.0)) == []
+    plant.inject(Fault("lube_oil_leak", plant.t, 3.0))  # 3 bar/h: trips within the hour
+    raised = []
+    for _ in range(3600):
+        tags = plant.step(1.0)
+        raised += [(e.cause, plant.t) for e in rules.check(plant.t, tags) if e.state == "raised"]
+        if plant.state is PlantState.TRIPPED:
+            break
+    assert plant.state is PlantState.TRIPPED  # the PLC tripped at 1.0 bar
+    assert [c for c, _ in raised] == ["alarm", "trip"]  # ours said so before, in that order
+
+
+def test_enabled_limit_is_quiet_below_its_gate_and_clears_when_the_gate_lapses() -> None:
+    lim = Limit("p", "low", 1.5, 0.1, enable=("speed", 1400.0))
+    rules = LimitRules("chp", [lim])
+    assert rules.check(0.0, {"p": 0.2, "speed": 300.0}) == []  # starting: no oil pressure yet
+    (raised,) = rules.check(1.0, {"p": 1.2, "speed": 1500.0})
+    assert (raised.state, raised.value) == ("raised", 1.2)
+    (cleared,) = rules.check(2.0, {"p": 0.1, "speed": 200.0})  # stopped: nothing left to alarm
+    assert cleared.body() == {
+        "alarm": "limit_low",
+        "state": "cleared",
+        "device": "chp",
+        "ts": 2.0,
+        "point": "p",
+        "limit": 1.5,
+        "cause": "alarm: speed below 1400",
+    }
+    assert rules.active() == []

@@ -3,7 +3,8 @@
 A limit is a fixed line from the OEM's manual (lube oil pressure low, vibration high-high), so it
 needs no learning; what it needs is to not chatter. A limit raises only after the value has been
 beyond it for ``delay_s`` (one noisy sample is not a trip condition), and clears only once the
-value is back inside by ``hysteresis``. A missing or NaN tag neither raises nor clears.
+value is back inside by ``hysteresis``. A missing or NaN tag neither raises nor clears. A limit
+may be enabled only while another tag is high enough (lube oil pressure only at speed).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class Limit:
     hysteresis: float
     severity: str = "alarm"
     delay_s: float = 0.0
+    # (tag, value): evaluate only while that tag is >= value, e.g. oil pressure only at speed;
+    # when the condition lapses a raised limit clears, so a stopped machine holds no alarms
+    enable: tuple[str, float] | None = None
 
     @property
     def name(self) -> str:
@@ -94,10 +98,20 @@ class LimitRules:
         """Advance every limit by one sample at ``ts``; return the raise/clear transitions."""
         events = []
         for lim in self._limits:
+            st = self._state[lim.name]
+            if lim.enable is not None:
+                gate = tags.get(lim.enable[0])
+                if gate is None or not math.isfinite(gate):
+                    continue
+                if gate < lim.enable[1]:
+                    st.beyond_since = None
+                    if st.active:
+                        st.active = False
+                        events.append(self._event(lim, "cleared", ts, None))
+                    continue
             v = tags.get(lim.tag)
             if v is None or not math.isfinite(v):
                 continue
-            st = self._state[lim.name]
             if not st.active:
                 if not lim.beyond(v):
                     st.beyond_since = None
@@ -113,10 +127,34 @@ class LimitRules:
                 events.append(self._event(lim, "cleared", ts, v))
         return events
 
-    def _event(self, lim: Limit, state: str, ts: float, v: float) -> AlarmEvent:
-        log.info(
-            "%s: %s %s %s (%.6g vs %.6g)", self.device, lim.name, state, lim.kind, v, lim.value
-        )
+    def _event(self, lim: Limit, state: str, ts: float, v: float | None) -> AlarmEvent:
+        if v is None and lim.enable is not None:
+            cause = f"{lim.severity}: {lim.enable[0]} below {lim.enable[1]:g}"
+        else:
+            cause = lim.severity
+        log.info("%s: %s %s (%s vs %.6g)", self.device, lim.name, state, v, lim.value)
         return AlarmEvent(
-            f"limit_{lim.kind}", state, self.device, ts, lim.tag, v, lim.value, cause=lim.severity
+            f"limit_{lim.kind}", state, self.device, ts, lim.tag, v, lim.value, cause=cause
         )
+
+
+# Defaults for the two simulated profiles: alarms well before the PLC's own protective trips
+# (gas turbine: lube oil 1.0 bar, vibration 25 mm/s; CHP: lube oil 1.5 bar, vibration 20 mm/s,
+# methane 40 %), so the operator hears of it first. Vibration alarm at 7.1 mm/s is the ISO
+# 10816-3 zone C boundary for large machines on rigid foundations. Real plants set their own.
+GAS_TURBINE_LIMITS: tuple[Limit, ...] = (
+    Limit("lube_oil_pressure", "low", 1.8, 0.1, "alarm", 5.0, ("shaft_speed", 14_000.0)),
+    Limit("lube_oil_pressure", "low", 1.3, 0.1, "trip", 2.0, ("shaft_speed", 14_000.0)),
+    Limit("lube_oil_temp", "high", 70.0, 2.0, "alarm", delay_s=10.0),
+    Limit("bearing_vibration", "high", 7.1, 0.5, "alarm", delay_s=10.0),
+    Limit("bearing_vibration", "high", 11.2, 0.5, "trip", delay_s=2.0),
+    Limit("inlet_temp", "high", 45.0, 1.0, "warning", delay_s=60.0),
+)
+BIOGAS_CHP_LIMITS: tuple[Limit, ...] = (
+    Limit("lube_oil_pressure", "low", 3.0, 0.1, "alarm", 5.0, ("engine_speed", 1_400.0)),
+    Limit("lube_oil_pressure", "low", 2.0, 0.1, "trip", 2.0, ("engine_speed", 1_400.0)),
+    Limit("lube_oil_temp", "high", 95.0, 2.0, "alarm", delay_s=10.0),
+    Limit("bearing_vibration", "high", 7.1, 0.5, "alarm", delay_s=10.0),
+    Limit("methane_content", "low", 48.0, 1.0, "alarm", 60.0, ("engine_speed", 1_400.0)),
+    Limit("coolant_supply_temp", "high", 95.0, 2.0, "alarm", delay_s=10.0),
+)
