@@ -199,3 +199,82 @@ def _rows(spool: Path) -> int:
     finally:
         db.close()
     return int(row[0])
+
+
+# --- MemoryDenyWriteExecute=yes, checked for real --------------------------------------------
+# systemd implements it with seccomp; the kernel's PR_SET_MDWE (Linux >= 6.3) refuses the same
+# thing (a mapping that is, or becomes, writable and executable) and is inherited across exec,
+# so a process started under it shows whether the interpreter and its libraries need W+X.
+_MDWE = """
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    sys.exit(f"MDWE unavailable: errno {ctypes.get_errno()}")
+libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS, as NoNewPrivileges=yes
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+except PermissionError:
+    pass
+else:
+    sys.exit("MDWE set but a W+X mapping was granted")
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+
+
+def _mdwe_available() -> bool:
+    probe = subprocess.run(
+        [sys.executable, "-c", _MDWE, "-c", "pass"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def test_grid_runs_under_memory_deny_write_execute(bench: Bench, tmp_path: Path) -> None:
+    if not _mdwe_available():
+        pytest.skip("kernel without PR_SET_MDWE (Linux < 6.3): MemoryDenyWriteExecute unchecked")
+    notify = Notify(tmp_path / "notify.sock")
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        NOTIFY_SOCKET=str(tmp_path / "notify.sock"),
+        WATCHDOG_USEC="2000000",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MDWE, "-m", "gateway.cli", "-c", str(bench.config), "run", "grid"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stderr is not None
+    journal = Journal(proc.stderr.fileno())
+    try:
+        msgs = notify.collect(5.0)
+        assert any("READY=1" in m for _t, m in msgs), (msgs, bytes(journal.data))
+        assert len(pings(msgs)) >= 2, msgs
+    finally:
+        try:
+            _stop(proc, journal, notify)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_plant_and_uplink_libraries_work_under_memory_deny_write_execute() -> None:
+    # The plant daemon's heavy parts (the TFLite interpreter with XNNPACK, asyncua with
+    # cryptography) and the uplink's paho/ssl: loaded and run once under MDWE.
+    if not _mdwe_available():
+        pytest.skip("kernel without PR_SET_MDWE (Linux < 6.3): MemoryDenyWriteExecute unchecked")
+    model = Path(__file__).parents[1] / "gateway/estimate/models/gas_turbine.tflite"
+    code = (
+        "import numpy as np, ssl, asyncua, paho.mqtt.client, gateway._native\n"
+        "from gateway.estimate.tflite import load_model\n"
+        f"m = load_model({str(model)!r})\n"
+        "y = m.run(np.zeros((1, m.input_size), dtype=np.float32))\n"
+        "assert np.all(np.isfinite(y)), y\n"
+        "ssl.create_default_context()\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _MDWE, "-c", code], capture_output=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    assert run.stdout.strip().endswith(b"ok")
