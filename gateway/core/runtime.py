@@ -220,6 +220,11 @@ def run(config_path: Path, which: str) -> int:
     setup_logging(config.gateway.log_level)
     try:
         return asyncio.run(Runtime(config_path, which).run(config))
+    except ConfigError as exc:
+        # Found only when a daemon is built (an electrically broken feeder model, say).
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EX_CONFIG
     except (SpoolError, OSError) as exc:
         # The state directory or the spool cannot be used: nothing can be made durable, so
         # refuse to run rather than poll into the void. systemd's journal gets the reason.
