@@ -25,7 +25,8 @@ static int cfg_ok(const gg_cells_cfg_t *c)
 {
     /* Written as !(ok) so that a NaN anywhere is refused. */
     if (!(c->q_soc >= 0.0 && isfinite(c->q_soc) && c->q_v1 >= 0.0 && isfinite(c->q_v1)
-          && pos_finite(c->r_v))) {
+          && c->q_h >= 0.0 && isfinite(c->q_h) && pos_finite(c->r_v) && c->hyst_gamma >= 0.0
+          && isfinite(c->hyst_gamma))) {
         return 0;
     }
     /* v_lo > 0: a plausible reading divides the bleed time. */
@@ -58,7 +59,8 @@ static int cfg_ok(const gg_cells_cfg_t *c)
 
 int gg_cells_check(const gg_cells_ctx_t *ctx)
 {
-    if (ctx == NULL || ctx->n == 0 || ctx->n > (size_t)INT32_MAX || ctx->n_ocv < 2 || ctx->ocv == NULL || ctx->param == NULL
+    if (ctx == NULL || ctx->n == 0 || ctx->n > (size_t)INT32_MAX || ctx->n_ocv < 2
+        || ctx->ocv == NULL || ctx->hyst == NULL || ctx->param == NULL
         || ctx->cfg == NULL || ctx->state == NULL || ctx->coef == NULL || ctx->scratch == NULL
         || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
         || ctx->board_interlock == NULL || ctx->summary == NULL) {
@@ -66,7 +68,7 @@ int gg_cells_check(const gg_cells_ctx_t *ctx)
     }
     /* OCV divides the bleed time, so it must be a positive voltage everywhere. */
     for (size_t k = 0; k < ctx->n_ocv; k++) {
-        if (!pos_finite(ctx->ocv[k])) {
+        if (!pos_finite(ctx->ocv[k]) || !(ctx->hyst[k] >= 0.0 && isfinite(ctx->hyst[k]))) {
             return GG_EINVAL;
         }
     }
@@ -84,11 +86,14 @@ int gg_cells_check(const gg_cells_ctx_t *ctx)
 }
 
 static inline double clamp01(double x) { return x < 0.0 ? 0.0 : (x > 1.0 ? 1.0 : x); }
+static inline double clamp11(double x) { return x < -1.0 ? -1.0 : (x > 1.0 ? 1.0 : x); }
 
-int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1)
+int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1,
+                   double p0_h)
 {
     if (ctx == NULL || ctx->state == NULL || ctx->n == 0 || soc0 == NULL
-        || !(p0_soc >= 0.0 && isfinite(p0_soc) && p0_v1 >= 0.0 && isfinite(p0_v1))) {
+        || !(p0_soc >= 0.0 && isfinite(p0_soc) && p0_v1 >= 0.0 && isfinite(p0_v1)
+             && p0_h >= 0.0 && isfinite(p0_h))) {
         return GG_EINVAL;
     }
     for (size_t i = 0; i < ctx->n; i++) {
@@ -100,9 +105,13 @@ int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, doubl
         gg_cell_state_t *s = &ctx->state[i];
         s->soc = clamp01(soc0[i]);
         s->v1 = 0.0;
+        s->h = 0.0;
         s->p00 = p0_soc;
         s->p01 = 0.0;
+        s->p02 = 0.0;
         s->p11 = p0_v1;
+        s->p12 = 0.0;
+        s->p22 = p0_h;
         s->ocv = NAN;
         s->v_last = NAN;
         s->age_s = INFINITY;
@@ -117,11 +126,16 @@ int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, doubl
     return GG_OK;
 }
 
-/* Piecewise linear OCV on the uniform grid; the slope of the segment is the derivative. The
- * segment index is clamped to the table, so values outside 0..1 extrapolate the end segments.
- * The index is floor(x) clamped to 0..m-2, computed by truncation where x is positive (a
- * conversion is far cheaper than floor() without SSE4.1). */
-static inline double ocv_lookup(const double *ocv, size_t m, double soc, double *slope)
+/* OCV and the hysteresis half gap M, piecewise linear on the same uniform grid: one segment
+ * index for both, the slopes of the segment are the derivatives. The index is clamped to the
+ * table, so values outside 0..1 extrapolate the end segments. It is floor(x) clamped to 0..m-2,
+ * computed by truncation where x is positive (a conversion is far cheaper than floor() without
+ * SSE4.1). */
+typedef struct {
+    double ocv, slope, m, m_slope;
+} lookup_t;
+
+static inline lookup_t lookup(const double *ocv, const double *hyst, size_t m, double soc)
 {
     const double span = (double)(m - 1);
     const double x = soc * span;
@@ -131,9 +145,15 @@ static inline double ocv_lookup(const double *ocv, size_t m, double soc, double 
     } else if (x > 0.0) {
         k = (size_t)x;
     }
+    const double f = x - (double)k;
     const double d = ocv[k + 1] - ocv[k];
-    *slope = d * span;
-    return ocv[k] + (x - (double)k) * d;
+    const double dm = hyst[k + 1] - hyst[k];
+    lookup_t r;
+    r.ocv = ocv[k] + f * d;
+    r.slope = d * span;
+    r.m = hyst[k] + f * dm;
+    r.m_slope = dm * span;
+    return r;
 }
 
 static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
@@ -145,6 +165,7 @@ static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
         ctx->coef[i].a = a;
         ctx->coef[i].b = p->r1 * (1.0 - a);
         ctx->coef[i].inv_q = 1.0 / (3600.0 * p->capacity_ah);
+        ctx->coef[i].g = ctx->cfg->hyst_gamma * dt * ctx->coef[i].inv_q;
     }
     ctx->coef_dt = dt;
 }
@@ -275,7 +296,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
 {
     if (ctx == NULL || v == NULL || vq == NULL || t == NULL || tq == NULL || ctx->n == 0
         || ctx->state == NULL || ctx->param == NULL || ctx->cfg == NULL || ctx->ocv == NULL
-        || ctx->coef == NULL || ctx->scratch == NULL || ctx->summary == NULL
+        || ctx->hyst == NULL || ctx->coef == NULL || ctx->scratch == NULL || ctx->summary == NULL
         || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
         || ctx->board_interlock == NULL || ctx->n > (size_t)INT32_MAX || !pos_finite(dt)) {
         return GG_EINVAL;
@@ -308,42 +329,64 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     const double v_hi = cfg->v_hi;
     const double jump_v = cfg->jump_v;
     const double r_v = cfg->r_v;
+    const double sgn_i = current > 0.0 ? 1.0 : (current < 0.0 ? -1.0 : 0.0);
+    const double abs_i = fabs(current);
+    const double *hyst = ctx->hyst;
+    const double qh = cfg->q_h * dt;
+    const int hysteretic = cfg->hyst_gamma > 0.0;
     for (size_t i = 0; i < n; i++) {
         gg_cell_state_t *s = &st[i];
         const double vi = v[i];
         const int v_good = vq[i] == Q_GOOD && isfinite(vi);
         uint32_t fl = (s->flags & DEBOUNCED) | GG_CELL_PREDICT_ONLY;
-        double h;
         if (cur_ok) {
             const double a = coef[i].a;
+            /* Without hysteresis d = exp(-0) = 1 for every cell: the exp is skipped. */
+            const double d = hysteretic ? exp(-coef[i].g * abs_i) : 1.0;
             const double soc = clamp01(s->soc - (current * dt) * coef[i].inv_q);
             const double v1 = a * s->v1 + coef[i].b * current;
+            const double hs = clamp11(d * s->h - (1.0 - d) * sgn_i);
             const double p00 = s->p00 + qs;
             const double p01 = a * s->p01;
+            const double p02 = d * s->p02;
             const double p11 = a * a * s->p11 + qv;
-            const double ocv_now = ocv_lookup(ocv, m, soc, &h);
-            const double innov = vi - (ocv_now - v1 - par[i].r0 * current);
+            const double p12 = a * d * s->p12;
+            const double p22 = d * d * s->p22 + qh;
+            const lookup_t lk = lookup(ocv, hyst, m, soc);
+            const double h0 = lk.slope + lk.m_slope * hs; /* d v / d soc */
+            const double hm = lk.m;                       /* d v / d h; d v / d v1 = -1 */
+            const double innov = vi - (lk.ocv + hm * hs - v1 - par[i].r0 * current);
             const int gate_fail = v_good && !(fabs(innov) <= jump_v);
-            s->ocv = ocv_now;
+            s->ocv = lk.ocv;
             s->innov = v_good ? innov : NAN;
             if (v_good && vi >= v_lo && vi <= v_hi && !gate_fail) {
-                const double ph0 = p00 * h - p01;
-                const double ph1 = p01 * h - p11;
-                const double inv_s = 1.0 / (h * ph0 - ph1 + r_v);
+                const double ph0 = p00 * h0 - p01 + p02 * hm;
+                const double ph1 = p01 * h0 - p11 + p12 * hm;
+                const double ph2 = p02 * h0 - p12 + p22 * hm;
+                const double inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + r_v);
                 const double k0 = ph0 * inv_s;
                 const double k1 = ph1 * inv_s;
+                const double k2 = ph2 * inv_s;
                 s->soc = clamp01(soc + k0 * innov);
                 s->v1 = v1 + k1 * innov;
+                s->h = clamp11(hs + k2 * innov);
                 s->p00 = p00 - k0 * ph0;
                 s->p01 = p01 - k0 * ph1;
+                s->p02 = p02 - k0 * ph2;
                 s->p11 = p11 - k1 * ph1;
+                s->p12 = p12 - k1 * ph2;
+                s->p22 = p22 - k2 * ph2;
                 fl &= ~GG_CELL_PREDICT_ONLY;
             } else {
                 s->soc = soc;
                 s->v1 = v1;
+                s->h = hs;
                 s->p00 = p00;
                 s->p01 = p01;
+                s->p02 = p02;
                 s->p11 = p11;
+                s->p12 = p12;
+                s->p22 = p22;
             }
             if (gate_fail) {
                 fl |= GATE_FAIL;
@@ -352,7 +395,8 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
             /* No current, no model: hold the state and let the uncertainty grow. */
             s->p00 = s->p00 + qs;
             s->p11 = s->p11 + qv;
-            s->ocv = ocv_lookup(ocv, m, s->soc, &h);
+            s->p22 = s->p22 + qh;
+            s->ocv = lookup(ocv, hyst, m, s->soc).ocv;
             s->innov = NAN;
             fl |= GG_CELL_NO_CURRENT;
         }

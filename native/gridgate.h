@@ -91,12 +91,14 @@ int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs
  * twin asserted at import (gateway/estimate/cells.py). Nothing is allocated: every array is owned
  * by the caller and reached through the context.
  *
- * Model (1RC Thevenin per cell): soc' = soc - I dt / (3600 Q); v1' = a v1 + r1 (1 - a) I with
- * a = exp(-dt / tau); v = OCV(soc) - v1 - r0 I. OCV is piecewise linear on a uniform SOC grid
- * 0..1 of n_ocv points; its derivative is the slope of the segment (linear extrapolation outside).
- * The EKF state is (soc, v1) with covariance [[p00, p01], [p01, p11]]; soc is clamped to [0, 1]
- * after predict and after update. Process noise per step is diag(q_soc dt, q_v1 dt); measurement
- * noise r_v (V^2).
+ * Model (1RC Thevenin per cell with Plett's one-state hysteresis): with m = I dt / (3600 Q),
+ * soc' = soc - m; v1' = a v1 + r1 (1 - a) I with a = exp(-dt / tau); h' = d h - (1 - d) sgn(I)
+ * with d = exp(-hyst_gamma |m|); v = OCV(soc) + M(soc) h - v1 - r0 I. OCV and M (the half gap
+ * between the charge and discharge OCV branches, 0 where there is no hysteresis) are piecewise
+ * linear on the same uniform SOC grid 0..1 of n_ocv points; their derivatives are the slopes of
+ * the segment (linear extrapolation outside). The EKF state is (soc, v1, h) with the symmetric
+ * covariance p00..p22; soc is clamped to [0, 1] and h to [-1, 1] after predict and after update.
+ * Process noise per step is diag(q_soc dt, q_v1 dt, q_h dt); measurement noise r_v (V^2).
  *
  * A voltage sample is PLAUSIBLE when its quality is 0 (GOOD), it is finite and v_lo <= v <= v_hi.
  * It is USED for the update when it is plausible, the current is finite and the innovation
@@ -156,9 +158,13 @@ typedef struct {
 typedef struct {
     double soc;      /* 0..1 */
     double v1;       /* polarisation voltage, V */
-    double p00;      /* covariance of (soc, v1) */
+    double h;        /* hysteresis state, -1 (after discharge) .. +1 (after charge) */
+    double p00;      /* covariance of (soc, v1, h) */
     double p01;
+    double p02;
     double p11;
+    double p12;
+    double p22;
     double ocv;      /* OCV of the predicted SOC this cycle (what the update compared to) */
     double v_last;   /* last plausible voltage, NaN before the first */
     double age_s;    /* seconds since the last plausible voltage, +inf before the first */
@@ -169,7 +175,8 @@ typedef struct {
 } gg_cell_state_t;
 
 typedef struct {
-    double q_soc, q_v1, r_v;         /* process noise per second; measurement noise V^2 */
+    double q_soc, q_v1, q_h, r_v;    /* process noise per second; measurement noise V^2 */
+    double hyst_gamma;               /* hysteresis rate per unit of SOC moved, >= 0 */
     double v_lo, v_hi, jump_v;       /* plausibility: physical range, innovation gate (V) */
     double ov_set, ov_clear, uv_set, uv_clear; /* V */
     double ot_set, ot_clear, ut_set, ut_clear; /* degC */
@@ -201,6 +208,7 @@ typedef struct {
 
 typedef struct {
     double a, b, inv_q; /* exp(-dt/tau), r1 (1 - a), 1 / (3600 capacity) */
+    double g;           /* hyst_gamma dt inv_q: the hysteresis decay is exp(-g |I|) */
 } gg_cell_coef_t;
 
 /* Everything one string needs, filled once by the owner. coef is a cache valid for coef_dt (set
@@ -210,6 +218,7 @@ typedef struct {
     size_t n;
     size_t n_ocv;
     const double *ocv;
+    const double *hyst;        /* [n_ocv] M(soc) >= 0, V; all 0 for a chemistry without */
     const gg_cell_param_t *param;
     const gg_cells_cfg_t *cfg;
     gg_cell_state_t *state;
@@ -226,9 +235,10 @@ typedef struct {
 /* GG_OK when the context is complete and consistent: pointers set, n_ocv >= 2 with finite
  * values, every parameter in range, thresholds ordered (clear inside set), counts in range. */
 int gg_cells_check(const gg_cells_ctx_t *ctx);
-/* Starts every cell at soc0[i] (clamped to 0..1) with covariance diag(p0_soc, p0_v1), v1 = 0, no
- * flags, no reading; invalidates the coefficient cache. */
-int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1);
+/* Starts every cell at soc0[i] (clamped to 0..1) with covariance diag(p0_soc, p0_v1, p0_h),
+ * v1 = h = 0, no flags, no reading; invalidates the coefficient cache. */
+int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1,
+                   double p0_h);
 /* One cycle: EKF, flags, statistics, balancing plan. v/vq/t/tq have n entries. dt must be finite
  * and > 0. Returns the number of FAULTED cells, or GG_EINVAL (nothing written) for a NULL pointer
  * or a bad dt. Parameters and config are not re-checked per call: the owner runs gg_cells_check

@@ -24,10 +24,24 @@ from gateway.estimate.cells import (
     CellsConfig,
     cell_params,
 )
-from gateway.estimate.ocv import Chemistry, lookup, ocv_table
+from gateway.estimate.ocv import Chemistry, hysteresis_table, lookup, ocv_table
 
 RTOL = 1e-9
-FLOAT_FIELDS = ("soc", "v1", "p00", "p01", "p11", "ocv", "v_last", "age_s", "innov")
+FLOAT_FIELDS = (
+    "soc",
+    "v1",
+    "h",
+    "p00",
+    "p01",
+    "p02",
+    "p11",
+    "p12",
+    "p22",
+    "ocv",
+    "v_last",
+    "age_s",
+    "innov",
+)
 SUMMARY_EXACT = (
     "soc_min_idx",
     "soc_max_idx",
@@ -69,16 +83,16 @@ def assert_same(est: CellEstimator, ref: cells_ref.RefStep, n_faulted: int) -> N
 class Twin:
     """A CellEstimator and the reference state advanced side by side, compared after each step."""
 
-    def __init__(self, params, ocv, cfg: CellsConfig, soc0) -> None:
-        self.est = CellEstimator(params, ocv, cfg, soc0)
-        self.params, self.ocv, self.cfg = params, ocv, cfg
+    def __init__(self, params, ocv, cfg: CellsConfig, soc0, hyst=None, p0_h: float = 0.0) -> None:
+        self.est = CellEstimator(params, ocv, cfg, soc0, hyst=hyst, p0_h=p0_h)
+        self.params, self.ocv, self.cfg, self.hyst = params, ocv, cfg, hyst
         self.state = self.est.state.copy()
         self.last: cells_ref.RefStep | None = None
 
     def step(self, dt, current, v, vq, t, tq) -> CellEstimator:
         n_faulted = self.est.update(dt, current, v, vq, t, tq)
         self.last = cells_ref.step(
-            self.state, self.params, self.ocv, self.cfg, dt, current, v, vq, t, tq
+            self.state, self.params, self.ocv, self.cfg, dt, current, v, vq, t, tq, self.hyst
         )
         self.state = self.last.state
         assert_same(self.est, self.last, n_faulted)
@@ -113,6 +127,9 @@ def scenarios(draw):
     cpb = draw(st.integers(1, 16))
     cfg = CellsConfig(
         q_soc=draw(st.sampled_from([0.0, 1e-8, 1e-5])),
+        q_v1=draw(st.sampled_from([0.0, 1e-9, 1e-7])),
+        q_h=draw(st.sampled_from([0.0, 1e-6])),
+        hyst_gamma=draw(st.sampled_from([0.0, 30.0, 1e4])),
         r_v=draw(st.sampled_from([1e-6, 2.5e-5, 1e-3])),
         jump_v=draw(st.sampled_from([0.05, 0.5, np.inf])),
         dev_k_set=draw(st.floats(1.0, 8.0)),
@@ -136,7 +153,10 @@ def scenarios(draw):
         np.array(draw(st.lists(floats(0.5, 500.0), min_size=n, max_size=n))),
     )
     chem = draw(st.sampled_from(list(Chemistry)))
-    ocv = ocv_table(chem, draw(st.sampled_from([2, 11, 101])))
+    points = draw(st.sampled_from([2, 11, 101]))
+    ocv = ocv_table(chem, points)
+    hyst = draw(st.sampled_from([None, hysteresis_table(Chemistry.LFP, points)]))
+    p0_h = draw(st.sampled_from([0.0, 0.3]))
     soc0 = np.array(draw(st.lists(floats(-0.1, 1.1), min_size=n, max_size=n)))
     steps = []
     for _ in range(draw(st.integers(1, 6))):
@@ -149,14 +169,14 @@ def scenarios(draw):
         )
         tq = np.array(draw(st.lists(st.sampled_from([0, 0, 2]), min_size=n, max_size=n)))
         steps.append((dt, current, v, vq.astype(np.uint8), t, tq.astype(np.uint8)))
-    return params, ocv, cfg, soc0, steps
+    return params, ocv, cfg, soc0, steps, hyst, p0_h
 
 
 @settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_kernel_equals_reference(case) -> None:
-    params, ocv, cfg, soc0, steps = case
-    twin = Twin(params, ocv, cfg, soc0)
+    params, ocv, cfg, soc0, steps, hyst, p0_h = case
+    twin = Twin(params, ocv, cfg, soc0, hyst, p0_h)
     for step in steps:
         twin.step(*step)
 
@@ -172,7 +192,7 @@ def test_long_random_run_equals_reference(seed: int, chem: Chemistry) -> None:
     )
     ocv = ocv_table(chem)
     cfg = CellsConfig.for_chemistry(chem, debounce_set=2, debounce_clear=3)
-    twin = Twin(params, ocv, cfg, rng.uniform(0.2, 0.8, n))
+    twin = Twin(params, ocv, cfg, rng.uniform(0.2, 0.8, n), hysteresis_table(chem), 0.1)
     soc = rng.uniform(0.3, 0.7, n)
     for k in range(150):
         current = 100.0 * np.sin(k / 20.0)
@@ -180,6 +200,37 @@ def test_long_random_run_equals_reference(seed: int, chem: Chemistry) -> None:
         vq = np.where(rng.random(n) < 0.03, 2, 0).astype(np.uint8)
         t = 25.0 + 40.0 * rng.random(n)
         twin.step(0.1, current, v, vq, t, np.zeros(n, np.uint8))
+
+
+def test_hysteresis_state_follows_the_current_to_its_branch() -> None:
+    """Plett's h: towards +1 while charging, -1 while discharging, 1/e per 1/gamma of SOC moved;
+    the predicted voltage carries M(soc) h. Checked against the closed form, predict only."""
+    n, cap, gamma = 3, 100.0, 30.0
+    cfg = CellsConfig.for_chemistry(Chemistry.LFP, hyst_gamma=gamma, jump_v=np.inf)
+    ocv, hyst = ocv_table(Chemistry.LFP), hysteresis_table(Chemistry.LFP)
+    twin = Twin(cell_params(n, cap, 0.0, 0.0, 10.0), ocv, cfg, 0.5, hyst)
+    v, vq, t, tq = inputs(n, 3.29)
+    vq[:] = 2  # no update: the state is the model's own prediction
+    moved = 0.0
+    for current in (-50.0,) * 40:  # charge 40 s at 50 A: 0.56 % of SOC per cell
+        est = twin.step(1.0, current, v, vq, t, tq)
+        moved += 50.0 / (3600.0 * cap)
+    np.testing.assert_allclose(est.state["h"], 1.0 - np.exp(-gamma * moved), rtol=1e-9)
+    h_charged = est.state["h"].copy()
+    for _ in range(20):
+        est = twin.step(1.0, 50.0, v, vq, t, tq)
+    back = np.exp(-gamma * 20 * 50.0 / (3600.0 * cap))
+    np.testing.assert_allclose(est.state["h"], back * h_charged - (1.0 - back), rtol=1e-9)
+    assert np.all(est.state["h"] < h_charged)
+
+
+def test_a_negative_hysteresis_table_is_refused() -> None:
+    hyst = hysteresis_table(Chemistry.LFP)
+    hyst[3] = -0.001
+    with pytest.raises(NativeError, match="gg_cells_check"):
+        CellEstimator(cell_params(2, 1.0, 0.0, 0.0, 1.0), NMC, CellsConfig(), hyst=hyst)
+    with pytest.raises(NativeError, match="hyst"):
+        CellEstimator(cell_params(2, 1.0, 0.0, 0.0, 1.0), NMC, CellsConfig(), hyst=hyst[:5])
 
 
 # ---------------------------------------------------------------- debounce and hysteresis

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from gateway.core.errors import ConfigError, ConfigIssue, NativeError
 from gateway.core.model import FloatArray, QualityArray
 from gateway.estimate._native import assert_layout, check, ffi, lib, ptr
-from gateway.estimate.ocv import LFP_HYSTERESIS_V, Chemistry
+from gateway.estimate.ocv import LFP_HYSTERESIS_GAMMA, Chemistry
 
 U32Array = npt.NDArray[np.uint32]
 BoolArray = npt.NDArray[np.bool_]
@@ -92,9 +92,13 @@ STATE_DTYPE: Final = np.dtype(
     [
         ("soc", np.float64),
         ("v1", np.float64),
+        ("h", np.float64),
         ("p00", np.float64),
         ("p01", np.float64),
+        ("p02", np.float64),
         ("p11", np.float64),
+        ("p12", np.float64),
+        ("p22", np.float64),
         ("ocv", np.float64),
         ("v_last", np.float64),
         ("age_s", np.float64),
@@ -107,7 +111,9 @@ STATE_DTYPE: Final = np.dtype(
 _CFG_FLOATS: Final = (
     "q_soc",
     "q_v1",
+    "q_h",
     "r_v",
+    "hyst_gamma",
     "v_lo",
     "v_hi",
     "jump_v",
@@ -172,7 +178,9 @@ _SUMMARY_INTS: Final = (
 SUMMARY_DTYPE: Final = np.dtype(
     [(name, np.float64) for name in _SUMMARY_FLOATS] + [(name, np.int64) for name in _SUMMARY_INTS]
 )
-COEF_DTYPE: Final = np.dtype([("a", np.float64), ("b", np.float64), ("inv_q", np.float64)])
+COEF_DTYPE: Final = np.dtype(
+    [("a", np.float64), ("b", np.float64), ("inv_q", np.float64), ("g", np.float64)]
+)
 
 assert_layout("gg_cell_param_t", PARAM_DTYPE)
 assert_layout("gg_cell_state_t", STATE_DTYPE)
@@ -195,6 +203,8 @@ class CellsConfig:
     q_soc: float = 1e-8
     q_v1: float = 1e-7
     r_v: float = 2.5e-5  # (5 mV)^2: AFE noise plus model error
+    q_h: float = 0.0  # the hysteresis state follows the current; no noise of its own
+    hyst_gamma: float = 0.0  # NMC: a few mV of hysteresis, ignored (see ocv.py)
     v_lo: float = 0.5  # below: open sense wire
     v_hi: float = 5.0  # above: beyond any lithium cell
     jump_v: float = 0.5  # innovation a current step cannot explain
@@ -226,8 +236,14 @@ class CellsConfig:
     def for_chemistry(cls, chemistry: Chemistry, **overrides: Any) -> CellsConfig:
         """Thresholds and measurement noise of ``chemistry``; keywords override any field."""
         if Chemistry(chemistry) is Chemistry.LFP:
+            # The hysteresis is modelled (ocv.hysteresis_table), so r_v covers the AFE and the
+            # 1RC-for-2RC model error only. On the plateau 1 mV is 1-2 % of SOC: the
+            # polarisation may not wander on its own (small q_v1), or it absorbs the OCV offset
+            # that tells the SOC.
             base = cls(
-                r_v=(LFP_HYSTERESIS_V + 0.005) ** 2,
+                r_v=1e-4,
+                q_v1=1e-9,
+                hyst_gamma=LFP_HYSTERESIS_GAMMA,
                 ov_set=3.65,
                 ov_clear=3.60,
                 uv_set=2.50,
@@ -248,7 +264,7 @@ class CellsConfig:
         for name in _CFG_FLOATS:
             if math.isnan(getattr(self, name)):
                 bad(name, "must be a number, not NaN")
-        for name in ("q_soc", "q_v1", "bal_soc_window", "bal_v_window"):
+        for name in ("q_soc", "q_v1", "q_h", "hyst_gamma", "bal_soc_window", "bal_v_window"):
             if not getattr(self, name) >= 0.0 or math.isinf(getattr(self, name)):
                 bad(name, "must be finite and >= 0")
         for name in ("r_v", "dev_sigma_min", "bal_bleed_ohm"):
@@ -357,8 +373,10 @@ class CellEstimator:
     """EKF, faults, statistics and balancing plan of one string of ``n`` cells.
 
     ``params`` is a :data:`PARAM_DTYPE` array (see :func:`cell_params`), ``ocv`` the uniform OCV
-    table (gateway/estimate/ocv.py). Output arrays are read-only views of the owned buffers: they
-    change at the next :meth:`update`, so copy what must outlive it.
+    table (gateway/estimate/ocv.py) and ``hyst`` the hysteresis half gap M on the same grid
+    (:func:`~gateway.estimate.ocv.hysteresis_table`; None: no hysteresis). Output arrays are
+    read-only views of the owned buffers: they change at the next :meth:`update`, so copy what
+    must outlive it.
     """
 
     def __init__(
@@ -368,8 +386,10 @@ class CellEstimator:
         config: CellsConfig,
         soc0: npt.ArrayLike = 0.5,
         *,
+        hyst: npt.ArrayLike | None = None,
         p0_soc: float = 0.04,
         p0_v1: float = 1e-4,
+        p0_h: float = 0.0,
     ) -> None:
         if params.dtype != PARAM_DTYPE or params.ndim != 1 or len(params) == 0:
             raise NativeError(f"params must be a non-empty 1-D {PARAM_DTYPE} array")
@@ -378,6 +398,13 @@ class CellEstimator:
         self._config = config
         self._params = np.ascontiguousarray(params).copy()
         self._ocv = np.array(ocv, dtype=np.float64, ndmin=1)
+        self._hyst = (
+            np.zeros_like(self._ocv) if hyst is None else np.array(hyst, dtype=np.float64, ndmin=1)
+        )
+        if self._hyst.shape != self._ocv.shape:
+            raise NativeError(
+                f"hyst needs one value per OCV point ({len(self._ocv)}), got {self._hyst.shape}"
+            )
         self._cfg = config.to_struct()
         self._state = np.zeros(n, dtype=STATE_DTYPE)
         self._coef = np.zeros(n, dtype=COEF_DTYPE)
@@ -392,6 +419,7 @@ class CellEstimator:
         # pointers are kept for the life of this object, and the arrays are never replaced.
         self._keep = [
             ptr("double", self._ocv),
+            ptr("double", self._hyst),
             ptr("gg_cell_param_t", self._params, dtype=PARAM_DTYPE),
             ptr("gg_cells_cfg_t", self._cfg, dtype=CFG_DTYPE),
             ptr("gg_cell_state_t", self._state, dtype=STATE_DTYPE, writable=True),
@@ -408,6 +436,7 @@ class CellEstimator:
         ctx.n_ocv = len(self._ocv)
         (
             ctx.ocv,
+            ctx.hyst,
             ctx.param,
             ctx.cfg,
             ctx.state,
@@ -423,9 +452,10 @@ class CellEstimator:
         self._ctx = ctx
         check(
             lib.gg_cells_check(ctx),
-            "gg_cells_check (OCV table of >= 2 positive values; capacity, tau > 0; r0, r1 >= 0)",
+            "gg_cells_check (OCV table of >= 2 positive values, hysteresis >= 0; capacity, "
+            "tau > 0; r0, r1 >= 0)",
         )
-        self.reset(soc0, p0_soc=p0_soc, p0_v1=p0_v1)
+        self.reset(soc0, p0_soc=p0_soc, p0_v1=p0_v1, p0_h=p0_h)
 
     @property
     def n(self) -> int:
@@ -439,11 +469,30 @@ class CellEstimator:
     def config(self) -> CellsConfig:
         return self._config
 
-    def reset(self, soc0: npt.ArrayLike, *, p0_soc: float = 0.04, p0_v1: float = 1e-4) -> None:
-        """Restart every cell at ``soc0`` (scalar or per cell) with covariance diag(p0)."""
+    @property
+    def ocv(self) -> FloatArray:
+        return _read_only(self._ocv)
+
+    @property
+    def hyst(self) -> FloatArray:
+        return _read_only(self._hyst)
+
+    def reset(
+        self,
+        soc0: npt.ArrayLike,
+        *,
+        p0_soc: float = 0.04,
+        p0_v1: float = 1e-4,
+        p0_h: float = 0.0,
+    ) -> None:
+        """Restart every cell at ``soc0`` (scalar or per cell) with covariance diag(p0).
+
+        The hysteresis state starts at 0, the mean branch: unknown after a rest, and set by the
+        current within a few % of SOC moved (1 / hyst_gamma), so its default variance is 0.
+        """
         s0 = np.broadcast_to(np.asarray(soc0, dtype=np.float64), (self._n,))
         check(
-            lib.gg_cells_reset(self._ctx, ptr("double", s0), p0_soc, p0_v1),
+            lib.gg_cells_reset(self._ctx, ptr("double", s0), p0_soc, p0_v1, p0_h),
             "gg_cells_reset (soc0 finite, p0 finite and >= 0)",
         )
 

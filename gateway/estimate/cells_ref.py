@@ -65,6 +65,11 @@ def _clamp01(x: FloatArray) -> FloatArray:
     return out
 
 
+def _clamp11(x: FloatArray) -> FloatArray:
+    out: FloatArray = np.where(x < -1.0, -1.0, np.where(x > 1.0, 1.0, x))
+    return out
+
+
 def _debounce(
     flags: U32Array,
     count: npt.NDArray[np.uint8],
@@ -103,9 +108,14 @@ def step(
     vq: QualityArray,
     t: FloatArray,
     tq: QualityArray,
+    hyst: FloatArray | None = None,
 ) -> RefStep:
-    """One cycle (EKF, flags, statistics, balancing plan) for every cell."""
+    """One cycle (EKF, flags, statistics, balancing plan) for every cell.
+
+    ``hyst`` is the hysteresis half gap on the OCV grid (None: no hysteresis).
+    """
     s = state.copy()
+    hyst_table = np.zeros(len(ocv)) if hyst is None else np.asarray(hyst, dtype=np.float64)
     n = len(s)
     count = s["count"].copy()
     flags = (s["flags"] & np.uint32(_DEBOUNCED)) | np.uint32(CellFlag.PREDICT_ONLY)
@@ -115,6 +125,7 @@ def step(
     in_range = v_good & (v >= cfg.v_lo) & (v <= cfg.v_hi)
     qs = cfg.q_soc * dt
     qv = cfg.q_v1 * dt
+    qh = cfg.q_h * dt
     gate_fail = np.zeros(n, dtype=bool)
 
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -122,31 +133,46 @@ def step(
             a = np.exp(-dt / params["tau_s"])
             b = params["r1"] * (1.0 - a)
             inv_q = 1.0 / (3600.0 * params["capacity_ah"])
+            g = cfg.hyst_gamma * dt * inv_q
+            d = np.exp(-g * abs(current)) if cfg.hyst_gamma > 0.0 else np.ones(n)
             soc = _clamp01(s["soc"] - (current * dt) * inv_q)
             v1 = a * s["v1"] + b * current
+            hs = _clamp11(d * s["h"] - (1.0 - d) * float(np.sign(current)))
             p00 = s["p00"] + qs
             p01 = a * s["p01"]
+            p02 = d * s["p02"]
             p11 = a * a * s["p11"] + qv
-            ocv_now, h = lookup(ocv, soc)
-            innov = v - (ocv_now - v1 - params["r0"] * current)
+            p12 = a * d * s["p12"]
+            p22 = d * d * s["p22"] + qh
+            ocv_now, slope = lookup(ocv, soc)
+            m, m_slope = lookup(hyst_table, soc)
+            h0 = slope + m_slope * hs
+            innov = v - (ocv_now + m * hs - v1 - params["r0"] * current)
             gate_fail = v_good & ~(np.abs(innov) <= cfg.jump_v)
             used = in_range & ~gate_fail
-            ph0 = p00 * h - p01
-            ph1 = p01 * h - p11
-            inv_s = 1.0 / (h * ph0 - ph1 + cfg.r_v)
+            ph0 = p00 * h0 - p01 + p02 * m
+            ph1 = p01 * h0 - p11 + p12 * m
+            ph2 = p02 * h0 - p12 + p22 * m
+            inv_s = 1.0 / (h0 * ph0 - ph1 + m * ph2 + cfg.r_v)
             k0 = ph0 * inv_s
             k1 = ph1 * inv_s
+            k2 = ph2 * inv_s
             s["soc"] = np.where(used, _clamp01(soc + k0 * innov), soc)
             s["v1"] = np.where(used, v1 + k1 * innov, v1)
+            s["h"] = np.where(used, _clamp11(hs + k2 * innov), hs)
             s["p00"] = np.where(used, p00 - k0 * ph0, p00)
             s["p01"] = np.where(used, p01 - k0 * ph1, p01)
+            s["p02"] = np.where(used, p02 - k0 * ph2, p02)
             s["p11"] = np.where(used, p11 - k1 * ph1, p11)
+            s["p12"] = np.where(used, p12 - k1 * ph2, p12)
+            s["p22"] = np.where(used, p22 - k2 * ph2, p22)
             s["ocv"] = ocv_now
             s["innov"] = np.where(v_good, innov, np.nan)
             flags = np.where(used, flags & ~np.uint32(CellFlag.PREDICT_ONLY), flags)
         else:
             s["p00"] = s["p00"] + qs
             s["p11"] = s["p11"] + qv
+            s["p22"] = s["p22"] + qh
             s["ocv"] = lookup(ocv, s["soc"])[0]
             s["innov"] = np.nan
             flags = flags | np.uint32(CellFlag.NO_CURRENT)

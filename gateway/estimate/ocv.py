@@ -16,12 +16,14 @@ Sources the breakpoints follow (values rounded, read off the published curves):
   lithium ion secondary batteries", J. Power Sources 196 (2011) 331-336, and the A123
   ANR26650M1 curves: a flat plateau of about 3.27-3.34 V from 20 % to 90 %.
 
-Hysteresis note (LFP): the charge branch lies about 10-20 mV above the discharge branch on the
-plateau (Roscher & Sauer 2011), comparable to the whole plateau's rise from 30 % to 70 %. The
-table is the mean of the branches and the EKF does not model hysteresis, so its measurement noise
-for LFP must cover about half the branch gap (``LFP_HYSTERESIS_V``), and most of the LFP SOC
-correction comes from the steep ends below 15 % and above 90 %. NMC's hysteresis is a few mV and
-is ignored.
+Hysteresis (LFP): the charge branch lies about 20-30 mV above the discharge branch on the
+plateau (Roscher & Sauer 2011), comparable to the whole plateau's rise from 30 % to 70 %; an
+estimator that ignores it is off by 10-30 % of SOC on the plateau after a charge or a discharge.
+The kernel models it with Plett's one-state hysteresis (Battery Management Systems Vol. I,
+ch. 2.7): v = OCV(soc) + M(soc) h, h moving towards -1 while discharging and +1 while charging at
+the rate ``hyst_gamma`` per unit of SOC moved. :func:`hysteresis_table` is M(soc), half the gap
+between the branches: a typical published shape, about 15 mV on the plateau, closing at the ends
+where the curve is steep. NMC's hysteresis is a few mV and is ignored (M = 0).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Chemistry(StrEnum):
 
 # Half the gap between the LFP charge and discharge OCV branches on the plateau (V).
 LFP_HYSTERESIS_V: Final = 0.015
+# How fast h moves to its branch per unit of SOC moved: 1/e of the way in about 3 % of SOC.
+LFP_HYSTERESIS_GAMMA: Final = 30.0
 
 # Default resolution of the uniform grid: 1 % SOC steps keep the linear interpolation of the
 # PCHIP curve within about 1 mV of it except in the knee below 5 %.
@@ -92,6 +96,18 @@ _BREAKPOINTS: Final = MappingProxyType(
             (1.00, 3.550),
         ),
     }
+)
+
+
+# M(soc) of LFP as a fraction of LFP_HYSTERESIS_V: the full gap on the plateau, closing where
+# the branches meet at the ends (values read off the published branch pairs, rounded).
+_LFP_HYSTERESIS_SHAPE: Final = (
+    (0.00, 0.0),
+    (0.05, 0.6),
+    (0.15, 1.0),
+    (0.85, 1.0),
+    (0.95, 0.6),
+    (1.00, 0.0),
 )
 
 
@@ -151,6 +167,18 @@ def ocv_table(chemistry: Chemistry, n_points: int = DEFAULT_POINTS) -> FloatArra
     return pchip(soc, volts, np.linspace(0.0, 1.0, n_points))
 
 
+def hysteresis_table(chemistry: Chemistry, n_points: int = DEFAULT_POINTS) -> FloatArray:
+    """Half gap M (V) between the charge and discharge OCV branches on the uniform grid."""
+    if n_points < 2:
+        raise NativeError(f"a hysteresis table needs at least 2 points, got {n_points}")
+    grid = np.linspace(0.0, 1.0, n_points)
+    if Chemistry(chemistry) is not Chemistry.LFP:
+        return np.zeros(n_points)
+    pts = np.array(_LFP_HYSTERESIS_SHAPE, dtype=np.float64)
+    out: FloatArray = LFP_HYSTERESIS_V * np.interp(grid, pts[:, 0], pts[:, 1])
+    return out
+
+
 def lookup(table: FloatArray, soc: FloatArray) -> tuple[FloatArray, FloatArray]:
     """(OCV, dOCV/dSOC) by linear interpolation of a uniform table, as the kernel computes them.
 
@@ -168,9 +196,11 @@ def lookup(table: FloatArray, soc: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 __all__ = [
     "DEFAULT_POINTS",
+    "LFP_HYSTERESIS_GAMMA",
     "LFP_HYSTERESIS_V",
     "Chemistry",
     "breakpoints",
+    "hysteresis_table",
     "lookup",
     "ocv_table",
     "pchip",

@@ -29,9 +29,13 @@ typedef struct {
 typedef struct {
     double soc;
     double v1;
+    double h;
     double p00;
     double p01;
+    double p02;
     double p11;
+    double p12;
+    double p22;
     double ocv;
     double v_last;
     double age_s;
@@ -41,7 +45,8 @@ typedef struct {
     uint32_t pad;
 } gg_cell_state_t;
 typedef struct {
-    double q_soc, q_v1, r_v;
+    double q_soc, q_v1, q_h, r_v;
+    double hyst_gamma;
     double v_lo, v_hi, jump_v;
     double ov_set, ov_clear, uv_set, uv_clear;
     double ot_set, ot_clear, ut_set, ut_clear;
@@ -69,11 +74,13 @@ typedef struct {
 } gg_cells_summary_t;
 typedef struct {
     double a, b, inv_q;
+    double g;
 } gg_cell_coef_t;
 typedef struct {
     size_t n;
     size_t n_ocv;
     const double *ocv;
+    const double *hyst;
     const gg_cell_param_t *param;
     const gg_cells_cfg_t *cfg;
     gg_cell_state_t *state;
@@ -87,6 +94,6 @@ typedef struct {
     gg_cells_summary_t *summary;
 } gg_cells_ctx_t;
 int gg_cells_check(const gg_cells_ctx_t *ctx);
-int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1);
+int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1, double p0_h);
 int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v, const uint8_t *vq, const double *t, const uint8_t *tq);
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
