@@ -61,8 +61,14 @@ def test_shipped_model_reproduces_the_tensorflow_golden_outputs(profile: str) ->
 @pytest.mark.parametrize("profile", PROFILES)
 def test_scores_match_scores_computed_from_the_golden_outputs(profile: str) -> None:
     x, want = _golden(profile)
-    ref = ((want.astype(np.float64) - x.astype(np.float64)) ** 2).mean(axis=1)
-    scores, shares = AnomalyModel.load(profile).score(x)
+    model = AnomalyModel.load(profile)
+    blocks, n_f = model.card.window.blocks, len(model.card.features)
+    err = ((want.astype(np.float64) - x.astype(np.float64)) ** 2).reshape(-1, blocks, n_f)
+    baseline = model.card.raw.get("error_baseline") or [1.0] * n_f
+    weighted = err.sum(axis=1) / np.asarray(baseline)
+    ref = weighted.mean(axis=1)
+    scores, shares = model.score(x)
+    np.testing.assert_allclose(shares, weighted / weighted.sum(axis=1)[:, None], atol=1e-6)
     np.testing.assert_allclose(scores, ref, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-9)
 

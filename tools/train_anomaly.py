@@ -225,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=12)
     ap.add_argument("--code", type=int, default=5)
     ap.add_argument("--margin", type=float, default=1.25)
+    ap.add_argument(
+        "--error-floor",
+        type=float,
+        default=0.3,
+        help="weight each feature's error by 1/max(its mean training error, this); 0: unweighted",
+    )
     ap.add_argument("--out", type=Path, default=MODELS_DIR)
     args = ap.parse_args(argv)
     if args.table:
@@ -297,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.out / f"{profile}.json").write_text(json.dumps(sidecar, indent=1))
     model = AnomalyModel.load(profile, args.out)
+    if args.error_floor > 0.0:
+        base = np.maximum(model.feature_errors(x_train).mean(axis=0), args.error_floor)
+        sidecar["error_baseline"] = [float(v) for v in base]
+        (args.out / f"{profile}.json").write_text(json.dumps(sidecar, indent=1))
+        model = AnomalyModel.load(profile, args.out)
     scores, _ = model.score(x_cal)
     worst = float(np.nanmax(debounced_min(scores, ends_cal, RAISE_AFTER)))
     threshold = worst * args.margin

@@ -1,10 +1,11 @@
 """The anomaly model runner: feature windows -> score + per-feature contributions -> subsystem.
 
 The model is a small dense autoencoder trained on normal operation only; what it cannot
-reconstruct is what it has not seen. The score is the mean squared reconstruction error of one
-window (normalised units), and each feature's share of that error says where to look: the shares
-of the features of one subsystem ("bearing", "lube oil", ...) add up to that subsystem's share,
-and the largest one is named in the warning.
+reconstruct is what it has not seen. Each feature's squared reconstruction error over the window,
+relative to its mean on the training data, is that feature's contribution; the score is their
+mean (about 1 in normal operation), and each feature's share says where to look: the shares of
+the features of one subsystem ("bearing", "lube oil", ...) add up to that subsystem's share, and
+the largest one is named in the warning.
 
 A warning is raised after ``raise_after`` consecutive windows above the threshold and cleared
 after ``clear_after`` consecutive windows below ``clear_fraction * threshold``; the threshold was
@@ -104,6 +105,10 @@ class AnomalyModel:
             )
         self.card = card
         self.model = model
+        baseline = card.raw.get("error_baseline") or [1.0] * len(card.features)
+        self._baseline = np.asarray(baseline, dtype=np.float64)
+        if self._baseline.shape != (len(card.features),) or not np.all(self._baseline > 0.0):
+            raise ModelError(f"model {card.profile}: error_baseline must be F positive numbers")
         self.features = features
         self._subsystem_names = tuple(dict.fromkeys(card.subsystems))
         # (F, S) 0/1 matrix: feature shares -> subsystem shares in one matmul
@@ -128,15 +133,26 @@ class AnomalyModel:
     def reconstruct(self, windows: npt.ArrayLike) -> FloatArray:
         return self.model.run(windows).astype(np.float64)
 
-    def score(self, windows: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-        """Scores ``(N,)`` and per-feature error shares ``(N, F)`` (rows sum to 1)."""
+    def feature_errors(self, windows: npt.ArrayLike) -> FloatArray:
+        """Squared reconstruction error per feature ``(N, F)``, summed over the window's blocks."""
         x = np.atleast_2d(np.asarray(windows, dtype=np.float32)).astype(np.float64)
         err = (self.reconstruct(x) - x) ** 2
         n_f = len(self.card.features)
-        per_feature = err.reshape(len(x), self.card.window.blocks, n_f).sum(axis=1)
-        total = per_feature.sum(axis=1)
-        shares = per_feature / np.where(total > 0.0, total, 1.0)[:, None]
-        return total / x.shape[1], shares
+        out: FloatArray = err.reshape(len(x), self.card.window.blocks, n_f).sum(axis=1)
+        return out
+
+    def score(self, windows: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Scores ``(N,)`` and per-feature error shares ``(N, F)`` (rows sum to 1).
+
+        Each feature's error is divided by its mean error on the training windows (the sidecar's
+        ``error_baseline``), so a feature the model reconstructs closely (fuel flow against load)
+        weighs as much as a noisy one (a single thermocouple): the score is about 1 in normal
+        operation, and a share says which feature is off *relative to its normal*.
+        """
+        weighted = self.feature_errors(windows) / self._baseline
+        total = weighted.sum(axis=1)
+        shares = weighted / np.where(total > 0.0, total, 1.0)[:, None]
+        return total / weighted.shape[1], shares
 
     def subsystem_shares(self, feature_shares: FloatArray) -> FloatArray:
         """Feature shares ``(N, F)`` -> subsystem shares ``(N, S)`` in :attr:`subsystems` order."""
