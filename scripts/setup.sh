@@ -9,6 +9,11 @@ need=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
 command -v mosquitto_passwd >/dev/null 2>&1 || [ -x /usr/bin/mosquitto_passwd ] || need="$need mosquitto"
 command -v make >/dev/null 2>&1 || need="$need make"
+# systemd-analyze, -sysusers and -tmpfiles check the units and the install; /bin/kill (procps)
+# is what the units' ExecReload calls.
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+[ -x /bin/kill ] || need="$need procps"
+command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"

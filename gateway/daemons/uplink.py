@@ -43,6 +43,7 @@ class UplinkDaemon:
 
     def __init__(self, ctx: DaemonContext) -> None:
         cfg = ctx.config.uplink
+        assert cfg is not None  # parsed for the uplink's own process
         self._ctx = ctx
         self._cfg = cfg
         self.forwarder = Forwarder(

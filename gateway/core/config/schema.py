@@ -51,7 +51,7 @@ class Config:
     files: tuple[Path, ...]
     gateway: GatewaySettings
     spool: SpoolSettings
-    uplink: UplinkConfig
+    uplink: UplinkConfig | None  # None in a field daemon's process: it never needs the broker
     grid: GridConfig | None
     bms: BmsConfig | None = None
 
@@ -62,7 +62,7 @@ class Config:
             names.append("grid")
         if self.bms is not None and self.bms.enabled:
             names.append("bms")
-        if self.uplink.enabled:
+        if self.uplink is not None and self.uplink.enabled:
             names.append("uplink")
         return names
 
@@ -149,7 +149,7 @@ def build_config(
     """Validate the merged tree; raise one ConfigError listing every problem.
 
     ``only`` names the one daemon a process runs: its section is validated in full together with
-    the shared ones (gateway, spool, uplink), other daemons' sections are left to their own
+    the shared ones (gateway, spool), other daemons' sections are left to their own
     processes. A typo in the battery section must not stop the uplink from delivering the
     backlog, and the uplink should not load numpy to check register maps it never reads.
     ``gridgate check-config`` (only=None) validates everything.
@@ -169,7 +169,11 @@ def build_config(
         sink.error("gateway", "required table is missing (it names the site and the gateway id)")
     gateway = parse_gateway(sink, sections["gateway"], env)
     spool = parse_spool(sink, sections["spool"], gateway.state_dir)
-    uplink = parse_uplink(sink, sections["uplink"], gateway, env)
+    # Only the uplink holds the broker secrets: a field daemon never reads them (systemd gives the
+    # credentials to the uplink's unit alone).
+    uplink = (
+        parse_uplink(sink, sections["uplink"], gateway, env) if only in (None, "uplink") else None
+    )
     grid = bms = None
     if "grid" in data and only in (None, "grid"):
         grid = parse_grid(sink, sections["grid"], sections["modbus"], raw.main.parent)
