@@ -18,7 +18,7 @@ import pytest
 
 from gateway.core.model import Quality
 from gateway.estimate.cells import CellEstimator, CellsConfig, cell_params
-from gateway.estimate.ocv import Chemistry, ocv_table
+from gateway.estimate.ocv import Chemistry, hysteresis_table, ocv_table
 from gateway.sim import cells as sim_cells
 from gateway.sim.rack import Profile, RackSim, RackSpec, Segment
 
@@ -58,12 +58,10 @@ def run(
     # One lumped RC pair for the truth's two: the sum of resistances, the slow time constant.
     params = cell_params(n, nominal.capacity_ah, nominal.r0, nominal.r1 + nominal.r2, nominal.tau2)
     cfg = CellsConfig.for_chemistry(chem, bal_mode=0, stale_s=10.0)
-    table = (
-        sim_cells.ocv(spec.chemistry, np.linspace(0.0, 1.0, 101))
-        if maker_table
-        else ocv_table(chem)
-    )
-    est = CellEstimator(params, table, cfg, sim.soc + INITIAL_ERROR, p0_soc=0.04)
+    table = sim_cells.maker_curve(spec.chemistry)[1] if maker_table else ocv_table(chem)
+    # The branch gap is always the generic one: the simulated cell's own stays the truth's.
+    hyst = hysteresis_table(chem, len(table))
+    est = CellEstimator(params, table, cfg, sim.soc + INITIAL_ERROR, hyst=hyst, p0_soc=0.04)
     vq = np.full(n, Quality.GOOD, dtype=np.uint8)
     errors = []
     steps = round(hours * HOUR / DT)

@@ -19,7 +19,7 @@ from gateway.core.alarms import AlarmEvent
 from gateway.core.config.bms import BmsConfig
 from gateway.core.model import FloatArray, Quality, QualityArray
 from gateway.estimate.cells import FAULTS, CellEstimator, CellFlag, StringSummary, cell_params
-from gateway.estimate.ocv import DEFAULT_POINTS, Chemistry, ocv_table, pchip
+from gateway.estimate.ocv import DEFAULT_POINTS, Chemistry, hysteresis_table, ocv_table, pchip
 
 _ALARM_BITS = tuple(f for f in CellFlag if f & FAULTS)
 # Which reading a raised flag is about: the technician wants the value that tripped it.
@@ -49,8 +49,13 @@ class StringMonitor:
         c = cfg.cell
         self.table = ocv_curve(cfg)
         params = cell_params(layout.n_cells, c.capacity_ah, c.r0_ohm, c.r1_ohm, c.tau_s)
+        # The branch gap is the chemistry's typical one: the config gives the mean branch only.
         self.estimator = CellEstimator(
-            params, self.table, cfg.cells_config(), 0.5 if soc0 is None else soc0
+            params,
+            self.table,
+            cfg.cells_config(),
+            0.5 if soc0 is None else soc0,
+            hyst=hysteresis_table(Chemistry(cfg.chemistry), len(self.table)),
         )
         self._started = soc0 is not None
         self._flags = np.zeros(layout.n_cells, dtype=np.uint32)

@@ -242,7 +242,7 @@ class CellsConfig:
             # that tells the SOC.
             base = cls(
                 r_v=1e-4,
-                q_v1=1e-9,
+                q_v1=1e-8,
                 hyst_gamma=LFP_HYSTERESIS_GAMMA,
                 ov_set=3.65,
                 ov_clear=3.60,

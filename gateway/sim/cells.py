@@ -58,6 +58,13 @@ def ocv(chemistry: Chemistry, soc: FloatArray, hysteresis: FloatArray | None = N
     return v
 
 
+def maker_curve(chemistry: Chemistry, points: int = 101) -> tuple[FloatArray, FloatArray]:
+    """(soc, volts) of this cell's mean-branch OCV sampled every 1 % of SOC: what the cell maker's
+    low-rate OCV test gives a deployment for ``[bms.cells] ocv_soc/ocv_v``."""
+    soc = np.linspace(0.0, 1.0, points)
+    return soc, ocv(chemistry, soc)
+
+
 @dataclass(frozen=True)
 class CellParams:
     """Nominal parameters of one chemistry's cell; the spread is applied per cell on top."""
