@@ -15,7 +15,7 @@ from gateway.core.config import DEFAULT_PATH, load_or_report
 from gateway.core.errors import GatewayError
 from gateway.core.runtime import EX_CONFIG
 
-DAEMON_CHOICES = ("grid", "bms", "uplink", "all")
+DAEMON_CHOICES = ("grid", "bms", "plant", "uplink", "all")
 
 
 def _parser() -> argparse.ArgumentParser:

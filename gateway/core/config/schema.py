@@ -19,13 +19,14 @@ from gateway.core.issues import IssueSink, check_keys, join, take
 
 if TYPE_CHECKING:
     from gateway.core.config.bms import BmsConfig
+    from gateway.core.config.plant import PlantConfig
 
 # Site and gateway ids become MQTT topic levels: no wildcards, no separators, nothing a broker
 # ACL or a Sparkplug group id would choke on.
 _TOPIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_STATE_DIR = "/var/lib/gridgate"
-_SECTIONS = {"gateway", "spool", "uplink", "grid", "modbus", "bms"}
+_SECTIONS = {"gateway", "spool", "uplink", "grid", "modbus", "bms", "plant"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Config:
     uplink: UplinkConfig | None  # None in a field daemon's process: it never needs the broker
     grid: GridConfig | None
     bms: BmsConfig | None = None
+    plant: PlantConfig | None = None
 
     def daemons(self) -> list[str]:
         """The daemons this config enables, in start order (producers before the uplink)."""
@@ -62,6 +64,8 @@ class Config:
             names.append("grid")
         if self.bms is not None and self.bms.enabled:
             names.append("bms")
+        if self.plant is not None and self.plant.enabled:
+            names.append("plant")
         if self.uplink is not None and self.uplink.enabled:
             names.append("uplink")
         return names
@@ -174,7 +178,7 @@ def build_config(
     uplink = (
         parse_uplink(sink, sections["uplink"], gateway, env) if only in (None, "uplink") else None
     )
-    grid = bms = None
+    grid = bms = plant = None
     if "grid" in data and only in (None, "grid"):
         grid = parse_grid(sink, sections["grid"], sections["modbus"], raw.main.parent)
     if "modbus" in data and "grid" not in data:
@@ -185,8 +189,13 @@ def build_config(
         from gateway.core.config.bms import parse_bms  # the kernel's limit checks need numpy
 
         bms = parse_bms(sink, sections["bms"], gateway.state_dir)
+    if "plant" in data and only in (None, "plant"):
+        # asyncua (node ids) and the model's sidecar reader load only for the plant daemon
+        from gateway.core.config.plant import parse_plant
+
+        plant = parse_plant(sink, sections["plant"], gateway.state_dir, env)
     sink.raise_if_any()
-    return Config(tuple(raw.files), gateway, spool, uplink, grid, bms)
+    return Config(tuple(raw.files), gateway, spool, uplink, grid, bms, plant)
 
 
 def load_config(
