@@ -416,6 +416,7 @@ class PlantDaemon:
             "samples_missed": self._missed,
             "warning": self._detector.warning,
             "score": a.score if a is not None else None,
+            "threshold": self._detector.model.card.threshold,
             "limits_active": self._rules.active(),
             "counters": cnt,
             "counter_saves": self._store.saves,
