@@ -114,3 +114,13 @@ def test_input_and_output_sizes_come_from_the_model() -> None:
     content = (MODELS_DIR / "gas_turbine.tflite").read_bytes()
     m = TfliteModel(content, choose_backend())
     assert (m.input_size, m.output_size) == (60, 60)
+
+
+@pytest.mark.skipif(
+    not _installed("tflite_runtime") or int(np.__version__.split(".")[0]) < 2,
+    reason="only where tflite_runtime meets numpy 2",
+)
+def test_tflite_runtime_under_numpy_2_is_a_named_model_error() -> None:
+    # tflite-runtime 2.14 is built against numpy 1: its interpreter fails with _ARRAY_API not found
+    with pytest.raises(ModelError, match=r"tflite_runtime cannot build an interpreter \(numpy 2"):
+        load_model(MODELS_DIR / "gas_turbine.tflite", "tflite_runtime")

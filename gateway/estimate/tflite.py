@@ -80,7 +80,7 @@ class TfliteModel:
         try:
             self._interp = cls(model_content=content, num_threads=num_threads)
             self._interp.allocate_tensors()
-        except (ValueError, RuntimeError, AttributeError, ImportError) as exc:
+        except (ValueError, RuntimeError, AttributeError, ImportError, SystemError) as exc:
             # tflite_runtime 2.14 under numpy 2 fails here, not at import: name that cause.
             raise ModelError(
                 f"{backend} cannot build an interpreter (numpy {np.__version__}): {exc}"
