@@ -250,6 +250,19 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
  * and the summary's target and n_bleeding. */
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
 
+#include <math.h> /* isfinite, for the inline below */
+
+/* Internal to cells.c and balance.c, not in the cdef. A cell the balancing target may be taken
+ * from: not faulted, with a plausible voltage no older than bal_max_age_s. */
+static inline int gg_cell_good(const gg_cell_state_t *s, const gg_cells_cfg_t *cfg)
+{
+    return (s->flags & GG_CELL_FAULTS) == 0 && isfinite(s->v_last)
+           && s->age_s <= cfg->bal_max_age_s;
+}
+/* The plan (everything gg_cells_balance writes) once the lowest good cell is known (-1: none);
+ * gg_cells_step finds that cell in its last pass over the states. */
+void gg_cells_plan(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq, long low);
+
 /* ---- loadflow: unbalanced backward/forward sweep of a radial LV feeder (native/loadflow.c) ----
  * Complex numbers are (re, im) pairs of doubles; a three-phase quantity is 6 doubles (a, b, c).
  * All values are per-unit (power-grid-model's bases: 1 MVA three-phase, u_rated/sqrt(3) per
@@ -260,8 +273,10 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
  * the LV busbar fed by the Thevenin equivalent e_th - z_th*J of source and transformer). The sweep
  * itself runs on a reduced tree of n_kept nodes (the busbar, nodes with loads or shunts, and
  * branching points between them), whose segments sum the impedances of chains of lines; unloaded
- * branches carry no current. After convergence one forward pass over the full tree fills every
- * node voltage. Nothing is allocated: the caller owns the model arrays and the workspace. */
+ * branches carry no current. A solve ends with the reduced solution (busbar voltage and the
+ * current of every kept segment); gg_lf_expand derives every node voltage and line current of the
+ * full tree from it, only when the caller needs them. Nothing is allocated: the caller owns the
+ * model arrays, the workspace and every output. */
 typedef struct {
     size_t n_nodes;             /* full tree */
     size_t n_kept;              /* reduced tree, >= 1; kept node 0 is node 0 */
@@ -275,16 +290,20 @@ typedef struct {
     const double *y_kept;       /* [n_kept][4] shunt admittance at the kept node */
     const int32_t *load_kept;   /* [n_loads] kept index of each load's node */
     const int32_t *load_type;   /* [n_loads] GG_LF_CONST_* */
+    const double *load_scale;   /* [n_loads] caller's power unit -> p.u.; 0 switches a load off */
     double e_th[6];             /* open-circuit busbar voltage per phase */
     double z_th[4];             /* Thevenin impedance of source and transformer */
 } gg_lf_model_t;
 
-/* Owned by the caller: v and j hold n_kept*6 doubles each. v keeps the last converged solution
- * for a warm start; warm_valid is 0 until a solve converged (and again after one that did not),
- * then 1 after an unbalanced and 2 after a balanced solve (a warm start needs the same mode). */
+/* Owned by the caller: v and j hold n_kept*6 doubles each, s n_loads*6. After a converged solve
+ * v[0..5] is the busbar voltage and j[k*6..k*6+5] the current of kept segment k (row 0: what the
+ * head delivers to the busbar): the reduced solution, and the warm start of the next solve.
+ * warm_valid is 0 until a solve converged (and again after one that did not), then 1 after an
+ * unbalanced and 2 after a balanced solve (a warm start needs the same mode). s is scratch. */
 typedef struct {
     double *v;
     double *j;
+    double *s;
     int32_t warm_valid;
 } gg_lf_work_t;
 
@@ -294,19 +313,25 @@ typedef struct {
 
 /* GG_OK when every index and size of the model is consistent, GG_EINVAL otherwise. */
 int gg_lf_check(const gg_lf_model_t *m);
-/* One load flow. s_load[n_loads][6] is each load's complex power per phase, consumption positive.
+/* One load flow on the reduced tree. p[n_loads][3] and q[n_loads][3] are each load's active and
+ * reactive power per phase, consumption positive, in the caller's unit (times load_scale[l]: p.u.).
  * symmetric != 0 solves the balanced positive-sequence network with each load's mean phase power.
  * warm != 0 starts from the workspace's last solution when valid, else from e_th everywhere.
- * Stops when no kept node voltage moved more than tol (p.u., complex) in an iteration: GG_OK,
- * v_out[n_nodes][6] node voltages, j_out[n_nodes][6] (NULL allowed) the series current of the line
- * feeding each node (row 0: the current the head delivers to the busbar), *iterations used.
- * After max_iter iterations, or a voltage collapsing to zero or not finite: GG_ENOCONV and every
- * output is NaN, never a partial result. */
-int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *s_load, int symmetric, int warm, double tol, int max_iter, double *v_out, double *j_out, int32_t *iterations);
-/* n_steps solves; step t reads s_load[t] and writes v_out[t], j_out[t] (j_out may be NULL),
- * iterations[t] and status[t] (GG_OK or GG_ENOCONV). Each step starts warm from the previous
- * one's solution (the first from the workspace if warm != 0). Returns the number of steps that
- * did not converge, or GG_EINVAL. */
-int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *s_load, int symmetric, int warm, double tol, int max_iter, double *v_out, double *j_out, int32_t *iterations, int32_t *status);
+ * Stops when no kept node voltage moved more than tol (p.u., complex) in an iteration: GG_OK, the
+ * reduced solution in the workspace, *iterations used. After max_iter iterations, or a voltage
+ * collapsing to zero or not finite: GG_ENOCONV, *iterations = max_iter, and the workspace is not
+ * a solution (warm_valid 0). */
+int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, int32_t *iterations);
+/* n_steps solves; step t reads p[t], q[t] and writes its reduced solution v_head[t][6] and
+ * j_kept[t][n_kept][6], iterations[t] and status[t] (GG_OK, or GG_ENOCONV with NaN in v_head[t]
+ * and j_kept[t], never a partial result). Each step starts warm from the previous one's solution
+ * (the first from the workspace if warm != 0). Returns the number of steps that did not
+ * converge, or GG_EINVAL. */
+int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, double *v_head, double *j_kept, int32_t *iterations, int32_t *status);
+/* The full tree of n_steps reduced solutions (as gg_lf_solve_batch writes them): v_out[t][n_nodes][6]
+ * node voltages and j_out[t][n_nodes][6] the series current of the line feeding each node (row 0:
+ * the current into the busbar). Either output may be NULL. Steps whose status[t] is not GG_OK
+ * (status may be NULL: all converged) are NaN throughout. GG_OK or GG_EINVAL. */
+int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *v_out, double *j_out);
 
 #endif

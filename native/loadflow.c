@@ -7,17 +7,33 @@
 /* Below this |V|^2 (p.u.) a load's current is meaningless: the solution has collapsed. */
 #define LF_V2_MIN 1e-12
 
-/* out = z*j where z = z1*I + zm*ones acts on a three-phase current j (6 doubles). */
+/* out = z*j where z = z1*I + zm*ones acts on a three-phase current j (6 doubles). Inputs are read
+ * into locals first: out may not alias them, but the compiler cannot know and would reload. */
 static inline void zmul3(const double *z, const double *j, double *out)
 {
-    const double sr = j[0] + j[2] + j[4];
-    const double si = j[1] + j[3] + j[5];
-    const double mr = z[2] * sr - z[3] * si;
-    const double mi = z[2] * si + z[3] * sr;
-    for (int p = 0; p < 6; p += 2) {
-        out[p] = z[0] * j[p] - z[1] * j[p + 1] + mr;
-        out[p + 1] = z[0] * j[p + 1] + z[1] * j[p] + mi;
-    }
+    const double z0 = z[0], z1 = z[1], z2 = z[2], z3 = z[3];
+    const double j0 = j[0], j1 = j[1], j2 = j[2], j3 = j[3], j4 = j[4], j5 = j[5];
+    const double sr = j0 + j2 + j4;
+    const double si = j1 + j3 + j5;
+    const double mr = z2 * sr - z3 * si;
+    const double mi = z2 * si + z3 * sr;
+    out[0] = z0 * j0 - z1 * j1 + mr;
+    out[1] = z0 * j1 + z1 * j0 + mi;
+    out[2] = z0 * j2 - z1 * j3 + mr;
+    out[3] = z0 * j3 + z1 * j2 + mi;
+    out[4] = z0 * j4 - z1 * j5 + mr;
+    out[5] = z0 * j5 + z1 * j4 + mi;
+}
+
+/* Largest of m and x, where a NaN x wins: a NaN voltage change must stop the sweep, not hide. */
+static inline double max_nan(double m, double x)
+{
+    return x <= m ? m : x;
+}
+
+static inline int is_zero4(const double *y)
+{
+    return y[0] == 0.0 && y[1] == 0.0 && y[2] == 0.0 && y[3] == 0.0;
 }
 
 static void fill_nan(double *x, size_t n)
@@ -36,7 +52,7 @@ int gg_lf_check(const gg_lf_model_t *m)
         m->kept_node == NULL || m->z_seg == NULL || m->y_kept == NULL) {
         return GG_EINVAL;
     }
-    if (m->n_loads > 0 && (m->load_kept == NULL || m->load_type == NULL)) {
+    if (m->n_loads > 0 && (m->load_kept == NULL || m->load_type == NULL || m->load_scale == NULL)) {
         return GG_EINVAL;
     }
     if (m->parent[0] != -1 || m->kept_parent[0] != -1 || m->kept_node[0] != 0) {
@@ -66,12 +82,16 @@ int gg_lf_check(const gg_lf_model_t *m)
 }
 
 /* Current drawn by a load of power s at voltage v: conj(s*|v|^k / v) = conj(s) * v * |v|^k/|v|^2.
- * Returns 0 when the voltage has collapsed. */
+ * Returns 0 when the voltage has collapsed (checked even for a phase without power, so a solve
+ * fails exactly when it always did). A phase without power draws nothing: *ir, *ii untouched. */
 static inline int load_current(double sr, double si, double vr, double vi, int32_t type, double *ir, double *ii)
 {
     const double v2 = vr * vr + vi * vi;
     if (!(v2 > LF_V2_MIN)) {
         return 0;
+    }
+    if (sr == 0.0 && si == 0.0) {
+        return 1;
     }
     double f;
     if (type == GG_LF_CONST_POWER) {
@@ -81,9 +101,21 @@ static inline int load_current(double sr, double si, double vr, double vi, int32
     } else {
         f = 1.0 / sqrt(v2);
     }
-    *ir = f * (sr * vr + si * vi);
-    *ii = f * (sr * vi - si * vr);
+    *ir += f * (sr * vr + si * vi);
+    *ii += f * (sr * vi - si * vr);
     return 1;
+}
+
+/* Each load's complex power per phase in p.u., from the caller's P and Q and unit factor. */
+static void scale_loads(const gg_lf_model_t *m, const double *p, const double *q, double *s)
+{
+    for (size_t l = 0; l < m->n_loads; l++) {
+        const double f = m->load_scale[l];
+        for (int ph = 0; ph < 3; ph++) {
+            s[6 * l + 2 * ph] = p[3 * l + ph] * f;
+            s[6 * l + 2 * ph + 1] = q[3 * l + ph] * f;
+        }
+    }
 }
 
 static void flat_start(const gg_lf_model_t *m, double *v, int symmetric)
@@ -100,17 +132,19 @@ static int sweep_asym(const gg_lf_model_t *m, double *v, double *j, const double
     for (int it = 1; it <= max_iter; it++) {
         /* Shunt currents at this iterate, then loads, then accumulate towards the root. */
         for (size_t k = 0; k < nk; k++) {
-            zmul3(&m->y_kept[4 * k], &v[6 * k], &j[6 * k]);
+            const double *y = &m->y_kept[4 * k];
+            if (is_zero4(y)) {
+                memset(&j[6 * k], 0, 6 * sizeof(double));
+            } else {
+                zmul3(y, &v[6 * k], &j[6 * k]);
+            }
         }
         for (size_t l = 0; l < m->n_loads; l++) {
             const size_t k = (size_t)m->load_kept[l];
             for (int p = 0; p < 6; p += 2) {
-                double ir, ii;
-                if (!load_current(s[6 * l + p], s[6 * l + p + 1], v[6 * k + p], v[6 * k + p + 1], m->load_type[l], &ir, &ii)) {
+                if (!load_current(s[6 * l + p], s[6 * l + p + 1], v[6 * k + p], v[6 * k + p + 1], m->load_type[l], &j[6 * k + p], &j[6 * k + p + 1])) {
                     return 0;
                 }
-                j[6 * k + p] += ir;
-                j[6 * k + p + 1] += ii;
             }
         }
         for (size_t k = nk - 1; k > 0; k--) {
@@ -127,7 +161,7 @@ static int sweep_asym(const gg_lf_model_t *m, double *v, double *j, const double
             const double nv = m->e_th[p] - dz[p];
             const double d = nv - v[p];
             v[p] = nv;
-            dmax = fmax(dmax, d * d);
+            dmax = max_nan(dmax, d * d);
         }
         for (size_t k = 1; k < nk; k++) {
             const double *vp = &v[6 * (size_t)m->kept_parent[k]];
@@ -140,7 +174,7 @@ static int sweep_asym(const gg_lf_model_t *m, double *v, double *j, const double
                 const double di = ni - vk[p + 1];
                 vk[p] = nr;
                 vk[p + 1] = ni;
-                dmax = fmax(dmax, dr * dr + di * di);
+                dmax = max_nan(dmax, dr * dr + di * di);
             }
         }
         if (!isfinite(dmax)) {
@@ -166,12 +200,9 @@ static int sweep_sym(const gg_lf_model_t *m, double *v, double *j, const double 
         for (size_t l = 0; l < m->n_loads; l++) {
             const size_t k = (size_t)m->load_kept[l];
             const double *sl = &s[6 * l];
-            double ir, ii;
-            if (!load_current((sl[0] + sl[2] + sl[4]) / 3.0, (sl[1] + sl[3] + sl[5]) / 3.0, v[6 * k], v[6 * k + 1], m->load_type[l], &ir, &ii)) {
+            if (!load_current((sl[0] + sl[2] + sl[4]) / 3.0, (sl[1] + sl[3] + sl[5]) / 3.0, v[6 * k], v[6 * k + 1], m->load_type[l], &j[6 * k], &j[6 * k + 1])) {
                 return 0;
             }
-            j[6 * k] += ir;
-            j[6 * k + 1] += ii;
         }
         for (size_t k = nk - 1; k > 0; k--) {
             const size_t p = (size_t)m->kept_parent[k];
@@ -189,7 +220,7 @@ static int sweep_sym(const gg_lf_model_t *m, double *v, double *j, const double 
             const double di = ni - v[6 * k + 1];
             v[6 * k] = nr;
             v[6 * k + 1] = ni;
-            dmax = fmax(dmax, dr * dr + di * di);
+            dmax = max_nan(dmax, dr * dr + di * di);
         }
         if (!isfinite(dmax)) {
             return 0;
@@ -201,106 +232,148 @@ static int sweep_sym(const gg_lf_model_t *m, double *v, double *j, const double 
     return 0;
 }
 
-/* Writes every node voltage and line current of the full tree from the reduced solution. */
-static void expand(const gg_lf_model_t *m, const double *v, const double *j, int symmetric, double *v_out, double *j_out)
+/* Phases b and c of a balanced solution lag a by 120 and 240 degrees. */
+static void rotate_bc(double *x, size_t n)
 {
-    static const double zero[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    memcpy(v_out, v, 6 * sizeof(double));
-    if (j_out != NULL) {
-        memcpy(j_out, j, 6 * sizeof(double));
+    const double c = -0.5;
+    const double sn = 0.86602540378443864676;
+    for (size_t i = 0; i < n; i++) {
+        double *y = &x[6 * i];
+        y[2] = c * y[0] + sn * y[1];
+        y[3] = c * y[1] - sn * y[0];
+        y[4] = c * y[0] - sn * y[1];
+        y[5] = c * y[1] + sn * y[0];
     }
+}
+
+/* Every node voltage of the full tree from one reduced solution: one forward pass. A line
+ * outside every loaded path carries no current, so its far end simply takes its parent's voltage
+ * (exactly what vp - z*0 gives). */
+static void expand_v(const gg_lf_model_t *m, const double *vh, const double *j, int symmetric, double *v_out)
+{
+    memcpy(v_out, vh, 6 * sizeof(double));
     for (size_t i = 1; i < m->n_nodes; i++) {
         const int32_t seg = m->line_seg[i];
-        const double *ji = seg >= 0 ? &j[6 * (size_t)seg] : zero;
         const double *vp = &v_out[6 * (size_t)m->parent[i]];
         double *vi = &v_out[6 * i];
-        if (symmetric) {
+        if (seg < 0) {
+            memcpy(vi, vp, 6 * sizeof(double));
+        } else if (symmetric) {
             const double *z = &m->z_line[4 * i];
+            const double *ji = &j[6 * (size_t)seg];
             vi[0] = vp[0] - (z[0] * ji[0] - z[1] * ji[1]);
             vi[1] = vp[1] - (z[0] * ji[1] + z[1] * ji[0]);
         } else {
             double dz[6];
-            zmul3(&m->z_line[4 * i], ji, dz);
+            zmul3(&m->z_line[4 * i], &j[6 * (size_t)seg], dz);
             for (int p = 0; p < 6; p++) {
                 vi[p] = vp[p] - dz[p];
             }
         }
-        if (j_out != NULL) {
-            memcpy(&j_out[6 * i], ji, 6 * sizeof(double));
-        }
     }
     if (symmetric) {
-        /* Phases b and c of a balanced solution lag a by 120 and 240 degrees. */
-        const double c = -0.5;
-        const double sn = 0.86602540378443864676;
-        for (size_t i = 0; i < m->n_nodes; i++) {
-            double *x = &v_out[6 * i];
-            x[2] = c * x[0] + sn * x[1];
-            x[3] = c * x[1] - sn * x[0];
-            x[4] = c * x[0] - sn * x[1];
-            x[5] = c * x[1] + sn * x[0];
-            if (j_out != NULL) {
-                double *y = &j_out[6 * i];
-                y[2] = c * y[0] + sn * y[1];
-                y[3] = c * y[1] - sn * y[0];
-                y[4] = c * y[0] - sn * y[1];
-                y[5] = c * y[1] + sn * y[0];
-            }
-        }
+        rotate_bc(v_out, m->n_nodes);
     }
 }
 
-static int solve_one(const gg_lf_model_t *m, gg_lf_work_t *w, const double *s_load, int symmetric, int warm, double tol2, int max_iter, double *v_out, double *j_out, int32_t *iterations)
+/* The series current of every line: its segment's current, zero off the loaded paths. */
+static void expand_j(const gg_lf_model_t *m, const double *j, int symmetric, double *j_out)
+{
+    memcpy(j_out, j, 6 * sizeof(double));
+    for (size_t i = 1; i < m->n_nodes; i++) {
+        const int32_t seg = m->line_seg[i];
+        if (seg < 0) {
+            memset(&j_out[6 * i], 0, 6 * sizeof(double));
+        } else {
+            memcpy(&j_out[6 * i], &j[6 * (size_t)seg], 6 * sizeof(double));
+        }
+    }
+    if (symmetric) {
+        rotate_bc(j_out, m->n_nodes);
+    }
+}
+
+static int solve_one(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q, int symmetric, int warm, double tol2, int max_iter, int32_t *iterations)
 {
     /* A balanced solution only holds phase a: it cannot seed an unbalanced one, nor vice versa. */
     const int32_t mode = symmetric ? 2 : 1;
     if (!(warm && w->warm_valid == mode)) {
         flat_start(m, w->v, symmetric);
     }
-    const int it = symmetric ? sweep_sym(m, w->v, w->j, s_load, tol2, max_iter)
-                             : sweep_asym(m, w->v, w->j, s_load, tol2, max_iter);
+    scale_loads(m, p, q, w->s);
+    const int it = symmetric ? sweep_sym(m, w->v, w->j, w->s, tol2, max_iter)
+                             : sweep_asym(m, w->v, w->j, w->s, tol2, max_iter);
     if (it == 0) {
         /* The workspace holds a failed iterate: never warm-start from it. */
         w->warm_valid = 0;
-        fill_nan(v_out, 6 * m->n_nodes);
-        if (j_out != NULL) {
-            fill_nan(j_out, 6 * m->n_nodes);
-        }
         *iterations = max_iter;
         return GG_ENOCONV;
     }
     w->warm_valid = mode;
-    expand(m, w->v, w->j, symmetric, v_out, j_out);
     *iterations = it;
     return GG_OK;
 }
 
-static int args_ok(const gg_lf_model_t *m, const gg_lf_work_t *w, const double *s_load, double tol, int max_iter, const double *v_out, const int32_t *iterations)
+static int args_ok(const gg_lf_model_t *m, const gg_lf_work_t *w, const double *p, const double *q, double tol, int max_iter, const int32_t *iterations)
 {
-    return m != NULL && w != NULL && w->v != NULL && w->j != NULL && v_out != NULL && iterations != NULL &&
-           (s_load != NULL || m->n_loads == 0) && tol > 0.0 && isfinite(tol) && max_iter > 0;
+    return m != NULL && w != NULL && w->v != NULL && w->j != NULL && (w->s != NULL || m->n_loads == 0) &&
+           iterations != NULL && ((p != NULL && q != NULL) || m->n_loads == 0) && tol > 0.0 && isfinite(tol) &&
+           max_iter > 0;
 }
 
-int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *s_load, int symmetric, int warm, double tol, int max_iter, double *v_out, double *j_out, int32_t *iterations)
+int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, int32_t *iterations)
 {
-    if (!args_ok(m, w, s_load, tol, max_iter, v_out, iterations)) {
+    if (!args_ok(m, w, p, q, tol, max_iter, iterations)) {
         return GG_EINVAL;
     }
-    return solve_one(m, w, s_load, symmetric, warm, tol * tol, max_iter, v_out, j_out, iterations);
+    return solve_one(m, w, p, q, symmetric, warm, tol * tol, max_iter, iterations);
 }
 
-int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *s_load, int symmetric, int warm, double tol, int max_iter, double *v_out, double *j_out, int32_t *iterations, int32_t *status)
+int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, double *v_head, double *j_kept, int32_t *iterations, int32_t *status)
 {
-    if (!args_ok(m, w, s_load, tol, max_iter, v_out, iterations) || status == NULL) {
+    if (!args_ok(m, w, p, q, tol, max_iter, iterations) || status == NULL || v_head == NULL || j_kept == NULL) {
         return GG_EINVAL;
     }
     int failed = 0;
-    const size_t ns = 6 * m->n_loads;
-    const size_t nn = 6 * m->n_nodes;
+    const size_t nl = 3 * m->n_loads;
+    const size_t nj = 6 * m->n_kept;
     for (size_t t = 0; t < n_steps; t++) {
-        status[t] = solve_one(m, w, s_load + t * ns, symmetric, warm || t > 0, tol * tol, max_iter,
-                              v_out + t * nn, j_out != NULL ? j_out + t * nn : NULL, &iterations[t]);
-        failed += status[t] != GG_OK;
+        status[t] = solve_one(m, w, p + t * nl, q + t * nl, symmetric, warm || t > 0, tol * tol, max_iter, &iterations[t]);
+        if (status[t] == GG_OK) {
+            memcpy(v_head + 6 * t, w->v, 6 * sizeof(double));
+            memcpy(j_kept + nj * t, w->j, nj * sizeof(double));
+        } else {
+            fill_nan(v_head + 6 * t, 6);
+            fill_nan(j_kept + nj * t, nj);
+            failed++;
+        }
     }
     return failed;
+}
+
+int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *v_out, double *j_out)
+{
+    if (m == NULL || (n_steps > 0 && (v_head == NULL || j_kept == NULL))) {
+        return GG_EINVAL;
+    }
+    const size_t nj = 6 * m->n_kept;
+    const size_t nn = 6 * m->n_nodes;
+    for (size_t t = 0; t < n_steps; t++) {
+        const int ok = status == NULL || status[t] == GG_OK;
+        if (v_out != NULL) {
+            if (ok) {
+                expand_v(m, v_head + 6 * t, j_kept + nj * t, symmetric, v_out + nn * t);
+            } else {
+                fill_nan(v_out + nn * t, nn);
+            }
+        }
+        if (j_out != NULL) {
+            if (ok) {
+                expand_j(m, j_kept + nj * t, symmetric, j_out + nn * t);
+            } else {
+                fill_nan(j_out + nn * t, nn);
+            }
+        }
+    }
+    return GG_OK;
 }

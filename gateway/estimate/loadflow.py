@@ -2,7 +2,10 @@
 
 A :class:`Feeder` is built once per topology: it validates the model, orders the tree, reduces it
 to the nodes that matter for the sweep, and owns the kernel's workspace, so a solve allocates
-nothing in C and only its result arrays in Python. Solves warm-start from the previous solution.
+nothing in C. Solves warm-start from the previous solution. A solve keeps only the reduced
+solution (busbar voltage, kept-segment currents: ~5 kB a step); the full-tree voltages and line
+currents are filled in by the kernel the first time a result asks for them, so a caller that
+reads a few summaries, or a long batch read step by step, never pays for what it does not use.
 
 Loads are given per load component of the model (``Loads``, W and var per phase, consumption
 positive, generators negative) and, for nodes named in ``injection_nodes``, as extra per-node
@@ -30,7 +33,7 @@ from gateway.estimate.feeder_model import (
     FloatArray,
     load_feeder,
 )
-from gateway.estimate.loadflow_result import FlowResult
+from gateway.estimate.loadflow_result import FlowResult, ReducedSolution
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +143,9 @@ def _reduce(model: FeederModel, active: npt.NDArray[np.bool_]) -> _Reduced:
 
 
 def _as_loads(loads: Loads, n: int, batch: bool, what: str) -> tuple[FloatArray, FloatArray]:
-    p = np.asarray(loads.p, dtype=np.float64)
-    q = np.asarray(loads.q, dtype=np.float64)
+    """Both arrays as C-contiguous float64 of the right shape: what the kernel reads in place."""
+    p = np.ascontiguousarray(loads.p, dtype=np.float64)
+    q = np.ascontiguousarray(loads.q, dtype=np.float64)
     ndim = 3 if batch else 2
     if p.ndim != ndim or p.shape[-2:] != (n, 3) or q.shape != p.shape:
         want = "[T, n, 3]" if batch else "[n, 3]"
@@ -178,9 +182,7 @@ class Feeder:
         kept_of = np.full(model.n_nodes, -1, dtype=np.int32)
         kept_of[red.kept_node] = np.arange(len(red.kept_node), dtype=np.int32)
         nodes = np.concatenate([model.load_node, inj_node])
-        self._load_mask = np.concatenate(
-            [model.load_status, np.ones(len(inj_node), dtype=np.bool_)]
-        )
+        load_mask = np.concatenate([model.load_status, np.ones(len(inj_node), dtype=np.bool_)])
         load_type = np.concatenate([model.load_type, np.zeros(len(inj_node), dtype=np.int64)])
         z_line = np.zeros((model.n_nodes, 4))
         z_line[1:] = np.stack(
@@ -197,6 +199,8 @@ class Feeder:
             "y_kept": red.y_kept,
             "load_kept": kept_of[nodes].astype(np.int32),
             "load_type": load_type.astype(np.int32),
+            # The kernel reads loads in W/var as given; a switched-off load weighs nothing.
+            "load_scale": np.where(load_mask, 1.0 / BASE_POWER_1P, 0.0),
         }
         self._c_model = ffi.new("gg_lf_model_t *")
         self._keep = []
@@ -217,18 +221,26 @@ class Feeder:
             self._c_model.z_th[i] = x
         check(lib.gg_lf_check(self._c_model), "gg_lf_check")
         self._work_v = np.zeros(6 * len(red.kept_node))
-        self._work_j = np.zeros(6 * len(red.kept_node))
+        self._work_j = np.zeros((len(red.kept_node), 6))
+        self._work_s = np.zeros(6 * len(nodes))
         self._work = ffi.new("gg_lf_work_t *")
         self._work_ptrs = (
             ptr("double", self._work_v, writable=True),
             ptr("double", self._work_j, writable=True),
+            ptr("double", self._work_s, writable=True),
         )
-        self._work.v, self._work.j = self._work_ptrs
+        self._work.v, self._work.j, self._work.s = self._work_ptrs
         self._work.warm_valid = 0
         self._iters = np.zeros(1, dtype=np.int32)
         self._iters_ptr = ptr("int32_t", self._iters, writable=True)
-        self._s = np.zeros((len(nodes), 3), dtype=np.complex128)
-        self._s_ptr = ffi.cast("double *", ffi.from_buffer(self._s))
+        # Loads and injections side by side, as the kernel reads them (only with injection nodes).
+        self._p = np.zeros((len(nodes), 3))
+        self._q = np.zeros((len(nodes), 3))
+        # Shared by every single-solve result as its status: read-only, so none can alter it.
+        self._ok = np.array(lib.GG_OK, dtype=np.int32)
+        self._failed = np.array(_STATUS_ENOCONV, dtype=np.int32)
+        self._ok.flags.writeable = False
+        self._failed.flags.writeable = False
         log.info(
             "feeder %s: %d nodes, %d loads, sweep over %d kept nodes",
             model.name,
@@ -262,21 +274,38 @@ class Feeder:
         """Forget the last solution: the next solve starts flat."""
         self._work.warm_valid = 0
 
-    def _fill_s(self, s: ComplexArray, loads: Loads | None, node_power: Loads | None) -> None:
+    def _load_arrays(
+        self, loads: Loads | None, node_power: Loads | None, steps: int | None
+    ) -> tuple[FloatArray, FloatArray]:
+        """P and Q of every kernel load ([n, 3] or [T, n, 3]), read in place when possible."""
         nl = self.model.n_loads
-        lo = self.nominal_loads() if loads is None else loads
-        p, q = _as_loads(lo, nl, s.ndim == 3, "loads")
-        s[..., :nl, :] = (p + 1j * q) * (1.0 / BASE_POWER_1P)
-        if len(self.injection_node_ids):
-            if node_power is None:
-                s[..., nl:, :] = 0.0
-            else:
-                n_inj = len(self.injection_node_ids)
-                pi, qi = _as_loads(node_power, n_inj, s.ndim == 3, "node_power")
-                s[..., nl:, :] = (pi + 1j * qi) * (1.0 / BASE_POWER_1P)
-        elif node_power is not None:
-            raise ValueError("node_power given but the feeder has no injection_nodes")
-        s *= self._load_mask[:, None]
+        batch = steps is not None
+        if loads is None:
+            p, q = self.model.load_p, self.model.load_q
+        else:
+            p, q = _as_loads(loads, nl, batch, "loads")
+        n_inj = len(self.injection_node_ids)
+        if n_inj == 0:
+            if node_power is not None:
+                raise ValueError("node_power given but the feeder has no injection_nodes")
+            return p, q
+        pp: FloatArray
+        qq: FloatArray
+        if batch:
+            pp = np.empty((p.shape[0], nl + n_inj, 3))
+            qq = np.empty_like(pp)
+        else:
+            pp, qq = self._p, self._q
+        pp[..., :nl, :] = p
+        qq[..., :nl, :] = q
+        if node_power is None:
+            pp[..., nl:, :] = 0.0
+            qq[..., nl:, :] = 0.0
+        else:
+            pi, qi = _as_loads(node_power, n_inj, batch, "node_power")
+            pp[..., nl:, :] = pi
+            qq[..., nl:, :] = qi
+        return pp, qq
 
     def solve(
         self,
@@ -291,36 +320,54 @@ class Feeder:
         A solve that does not converge returns ``converged`` False with NaN results (and the
         next solve starts flat); it is logged by the caller, which knows the context.
         """
-        self._fill_s(self._s, loads, node_power)
-        return self._solve_s(self._s_ptr, symmetric, warm)
-
-    def _solve_s(self, s_ptr: Any, symmetric: bool, warm: bool) -> FlowResult:
-        n = self.model.n_nodes
-        v = np.empty((n, 3), dtype=np.complex128)
-        j = np.empty((n, 3), dtype=np.complex128)
+        p, q = self._load_arrays(loads, node_power, None)
         status = lib.gg_lf_solve(
             self._c_model,
             self._work,
-            s_ptr,
+            ptr("double", p),
+            ptr("double", q),
             int(symmetric),
             int(warm),
             self.tol,
             self.max_iter,
-            ffi.cast("double *", ffi.from_buffer(v)),
-            ffi.cast("double *", ffi.from_buffer(j)),
             self._iters_ptr,
         )
-        if status != _STATUS_ENOCONV:
-            check(status, "gg_lf_solve")
         ok = status == 0
+        if not ok and status != _STATUS_ENOCONV:
+            check(status, "gg_lf_solve")
+        if ok:
+            v_head = self._work_v[:6].copy()
+            j_kept = self._work_j.copy()
+        else:
+            v_head = np.full(6, np.nan)
+            j_kept = np.full_like(self._work_j, np.nan)
+        red = ReducedSolution(v_head, j_kept, self._ok if ok else self._failed, symmetric, True)
         return FlowResult(
             self.model,
-            v,
-            j,
+            red,
+            self._expand,
             np.array(self._iters[0], dtype=np.int32),
             np.array(ok),
-            symmetric,
         )
+
+    def _expand(self, red: ReducedSolution, voltages: bool) -> ComplexArray:
+        """The kernel's fill-in of every node voltage (or line current) of a reduced solution."""
+        out = np.empty((*red.status.shape, self.model.n_nodes, 3), dtype=np.complex128)
+        out_ptr = ffi.cast("double *", ffi.from_buffer(out, require_writable=True))
+        check(
+            lib.gg_lf_expand(
+                self._c_model,
+                red.status.size,
+                int(red.symmetric),
+                ptr("int32_t", red.status),
+                ptr("double", red.v_head),
+                ptr("double", red.j_kept),
+                out_ptr if voltages else ffi.NULL,
+                ffi.NULL if voltages else out_ptr,
+            ),
+            "gg_lf_expand",
+        )
+        return out
 
     def solve_batch(
         self,
@@ -334,17 +381,16 @@ class Feeder:
         """T solves in one kernel call, each warm-started from the previous step.
 
         Results have a leading time axis; ``converged[t]`` says which steps hold a solution.
-        ``line_currents=False`` skips the [T, n, 3] current array (line results are then NaN):
-        for long series where only voltages matter it halves the memory written.
+        Node voltages and line currents of all T steps are filled in when first read (62 MB
+        each for a day of minutes on a 906-node feeder); ``line_currents=False`` makes the line
+        results NaN without ever computing them.
         """
         steps = np.asarray(profiles.p).shape[0] if np.asarray(profiles.p).ndim == 3 else -1
         if steps < 0:
             raise ValueError("profiles must be [T, n_loads, 3]")
-        n = self.model.n_nodes
-        s = np.empty((steps, len(self._load_mask), 3), dtype=np.complex128)
-        self._fill_s(s, profiles, node_power)
-        v = np.empty((steps, n, 3), dtype=np.complex128)
-        j = np.empty((steps, n, 3) if line_currents else (0, n, 3), dtype=np.complex128)
+        p, q = self._load_arrays(profiles, node_power, steps)
+        v_head = np.empty((steps, 6))
+        j_kept = np.empty((steps, *self._work_j.shape))
         iters = np.empty(steps, dtype=np.int32)
         status = np.empty(steps, dtype=np.int32)
         failed = check(
@@ -352,13 +398,14 @@ class Feeder:
                 self._c_model,
                 self._work,
                 steps,
-                ffi.cast("double *", ffi.from_buffer(s)),
+                ptr("double", p),
+                ptr("double", q),
                 int(symmetric),
                 int(warm),
                 self.tol,
                 self.max_iter,
-                ffi.cast("double *", ffi.from_buffer(v)),
-                ffi.cast("double *", ffi.from_buffer(j)) if line_currents else ffi.NULL,
+                ptr("double", v_head, writable=True),
+                ptr("double", j_kept, writable=True),
                 ptr("int32_t", iters, writable=True),
                 ptr("int32_t", status, writable=True),
             ),
@@ -368,9 +415,8 @@ class Feeder:
             log.warning(
                 "feeder %s: %d of %d steps did not converge", self.model.name, failed, steps
             )
-        if not line_currents:
-            j = np.broadcast_to(np.complex128(np.nan), (steps, n, 3))
-        return FlowResult(self.model, v, j, iters, status == 0, symmetric)
+        red = ReducedSolution(v_head, j_kept, status, symmetric, line_currents)
+        return FlowResult(self.model, red, self._expand, iters, status == 0)
 
     def sensitivities(
         self,

@@ -1,13 +1,15 @@
 """Load flow results in engineering units, derived from node voltages and line series currents.
 
-The kernel returns per-unit phase voltages of every LV node and the series current of every line;
-everything else (currents at each end including shunts, powers, loading, losses, the HV side of
-the transformer) follows here, vectorised over any leading axes (time steps of a batch), and
-computed only when asked for.
+The kernel's solve ends with a reduced solution (busbar voltage and the current of each kept
+segment); the per-unit phase voltages of every LV node and the series current of every line are
+filled in from it by the kernel when first read. Everything else (currents at each end including
+shunts, powers, loading, losses, the HV side of the transformer) follows here, vectorised over any
+leading axes (time steps of a batch), and computed only when asked for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -45,18 +47,57 @@ class HeadFlows:
 
 
 @dataclass(frozen=True, eq=False)
+class ReducedSolution:
+    """What a solve keeps: per step the busbar voltage and the kept segments' currents (p.u.)."""
+
+    v_head: FloatArray  # [..., 6] (re, im) per phase
+    j_kept: FloatArray  # [..., n_kept, 6]
+    status: npt.NDArray[np.int32]  # [...] GG_OK or GG_ENOCONV (then NaN)
+    symmetric: bool
+    line_currents: bool  # False: line results are NaN, never computed
+
+
+# Fills in the full tree from a reduced solution: node voltages (True) or line currents (False).
+Expander = Callable[[ReducedSolution, bool], ComplexArray]
+
+
 class FlowResult:
     """Results of one solve (shape [n, 3]) or a batch (shape [T, n, 3]); phases in the last axis.
 
     Non-converged solves (``converged`` False) hold NaN everywhere, never a stale solution.
+    Every array is computed on first access and then kept; treat them as read-only.
     """
 
-    model: FeederModel
-    v: ComplexArray  # node voltages, p.u. of u_rated/sqrt(3)
-    j: ComplexArray  # series current of the line feeding each node (row 0: into the busbar), p.u.
-    iterations: npt.NDArray[np.int32]
-    converged: BoolArray
-    symmetric: bool
+    def __init__(
+        self,
+        model: FeederModel,
+        reduced: ReducedSolution,
+        expand: Expander,
+        iterations: npt.NDArray[np.int32],
+        converged: BoolArray,
+    ) -> None:
+        self.model = model
+        self.reduced = reduced
+        self._expand = expand
+        self.iterations = iterations
+        self.converged = converged
+
+    @property
+    def symmetric(self) -> bool:
+        return self.reduced.symmetric
+
+    @cached_property
+    def v(self) -> ComplexArray:
+        """Node voltages, p.u. of u_rated/sqrt(3)."""
+        return self._expand(self.reduced, True)
+
+    @cached_property
+    def j(self) -> ComplexArray:
+        """Series current of the line feeding each node (row 0: into the busbar), p.u."""
+        if not self.reduced.line_currents:
+            nan: ComplexArray = np.broadcast_to(np.complex128(np.nan), self.v.shape)
+            return nan
+        return self._expand(self.reduced, False)
 
     # -- nodes ---------------------------------------------------------------------------------
     @cached_property
