@@ -3,7 +3,15 @@ gridgate (C sweep through the Python API), power-grid-model (Newton-Raphson and 
 current, asymmetric) and OpenDSS (opendssdirect.py). Single solves cold and warm, and the
 1,440-minute day as one batch. Prints markdown and writes bench/out/loadflow.json.
 
-    taskset -c 0 python bench/bench_loadflow.py [--repeats N]
+    taskset -c 0 python bench/bench_loadflow.py [--repeats N] [--rounds R] [--compare-root DIR]
+
+A solve keeps only the reduced solution and fills in the full tree on first read, so gridgate is
+timed both ways: "solve" (what a caller reading a few summaries pays) and "+ u_pu" (every node's
+voltage magnitude read as well). gridgate runs in a fresh subprocess per round; with
+``--compare-root`` (another checkout with its extension built in place, e.g. ``git archive REV
+gateway native tests | tar -x -C DIR`` then ``python native/build_native.py``-style compile there)
+both trees run alternately in the same rounds, so a before/after comparison shares the machine's
+state. Medians over rounds.
 """
 
 from __future__ import annotations
@@ -12,31 +20,17 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from gateway.estimate._native import ffi, lib  # noqa: E402
-from gateway.estimate.loadflow import Feeder, Loads  # noqa: E402
-from tests.test_loadflow_support import (  # noqa: E402
-    IEEE_JSON,
-    ieee_doc,
-    ieee_loads,
-    ieee_profiles,
-    opendss_circuit,
-    pgm_update,
-)
-
 OUT = ROOT / "bench" / "out" / "loadflow.json"
 
 
-def _best_per_call(run: Callable[[], None], n: int, repeats: int) -> float:
+def _best_per_call(run: Callable[[], object], n: int, repeats: int) -> float:
     run()
     times = []
     for _ in range(repeats):
@@ -47,71 +41,121 @@ def _best_per_call(run: Callable[[], None], n: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
-    from power_grid_model import CalculationMethod, PowerGridModel
-    from power_grid_model.utils import json_deserialize
+def _worker(root: Path, repeats: int) -> dict[str, float]:
+    """gridgate's figures with the package found first under ``root`` (public API only, so an
+    older tree is timed the same way; kernel-only figures when the tree has gg_lf_expand)."""
+    sys.path.insert(0, str(root))
+    import numpy as np
+
+    from gateway.estimate._native import ffi, lib
+    from gateway.estimate.loadflow import Feeder, Loads
+    from tests.test_loadflow_support import IEEE_JSON, ieee_loads
 
     feeder = Feeder.from_pgm_json(IEEE_JSON)
     day = ieee_loads(feeder, range(1440))
-    one = Loads(day.p[565], day.q[565])
-    rows: dict[str, dict[str, float]] = {}
-
+    one = Loads(day.p[565].copy(), day.q[565].copy())
     # Warm start as the daemon sees it: each solve starts from the previous minute's solution.
-    minute_loads = [Loads(day.p[m], day.q[m]) for m in range(1440)]
-    counter = iter(range(10**9))
-    warm = _best_per_call(
-        lambda: feeder.solve(minute_loads[next(counter) % 1440]), 1440, args.repeats
+    minute = [Loads(day.p[m].copy(), day.q[m].copy()) for m in range(1440)]
+    it = iter(range(10**9))
+    r: dict[str, float] = {}
+    r["single_warm_us"] = 1e6 * _best_per_call(
+        lambda: feeder.solve(minute[next(it) % 1440]), 1440, repeats
     )
-    warm_same = _best_per_call(lambda: feeder.solve(one), 2000, args.repeats)
-    cold = _best_per_call(lambda: feeder.solve(one, warm=False), 2000, args.repeats)
-    # Where the time goes: the bare kernel call with preallocated buffers, no Python results.
-    feeder._fill_s(feeder._s, one, None)
-    v = np.empty((feeder.model.n_nodes, 3), complex)
-    j = np.empty_like(v)
-    vp, jp = (ffi.cast("double *", ffi.from_buffer(x)) for x in (v, j))
+    r["single_warm_u_us"] = 1e6 * _best_per_call(
+        lambda: feeder.solve(minute[next(it) % 1440]).u_pu, 1440, repeats
+    )
+    r["single_cold_us"] = 1e6 * _best_per_call(lambda: feeder.solve(one, warm=False), 1000, repeats)
+    r["single_cold_u_us"] = 1e6 * _best_per_call(
+        lambda: feeder.solve(one, warm=False).u_pu, 1000, repeats
+    )
 
-    def kernel() -> None:
-        lib.gg_lf_solve(
-            feeder._c_model,
-            feeder._work,
-            feeder._s_ptr,
-            0,
-            1,
-            feeder.tol,
-            feeder.max_iter,
-            vp,
-            jp,
-            feeder._iters_ptr,
+    def batch_all() -> None:
+        res = feeder.solve_batch(day)
+        _ = res.v, res.j  # everything the eager version wrote
+
+    for key, run in (
+        ("batch_step_us", lambda: feeder.solve_batch(day)),
+        ("batch_step_u_us", lambda: feeder.solve_batch(day).u_pu),
+        ("batch_step_v_j_us", batch_all),
+    ):
+        r[key] = 1e6 / 1440 * min(_best_per_call(run, 1, 1) for _ in range(repeats))
+    r["iterations_warm"] = float(feeder.solve(one).iterations)
+    r["iterations_cold"] = float(feeder.solve(one, warm=False).iterations)
+    r["batch_mean_iterations"] = float(feeder.solve_batch(day).iterations.mean())
+    r["n_kept"] = float(feeder.n_kept)
+    if hasattr(lib, "gg_lf_expand"):
+        # Where the time goes: the bare kernel calls with preallocated buffers.
+        p, q = ffi.from_buffer("double[]", one.p), ffi.from_buffer("double[]", one.q)
+        args = (feeder._c_model, feeder._work, p, q, 0, 1, feeder.tol, feeder.max_iter)
+        r["kernel_solve_us"] = 1e6 * _best_per_call(
+            lambda: lib.gg_lf_solve(*args, feeder._iters_ptr), 2000, repeats
         )
+        res = feeder.solve(one)
+        red = res.reduced
+        v = np.empty((feeder.model.n_nodes, 3), complex)
+        st = ffi.from_buffer("int32_t[]", red.status)
+        vh, jk = (ffi.from_buffer("double[]", x) for x in (red.v_head, red.j_kept))
+        vp = ffi.cast("double *", ffi.from_buffer(v))
+        r["kernel_expand_v_us"] = 1e6 * _best_per_call(
+            lambda: lib.gg_lf_expand(feeder._c_model, 1, 0, st, vh, jk, vp, ffi.NULL),
+            2000,
+            repeats,
+        )
+        r["u_pu_numpy_us"] = 1e6 * _best_per_call(lambda: np.abs(v), 2000, repeats)
+    return r
 
-    k_warm = _best_per_call(kernel, 2000, args.repeats)
-    iters_warm = int(feeder.solve(one).iterations)
-    iters_cold = int(feeder.solve(one, warm=False).iterations)
-    t = time.perf_counter()
-    res = feeder.solve_batch(day)
-    batch = min(
-        [time.perf_counter() - t]
-        + [_best_per_call(lambda: feeder.solve_batch(day), 1, 1) for _ in range(args.repeats - 1)]
-    )
-    batch_v = min(
-        _best_per_call(lambda: feeder.solve_batch(day, line_currents=False), 1, 1)
-        for _ in range(args.repeats)
-    )
-    rows["gridgate"] = {
-        "single_warm_us": warm * 1e6,
-        "single_warm_same_loads_us": warm_same * 1e6,
-        "batch_step_voltages_only_us": batch_v / 1440 * 1e6,
-        "single_cold_us": cold * 1e6,
-        "kernel_only_warm_us": k_warm * 1e6,
-        "batch_step_us": batch / 1440 * 1e6,
-        "iterations_warm": iters_warm,
-        "iterations_cold": iters_cold,
-        "batch_mean_iterations": float(res.iterations.mean()),
-    }
 
+def _gridgate(root: Path, repeats: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", str(root), "--repeats", str(repeats)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--compare-root", type=Path, help="another tree to time alternately")
+    ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker is not None:
+        print(json.dumps(_worker(args.worker, args.repeats)))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from power_grid_model import CalculationMethod, PowerGridModel
+    from power_grid_model.utils import json_deserialize
+
+    from gateway.estimate.loadflow import Feeder
+    from tests.test_loadflow_support import (
+        IEEE_JSON,
+        ieee_doc,
+        ieee_loads,
+        ieee_profiles,
+        opendss_circuit,
+        pgm_update,
+    )
+
+    trees = {"gridgate": ROOT}
+    if args.compare_root is not None:
+        trees = {"gridgate (compare)": args.compare_root.resolve(), "gridgate": ROOT}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for _ in range(args.rounds):
+        for name, root in trees.items():
+            runs[name].append(_gridgate(root, args.repeats))
+    gg: dict[str, dict[str, float]] = {name: _median(r) for name, r in runs.items()}
+
+    feeder = Feeder.from_pgm_json(IEEE_JSON)
+    day = ieee_loads(feeder, range(1440))
+    rows: dict[str, dict[str, float]] = {}
     input_data = json_deserialize(json.dumps(ieee_doc()))
     model = PowerGridModel(input_data)
     upd = pgm_update(feeder, day)
@@ -167,34 +211,52 @@ def main() -> int:
         "batch_step_us": b / 1440 * 1e6,
     }
 
-    g = rows["gridgate"]
+    def line(name: str, warm: float, cold: float, batch: float) -> str:
+        ratio = batch / gg["gridgate"]["batch_step_u_us"]
+        return (
+            f"| {name} | {warm:.1f} | {1e6 / warm:,.0f} | {cold:.1f} | {batch:.2f} |"
+            f" {1e6 / batch:,.0f} | {ratio:.1f}x |"
+        )
+
     print(
         "| solver | single warm µs | solves/s | single cold µs | batch µs/step | steps/s |"
-        " batch speed-up of gridgate |"
+        " per step vs gridgate batch + u_pu |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name, r in rows.items():
+    for name, g in gg.items():
+        print(line(f"{name}: solve", g["single_warm_us"], g["single_cold_us"], g["batch_step_us"]))
         print(
-            f"| {name} | {r['single_warm_us']:.1f} | {1e6 / r['single_warm_us']:,.0f} | "
-            f"{r['single_cold_us']:.1f} | {r['batch_step_us']:.2f} | "
-            f"{1e6 / r['batch_step_us']:,.0f} | {r['batch_step_us'] / g['batch_step_us']:.1f}x |"
+            line(
+                f"{name}: solve + u_pu of all nodes",
+                g["single_warm_u_us"],
+                g["single_cold_u_us"],
+                g["batch_step_u_us"],
+            )
         )
-    print(
-        f"\ngridgate batch without line currents: {g['batch_step_voltages_only_us']:.2f} µs/step;"
-        f" warm solve with unchanged loads: {g['single_warm_same_loads_us']:.1f} µs"
-    )
-    print(
-        f"gridgate kernel only (warm, no Python result objects): {g['kernel_only_warm_us']:.1f} µs;"
-        f" iterations warm {iters_warm}, cold {iters_cold}, batch mean"
-        f" {g['batch_mean_iterations']:.2f}; reduced tree {feeder.n_kept} of"
-        f" {feeder.model.n_nodes} nodes"
-    )
+        print(
+            f"| {name}: batch + v and j of all nodes | | | | {g['batch_step_v_j_us']:.2f} |"
+            f" {1e6 / g['batch_step_v_j_us']:,.0f} | |"
+        )
+    for name, r in rows.items():
+        print(line(name, r["single_warm_us"], r["single_cold_us"], r["batch_step_us"]))
+    g = gg["gridgate"]
+    if "kernel_solve_us" in g:
+        print(
+            f"\ngridgate, where the time goes (warm, minute 565): kernel solve"
+            f" {g['kernel_solve_us']:.1f} µs, kernel fill-in of 906 node voltages"
+            f" {g['kernel_expand_v_us']:.1f} µs, numpy |V| {g['u_pu_numpy_us']:.1f} µs;"
+            f" iterations warm {g['iterations_warm']:.0f}, cold {g['iterations_cold']:.0f},"
+            f" batch mean {g['batch_mean_iterations']:.2f}; reduced tree {g['n_kept']:.0f} of"
+            f" {feeder.model.n_nodes} nodes"
+        )
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(
         json.dumps(
             {
                 "machine": platform.processor() or platform.machine(),
                 "python": platform.python_version(),
+                "rounds": args.rounds,
+                "gridgate": gg,
                 "results": rows,
             },
             indent=1,
