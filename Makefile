@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast lint format typecheck bench native clean
+.PHONY: setup demo test test-fast test-legacy-tflite lint format typecheck bench native clean
 
 setup:
 	sh scripts/setup.sh
@@ -15,6 +15,15 @@ test:
 
 test-fast:  # unit and component tests only, no end-to-end bench runs
 	$(PY) -m pytest -q -m "not hil and not slow"
+
+# The TFLite adapter's other backend: tflite-runtime 2.14 only works with numpy < 2, so it gets an
+# environment of its own; the in-tree C module (abi3) is shared with .venv.
+LEGACY ?= .venv-legacy-tflite
+test-legacy-tflite:
+	test -x $(LEGACY)/bin/python || python3 -m venv $(LEGACY)
+	$(LEGACY)/bin/python -m pip install -q "numpy<2" tflite-runtime==2.14.0 cffi paho-mqtt pytest pytest-asyncio
+	PYTHONPATH=. GRIDGATE_TFLITE_BACKEND=tflite_runtime $(LEGACY)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/test_anomaly_tflite.py tests/test_anomaly_features.py tests/test_anomaly_model.py
 
 lint:
 	$(VENV)/bin/ruff check .
