@@ -4,22 +4,16 @@
 
 #include "gridgate.h"
 
-enum { Q_GOOD = 0 };
 
-static int cell_good(const gg_cell_state_t *s, const gg_cells_cfg_t *cfg)
-{
-    return (s->flags & GG_CELL_FAULTS) == 0 && isfinite(s->v_last)
-           && s->age_s <= cfg->bal_max_age_s;
-}
-
-/* The lowest SOC (or last voltage) among good cells; -1 when there is none. Ties: lowest index. */
+/* The lowest SOC (or last voltage) among good cells; -1 when there is none. Ties: lowest index.
+ * gg_cells_step finds the same cell in its last pass and calls gg_cells_plan directly. */
 static long lowest_good(const gg_cell_state_t *st, size_t n, const gg_cells_cfg_t *cfg,
                         int by_voltage)
 {
     long best = -1;
     double best_x = 0.0;
     for (size_t i = 0; i < n; i++) {
-        if (!cell_good(&st[i], cfg)) {
+        if (!gg_cell_good(&st[i], cfg)) {
             continue;
         }
         const double x = by_voltage ? st[i].v_last : st[i].soc;
@@ -43,9 +37,58 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
     const gg_cells_cfg_t *cfg = ctx->cfg;
     gg_cell_state_t *st = ctx->state;
     const size_t n = ctx->n;
+    const size_t cpb = (size_t)cfg->cells_per_board;
+    for (size_t b = 0; b * cpb < n; b++) {
+        uint32_t il = 0;
+        for (size_t i = b * cpb; i < n && i < (b + 1) * cpb; i++) {
+            st[i].flags &= ~(uint32_t)GG_CELL_BLEED;
+            il |= gg_cell_interlock(&st[i], t[i], tq[i], cfg);
+        }
+        ctx->board_interlock[b] = il;
+    }
+    const int mode = cfg->bal_mode;
+    gg_cells_plan(ctx, mode == GG_BAL_OFF ? -1 : lowest_good(st, n, cfg, mode == GG_BAL_VOLTAGE));
+    return GG_OK;
+}
+
+/* The n_top highest scores seen so far, highest first; an equal score never displaces an earlier
+ * (lower) cell, so ties go to the lower cell. At most 32 entries (cells_per_board). */
+typedef struct {
+    double score[32];
+    int n_top;
+} top_t;
+
+/* Offers (score, cell j of the board); cell[] moves with score[]. */
+static inline void top_offer(top_t *top, unsigned char *cell, int max_on, double score,
+                             unsigned char j)
+{
+    int pos;
+    if (top->n_top < max_on) {
+        pos = top->n_top++;
+    } else if (max_on > 0 && score > top->score[max_on - 1]) {
+        pos = max_on - 1;
+    } else {
+        return;
+    }
+    while (pos > 0 && top->score[pos - 1] < score) {
+        top->score[pos] = top->score[pos - 1];
+        cell[pos] = cell[pos - 1];
+        pos--;
+    }
+    top->score[pos] = score;
+    cell[pos] = j;
+}
+
+void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
+{
+    const gg_cells_cfg_t *cfg = ctx->cfg;
+    gg_cell_state_t *restrict st = ctx->state;
+    const gg_cell_param_t *restrict par = ctx->param;
+    double *restrict excess_ah = ctx->excess_ah;
+    double *restrict bleed_s = ctx->bleed_s;
+    const size_t n = ctx->n;
     const int mode = cfg->bal_mode;
     const int by_voltage = mode == GG_BAL_VOLTAGE;
-    const long low = mode == GG_BAL_OFF ? -1 : lowest_good(st, n, cfg, by_voltage);
     /* The SOC every cell is bled down to: in VOLTAGE mode, that of the lowest-voltage cell. */
     const double ref_soc = low >= 0 ? st[low].soc : NAN;
     const double target = low >= 0 ? (by_voltage ? st[low].v_last : st[low].soc) : NAN;
@@ -57,56 +100,51 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
     const size_t n_boards = (n + cpb - 1) / cpb;
     const int max_on = cfg->bal_max_per_board;
     const double k_time = 3600.0 * cfg->bal_bleed_ohm;
+    const uint32_t il0 = mode == GG_BAL_OFF ? GG_BAL_IL_OFF : (low < 0 ? GG_BAL_IL_NO_TARGET : 0u);
     long n_bleeding = 0;
     for (size_t b = 0; b < n_boards; b++) {
         const size_t lo = b * cpb;
         const size_t hi = lo + cpb < n ? lo + cpb : n;
-        uint32_t il = mode == GG_BAL_OFF ? GG_BAL_IL_OFF : (low < 0 ? GG_BAL_IL_NO_TARGET : 0u);
+        const uint32_t il = il0 | ctx->board_interlock[b];
         /* Candidates of this board: (cell, score), at most 32. */
-        size_t cand[32];
         double score[32];
-        size_t n_cand = 0;
+        unsigned char cand[32];
+        int n_cand = 0;
         for (size_t i = lo; i < hi; i++) {
-            gg_cell_state_t *s = &st[i];
-            const double over = s->soc - ref_soc; /* NaN without a target: no excess */
-            const double excess = over > 0.0 ? over * ctx->param[i].capacity_ah : 0.0;
-            ctx->excess_ah[i] = excess;
+            const double soc = st[i].soc;
+            const double v_last = st[i].v_last;
+            const double over = soc - ref_soc; /* NaN without a target: no excess */
+            const double excess = over > 0.0 ? over * par[i].capacity_ah : 0.0;
+            excess_ah[i] = excess;
             /* The bleed current is v / R, so the time is charge / current. */
-            ctx->bleed_s[i] = excess > 0.0 ? excess * k_time / s->v_last : 0.0;
-            s->flags &= ~GG_CELL_BLEED;
-            if (!(s->v_last >= cfg->bal_min_v)) {
-                il |= GG_BAL_IL_LOW_V;
-            }
-            if (!(tq[i] == Q_GOOD && t[i] <= cfg->bal_max_temp)) { /* NaN fails <= too */
-                il |= GG_BAL_IL_HOT;
-            }
-            if (!(s->age_s <= cfg->bal_max_age_s)) {
-                il |= GG_BAL_IL_STALE;
-            }
-            if (s->flags & GG_CELL_FAULTS) {
-                il |= GG_BAL_IL_FAULT;
-            }
-            const double x = by_voltage ? s->v_last : s->soc;
+            bleed_s[i] = excess > 0.0 ? excess * k_time / v_last : 0.0;
+            const double over_target = (by_voltage ? v_last : soc) - target;
             /* Written unconditionally, kept by the count: no branch on the data. */
-            cand[n_cand] = i;
-            score[n_cand] = by_voltage ? x - target : excess;
-            n_cand += (size_t)(x - target > window);
+            cand[n_cand] = (unsigned char)(i - lo);
+            score[n_cand] = by_voltage ? over_target : excess;
+            n_cand += over_target > window;
         }
+        /* The thermal limit: up to max_on cells, the most excess first, ties to the lower cell.
+         * When they all fit, every candidate is taken without ranking. */
         uint32_t mask = 0;
         if (il == 0) {
-            /* The thermal limit: up to max_on cells, the most excess first, ties to the lower
-             * cell. A taken candidate's score becomes -inf so it is not taken again. */
-            for (int pick = 0; pick < max_on && (size_t)pick < n_cand; pick++) {
-                size_t best = 0;
-                for (size_t j = 1; j < n_cand; j++) {
-                    if (score[j] > score[best]) {
-                        best = j;
-                    }
+            if (n_cand <= max_on) {
+                for (int k = 0; k < n_cand; k++) {
+                    mask |= 1u << cand[k];
                 }
-                const size_t cell = cand[best];
-                score[best] = -INFINITY;
-                mask |= 1u << (cell - lo);
-                st[cell].flags |= GG_CELL_BLEED;
+            } else {
+                top_t top;
+                unsigned char cell[32];
+                top.n_top = 0;
+                for (int k = 0; k < n_cand; k++) {
+                    top_offer(&top, cell, max_on, score[k], cand[k]);
+                }
+                for (int k = 0; k < top.n_top; k++) {
+                    mask |= 1u << cell[k];
+                }
+            }
+            for (uint32_t bits = mask; bits != 0; bits &= bits - 1) {
+                st[lo + (size_t)__builtin_ctz(bits)].flags |= GG_CELL_BLEED;
                 n_bleeding++;
             }
         }
@@ -114,5 +152,4 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
         ctx->board_interlock[b] = il;
     }
     ctx->summary->n_bleeding = n_bleeding;
-    return GG_OK;
 }

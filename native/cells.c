@@ -13,8 +13,8 @@ static const double MAD_TO_SIGMA = 1.4826;
 
 enum { CNT_OV = 0, CNT_UV = 1, CNT_OT = 2, CNT_UT = 3, CNT_DEV = 4, CNT_IMPL = 5 };
 
-/* Pass 1 tells pass 2 that the innovation failed the gate; never visible outside the call. */
-static const uint32_t GATE_FAIL = 1u << 31;
+/* Pass 1 tells pass 2 that the reading was plausible; never visible outside the call. */
+static const uint32_t IN_RANGE = 1u << 31;
 
 static const uint32_t DEBOUNCED = GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT
                                   | GG_CELL_DEVIATION | GG_CELL_IMPLAUSIBLE;
@@ -258,37 +258,46 @@ static double median(double *a, long n)
     return (lower + upper) / 2.0;
 }
 
+/* Minimum and maximum with the index of their first occurrence, and the sum. Starting from
+ * +-inf with strict comparisons keeps the first of equal values without a "first value" test;
+ * every value pushed is finite (clamped SOC, plausible voltage, GOOD finite temperature). */
 typedef struct {
     double sum;
     double lo;
     double hi;
     long lo_idx;
     long hi_idx;
-    long count;
 } extremes_t;
 
 static void ext_init(extremes_t *e)
 {
     e->sum = 0.0;
-    e->lo = NAN;
-    e->hi = NAN;
+    e->lo = INFINITY;
+    e->hi = -INFINITY;
     e->lo_idx = -1;
     e->hi_idx = -1;
-    e->count = 0;
 }
 
-static void ext_push(extremes_t *e, double x, long i)
+static inline void ext_push(extremes_t *e, double x, long i)
 {
-    if (e->count == 0 || x < e->lo) {
+    if (x < e->lo) {
         e->lo = x;
         e->lo_idx = i;
     }
-    if (e->count == 0 || x > e->hi) {
+    if (x > e->hi) {
         e->hi = x;
         e->hi_idx = i;
     }
     e->sum += x;
-    e->count += 1;
+}
+
+/* NaN for an empty set (the index is still -1). */
+static void ext_close(extremes_t *e, long count)
+{
+    if (count == 0) {
+        e->lo = NAN;
+        e->hi = NAN;
+    }
 }
 
 int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
@@ -318,13 +327,15 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     ext_init(&ev);
     ext_init(&et);
     long n_plaus = 0;
+    long n_temp = 0;
     long n_predict_only = 0;
 
-    /* Pass 1: the EKF alone. Kept short and free of bookkeeping so that the out-of-order core
-     * overlaps several cells' dependency chains (lookup, innovation, division). */
+    /* Pass 1: the EKF, the flags that need only the cell itself, and the statistics, so that
+     * each reading and state is loaded once. */
     gg_cell_state_t *restrict st = ctx->state;
     const gg_cell_coef_t *restrict coef = ctx->coef;
     const gg_cell_param_t *restrict par = ctx->param;
+    double *restrict scratch = ctx->scratch;
     const double v_lo = cfg->v_lo;
     const double v_hi = cfg->v_hi;
     const double jump_v = cfg->jump_v;
@@ -334,11 +345,19 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     const double *hyst = ctx->hyst;
     const double qh = cfg->q_h * dt;
     const int hysteretic = cfg->hyst_gamma > 0.0;
+    const double ov_set = cfg->ov_set;
+    const double uv_set = cfg->uv_set;
+    const double ot_set = cfg->ot_set;
+    const double ut_set = cfg->ut_set;
+    const double stale_s = cfg->stale_s;
     for (size_t i = 0; i < n; i++) {
         gg_cell_state_t *s = &st[i];
         const double vi = v[i];
         const int v_good = vq[i] == Q_GOOD && isfinite(vi);
+        const int in_range = v_good && vi >= v_lo && vi <= v_hi;
         uint32_t fl = (s->flags & DEBOUNCED) | GG_CELL_PREDICT_ONLY;
+        int gate_fail = 0;
+        double soc_now;
         if (cur_ok) {
             const double a = coef[i].a;
             /* Without hysteresis d = exp(-0) = 1 for every cell: the exp is skipped. */
@@ -356,10 +375,10 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
             const double h0 = lk.slope + lk.m_slope * hs; /* d v / d soc */
             const double hm = lk.m;                       /* d v / d h; d v / d v1 = -1 */
             const double innov = vi - (lk.ocv + hm * hs - v1 - par[i].r0 * current);
-            const int gate_fail = v_good && !(fabs(innov) <= jump_v);
+            gate_fail = v_good && !(fabs(innov) <= jump_v);
             s->ocv = lk.ocv;
             s->innov = v_good ? innov : NAN;
-            if (v_good && vi >= v_lo && vi <= v_hi && !gate_fail) {
+            if (in_range && !gate_fail) {
                 const double ph0 = p00 * h0 - p01 + p02 * hm;
                 const double ph1 = p01 * h0 - p11 + p12 * hm;
                 const double ph2 = p02 * h0 - p12 + p22 * hm;
@@ -367,7 +386,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
                 const double k0 = ph0 * inv_s;
                 const double k1 = ph1 * inv_s;
                 const double k2 = ph2 * inv_s;
-                s->soc = clamp01(soc + k0 * innov);
+                soc_now = clamp01(soc + k0 * innov);
                 s->v1 = v1 + k1 * innov;
                 s->h = clamp11(hs + k2 * innov);
                 s->p00 = p00 - k0 * ph0;
@@ -378,7 +397,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
                 s->p22 = p22 - k2 * ph2;
                 fl &= ~GG_CELL_PREDICT_ONLY;
             } else {
-                s->soc = soc;
+                soc_now = soc;
                 s->v1 = v1;
                 s->h = hs;
                 s->p00 = p00;
@@ -388,109 +407,126 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
                 s->p12 = p12;
                 s->p22 = p22;
             }
-            if (gate_fail) {
-                fl |= GATE_FAIL;
-            }
         } else {
             /* No current, no model: hold the state and let the uncertainty grow. */
+            soc_now = s->soc;
             s->p00 = s->p00 + qs;
             s->p11 = s->p11 + qv;
             s->p22 = s->p22 + qh;
-            s->ocv = lookup(ocv, hyst, m, s->soc).ocv;
+            s->ocv = lookup(ocv, hyst, m, soc_now).ocv;
             s->innov = NAN;
             fl |= GG_CELL_NO_CURRENT;
         }
-        s->flags = fl;
-    }
+        s->soc = soc_now;
 
-    /* Pass 2: flags that need only the cell itself, and the statistics. */
-    for (size_t i = 0; i < n; i++) {
-        gg_cell_state_t *s = &st[i];
-        const double vi = v[i];
-        const int v_good = vq[i] == Q_GOOD && isfinite(vi);
-        const int in_range = v_good && vi >= v_lo && vi <= v_hi;
-        uint32_t fl = s->flags;
-        const int bad_reading = !in_range || (fl & GATE_FAIL) != 0;
-        fl &= ~GATE_FAIL;
+        const int bad_reading = !in_range || gate_fail;
+        double age = s->age_s;
         if (in_range) {
-            s->age_s = 0.0;
+            age = 0.0;
             s->v_last = vi;
-            ctx->scratch[n_plaus++] = vi;
+            scratch[n_plaus++] = vi;
             ext_push(&ev, vi, (long)i);
+            fl |= IN_RANGE;
         } else {
-            s->age_s = s->age_s + dt;
+            age = age + dt;
         }
-        ext_push(&es, s->soc, (long)i);
+        s->age_s = age;
         const double ti = t[i];
         const int t_good = tq[i] == Q_GOOD && isfinite(ti);
         uint64_t counts;
         memcpy(&counts, s->count, sizeof counts);
         /* The common case: no flag, no run in progress, no set condition. Every debounce step
          * would leave the flags and the zero counters as they are, so they are skipped. */
-        const int quiet = (fl & DEBOUNCED) == 0 && counts == 0 && in_range && !bad_reading
-                          && !(vi > cfg->ov_set) && !(vi < cfg->uv_set) && t_good
-                          && !(ti > cfg->ot_set) && !(ti < cfg->ut_set);
+        const int quiet = (fl & DEBOUNCED) == 0 && counts == 0 && !bad_reading && !(vi > ov_set)
+                          && !(vi < uv_set) && t_good && !(ti > ot_set) && !(ti < ut_set);
         if (!quiet) {
-            fl = debounce(fl, GG_CELL_OV, &s->count[CNT_OV], in_range, vi > cfg->ov_set,
+            fl = debounce(fl, GG_CELL_OV, &s->count[CNT_OV], in_range, vi > ov_set,
                           vi < cfg->ov_clear, cfg);
-            fl = debounce(fl, GG_CELL_UV, &s->count[CNT_UV], in_range, vi < cfg->uv_set,
+            fl = debounce(fl, GG_CELL_UV, &s->count[CNT_UV], in_range, vi < uv_set,
                           vi > cfg->uv_clear, cfg);
             fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &s->count[CNT_IMPL], v_good, bad_reading,
                           !bad_reading, cfg);
-            fl = debounce(fl, GG_CELL_OT, &s->count[CNT_OT], t_good, ti > cfg->ot_set,
+            fl = debounce(fl, GG_CELL_OT, &s->count[CNT_OT], t_good, ti > ot_set,
                           ti < cfg->ot_clear, cfg);
-            fl = debounce(fl, GG_CELL_UT, &s->count[CNT_UT], t_good, ti < cfg->ut_set,
+            fl = debounce(fl, GG_CELL_UT, &s->count[CNT_UT], t_good, ti < ut_set,
                           ti > cfg->ut_clear, cfg);
         }
-        if (t_good) {
-            ext_push(&et, ti, (long)i);
-        } else {
-            fl |= GG_CELL_T_BAD;
-        }
-        if (!v_good) {
-            fl |= GG_CELL_V_BAD;
-        }
-        if (fl & GG_CELL_PREDICT_ONLY) {
-            n_predict_only++;
-        }
-        if (s->age_s > cfg->stale_s) {
-            fl |= GG_CELL_STALE;
-        }
+        fl |= (uint32_t)!t_good * GG_CELL_T_BAD;
+        fl |= (uint32_t)!v_good * GG_CELL_V_BAD;
+        fl |= (uint32_t)(age > stale_s) * GG_CELL_STALE;
+        n_predict_only += (fl & GG_CELL_PREDICT_ONLY) != 0;
         s->flags = fl;
     }
+    ext_close(&ev, n_plaus);
 
     /* Robust centre and spread of the plausible readings (scratch is reordered, then reused). */
     double med = NAN;
     double sigma = NAN;
     if (n_plaus > 0) {
-        med = median(ctx->scratch, n_plaus);
+        med = median(scratch, n_plaus);
         for (long j = 0; j < n_plaus; j++) {
-            ctx->scratch[j] = fabs(ctx->scratch[j] - med);
+            scratch[j] = fabs(scratch[j] - med);
         }
-        const double mad = median(ctx->scratch, n_plaus);
+        const double mad = median(scratch, n_plaus);
         sigma = MAD_TO_SIGMA * mad;
         if (sigma < cfg->dev_sigma_min) {
             sigma = cfg->dev_sigma_min;
         }
     }
 
-    /* Pass 2: deviation from the string, then the fault count. */
+    /* Pass 2: deviation from the string, the fault count and the balancing target, which may
+     * only be taken from a cell that is not faulted after this cycle's flags. */
     const int dev_usable = n_plaus >= 3;
     const double dev_set = cfg->dev_k_set * sigma;
     const double dev_clear = cfg->dev_k_clear * sigma;
+    const int mode = cfg->bal_mode;
+    const int find_low = mode != GG_BAL_OFF;
+    const int by_voltage = mode == GG_BAL_VOLTAGE;
+    const double max_age = cfg->bal_max_age_s;
+    const size_t cpb = (size_t)cfg->cells_per_board;
     long n_faulted = 0;
-    for (size_t i = 0; i < n; i++) {
-        gg_cell_state_t *s = &ctx->state[i];
-        const double vi = v[i];
-        const int in_range = vq[i] == Q_GOOD && isfinite(vi) && vi >= cfg->v_lo
-                             && vi <= cfg->v_hi;
-        const double d = fabs(vi - med);
-        s->flags = debounce(s->flags, GG_CELL_DEVIATION, &s->count[CNT_DEV],
-                            dev_usable && in_range, d > dev_set, d < dev_clear, cfg);
-        if (s->flags & GG_CELL_FAULTS) {
-            n_faulted++;
+    long low = -1;
+    double low_x = 0.0;
+    for (size_t lo = 0, b = 0; lo < n; lo += cpb, b++) {
+        const size_t hi = lo + cpb < n ? lo + cpb : n;
+        uint32_t il = 0;
+        for (size_t i = lo; i < hi; i++) {
+            gg_cell_state_t *s = &st[i];
+            uint32_t fl = s->flags;
+            const int usable = dev_usable && (fl & IN_RANGE) != 0;
+            fl &= ~IN_RANGE;
+            const double d = fabs(v[i] - med);
+            /* Quiet as in pass 1: flag clear, no run, no set condition. */
+            if ((fl & GG_CELL_DEVIATION) != 0 || s->count[CNT_DEV] != 0
+                || (usable && d > dev_set)) {
+                fl = debounce(fl, GG_CELL_DEVIATION, &s->count[CNT_DEV], usable, d > dev_set,
+                              d < dev_clear, cfg);
+            }
+            s->flags = fl;
+            /* SOC and temperature statistics here rather than in pass 1, where registers are
+             * short; T_BAD says whether the temperature is GOOD and finite. */
+            const double soc = s->soc;
+            const double ti = t[i];
+            ext_push(&es, soc, (long)i);
+            if ((fl & GG_CELL_T_BAD) == 0) {
+                ext_push(&et, ti, (long)i);
+                n_temp++;
+            }
+            il |= gg_cell_interlock(s, ti, tq[i], cfg);
+            const int faulted = (fl & GG_CELL_FAULTS) != 0;
+            n_faulted += faulted;
+            if (find_low && !faulted && isfinite(s->v_last) && s->age_s <= max_age) {
+                const double x = by_voltage ? s->v_last : soc;
+                if (low < 0 || x < low_x) {
+                    low = (long)i;
+                    low_x = x;
+                }
+            }
         }
+        ctx->board_interlock[b] = il;
     }
+
+    ext_close(&et, n_temp);
 
     gg_cells_summary_t *sm = ctx->summary;
     sm->soc_min = es.lo;
@@ -500,7 +536,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     sm->soc_max_idx = es.hi_idx;
     sm->v_min = ev.lo;
     sm->v_max = ev.hi;
-    sm->v_mean = ev.count > 0 ? ev.sum / (double)ev.count : NAN;
+    sm->v_mean = n_plaus > 0 ? ev.sum / (double)n_plaus : NAN;
     sm->v_spread = ev.hi - ev.lo;
     sm->v_min_idx = ev.lo_idx;
     sm->v_max_idx = ev.hi_idx;
@@ -514,6 +550,6 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     sm->n_predict_only = n_predict_only;
     sm->n_faulted = n_faulted;
 
-    const int status = gg_cells_balance(ctx, t, tq);
-    return status < 0 ? status : (int)n_faulted;
+    gg_cells_plan(ctx, low);
+    return (int)n_faulted;
 }

@@ -250,7 +250,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
  * and the summary's target and n_bleeding. */
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
 
-#include <math.h> /* isfinite, for the inline below */
+#include <math.h> /* isfinite, for the inlines below */
 
 /* Internal to cells.c and balance.c, not in the cdef. A cell the balancing target may be taken
  * from: not faulted, with a plausible voltage no older than bal_max_age_s. */
@@ -259,9 +259,20 @@ static inline int gg_cell_good(const gg_cell_state_t *s, const gg_cells_cfg_t *c
     return (s->flags & GG_CELL_FAULTS) == 0 && isfinite(s->v_last)
            && s->age_s <= cfg->bal_max_age_s;
 }
-/* The plan (everything gg_cells_balance writes) once the lowest good cell is known (-1: none);
- * gg_cells_step finds that cell in its last pass over the states. */
-void gg_cells_plan(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq, long low);
+/* The GG_BAL_IL_* bits one cell sets on its board (LOW_V, HOT, STALE, FAULT). Written as !(ok)
+ * so that NaN interlocks too, and without a branch on the data. */
+static inline uint32_t gg_cell_interlock(const gg_cell_state_t *s, double t, uint8_t tq,
+                                         const gg_cells_cfg_t *cfg)
+{
+    return (uint32_t)!(s->v_last >= cfg->bal_min_v) * GG_BAL_IL_LOW_V
+           | (uint32_t)!(tq == 0 && t <= cfg->bal_max_temp) * GG_BAL_IL_HOT
+           | (uint32_t)!(s->age_s <= cfg->bal_max_age_s) * GG_BAL_IL_STALE
+           | (uint32_t)((s->flags & GG_CELL_FAULTS) != 0) * GG_BAL_IL_FAULT;
+}
+/* The plan (everything gg_cells_balance writes) once the lowest good cell is known (-1: none)
+ * and board_interlock holds the OR of gg_cell_interlock over each board's cells, with every
+ * BLEED flag clear; gg_cells_step gathers both in its last pass over the states. */
+void gg_cells_plan(gg_cells_ctx_t *ctx, long low);
 
 /* ---- loadflow: unbalanced backward/forward sweep of a radial LV feeder (native/loadflow.c) ----
  * Complex numbers are (re, im) pairs of doubles; a three-phase quantity is 6 doubles (a, b, c).
