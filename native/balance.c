@@ -51,34 +51,6 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
     return GG_OK;
 }
 
-/* The n_top highest scores seen so far, highest first; an equal score never displaces an earlier
- * (lower) cell, so ties go to the lower cell. At most 32 entries (cells_per_board). */
-typedef struct {
-    double score[32];
-    int n_top;
-} top_t;
-
-/* Offers (score, cell j of the board); cell[] moves with score[]. */
-static inline void top_offer(top_t *top, unsigned char *cell, int max_on, double score,
-                             unsigned char j)
-{
-    int pos;
-    if (top->n_top < max_on) {
-        pos = top->n_top++;
-    } else if (max_on > 0 && score > top->score[max_on - 1]) {
-        pos = max_on - 1;
-    } else {
-        return;
-    }
-    while (pos > 0 && top->score[pos - 1] < score) {
-        top->score[pos] = top->score[pos - 1];
-        cell[pos] = cell[pos - 1];
-        pos--;
-    }
-    top->score[pos] = score;
-    cell[pos] = j;
-}
-
 void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
 {
     const gg_cells_cfg_t *cfg = ctx->cfg;
@@ -133,14 +105,18 @@ void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
                     mask |= 1u << cand[k];
                 }
             } else {
-                top_t top;
-                unsigned char cell[32];
-                top.n_top = 0;
-                for (int k = 0; k < n_cand; k++) {
-                    top_offer(&top, cell, max_on, score[k], cand[k]);
-                }
-                for (int k = 0; k < top.n_top; k++) {
-                    mask |= 1u << cell[k];
+                /* max_on rounds of the highest remaining score; a taken one becomes -inf. */
+                for (int pick = 0; pick < max_on; pick++) {
+                    int best = 0;
+                    double best_score = score[0];
+                    for (int k = 1; k < n_cand; k++) {
+                        if (score[k] > best_score) {
+                            best = k;
+                            best_score = score[k];
+                        }
+                    }
+                    score[best] = -INFINITY;
+                    mask |= 1u << cand[best];
                 }
             }
             for (uint32_t bits = mask; bits != 0; bits &= bits - 1) {

@@ -156,6 +156,125 @@ static inline lookup_t lookup(const double *ocv, const double *hyst, size_t m, d
     return r;
 }
 
+/* lookup without the hysteresis table (m and m_slope left 0). */
+static inline lookup_t lookup_ocv(const double *ocv, size_t m, double soc)
+{
+    const double span = (double)(m - 1);
+    const double x = soc * span;
+    size_t k = 0;
+    if (x >= span - 1.0) {
+        k = m - 2;
+    } else if (x > 0.0) {
+        k = (size_t)x;
+    }
+    const double f = x - (double)k;
+    const double d = ocv[k + 1] - ocv[k];
+    lookup_t r;
+    r.ocv = ocv[k] + f * d;
+    r.slope = d * span;
+    r.m = 0.0;
+    r.m_slope = 0.0;
+    return r;
+}
+
+/* What the EKF of one cell needs besides the cell. */
+typedef struct {
+    const double *ocv;
+    const double *hyst;
+    size_t m;
+    double current, dt, qs, qv, qh, sgn_i, abs_i, jump_v, r_v;
+    int decay; /* hyst_gamma > 0: else d = exp(-0) = 1 for every cell and the exp is skipped */
+} ekf_in_t;
+
+typedef struct {
+    double soc;    /* after predict and update */
+    int gate_fail; /* a GOOD finite reading the current does not explain */
+    int used;      /* the update ran */
+} ekf_out_t;
+
+/* Predict and (when the reading is plausible and passes the gate) update one cell. With
+ * with_hyst == 0 the caller guarantees hyst_gamma == 0 and M == 0 on the whole grid: then d = 1,
+ * M = dM/dsoc = 0 and h stays inside [-1, 1] (every write clamps it), so each dropped term is an
+ * exact 0 or 1 of the general formula and both copies give the same numbers. */
+static inline __attribute__((always_inline)) ekf_out_t
+ekf_cell(gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, double r0, double vi,
+         int v_good, int in_range, const ekf_in_t *k, const int with_hyst)
+{
+    const double current = k->current;
+    const double a = c->a;
+    const double soc = clamp01(s->soc - (current * k->dt) * c->inv_q);
+    const double v1 = a * s->v1 + c->b * current;
+    double hs, p02, p12, p22, h0, hm, innov;
+    const double p00 = s->p00 + k->qs;
+    const double p01 = a * s->p01;
+    const double p11 = a * a * s->p11 + k->qv;
+    double ocv_now;
+    if (with_hyst) {
+        const double d = k->decay ? exp(-c->g * k->abs_i) : 1.0;
+        hs = clamp11(d * s->h - (1.0 - d) * k->sgn_i);
+        p02 = d * s->p02;
+        p12 = a * d * s->p12;
+        p22 = d * d * s->p22 + k->qh;
+        const lookup_t lk = lookup(k->ocv, k->hyst, k->m, soc);
+        h0 = lk.slope + lk.m_slope * hs; /* d v / d soc */
+        hm = lk.m;                       /* d v / d h; d v / d v1 = -1 */
+        ocv_now = lk.ocv;
+        innov = vi - (lk.ocv + hm * hs - v1 - r0 * current);
+    } else {
+        hs = s->h;
+        p02 = s->p02;
+        p12 = a * s->p12;
+        p22 = s->p22 + k->qh;
+        const lookup_t lk = lookup_ocv(k->ocv, k->m, soc);
+        h0 = lk.slope;
+        hm = 0.0;
+        ocv_now = lk.ocv;
+        innov = vi - (lk.ocv - v1 - r0 * current);
+    }
+    ekf_out_t out;
+    out.gate_fail = v_good && !(fabs(innov) <= k->jump_v);
+    out.used = in_range && !out.gate_fail;
+    s->ocv = ocv_now;
+    s->innov = v_good ? innov : NAN;
+    if (out.used) {
+        double ph0, ph1, ph2, inv_s;
+        if (with_hyst) {
+            ph0 = p00 * h0 - p01 + p02 * hm;
+            ph1 = p01 * h0 - p11 + p12 * hm;
+            ph2 = p02 * h0 - p12 + p22 * hm;
+            inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + k->r_v);
+        } else {
+            ph0 = p00 * h0 - p01;
+            ph1 = p01 * h0 - p11;
+            ph2 = p02 * h0 - p12;
+            inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
+        }
+        const double k0 = ph0 * inv_s;
+        const double k1 = ph1 * inv_s;
+        const double k2 = ph2 * inv_s;
+        out.soc = clamp01(soc + k0 * innov);
+        s->v1 = v1 + k1 * innov;
+        s->h = clamp11(hs + k2 * innov);
+        s->p00 = p00 - k0 * ph0;
+        s->p01 = p01 - k0 * ph1;
+        s->p02 = p02 - k0 * ph2;
+        s->p11 = p11 - k1 * ph1;
+        s->p12 = p12 - k1 * ph2;
+        s->p22 = p22 - k2 * ph2;
+    } else {
+        out.soc = soc;
+        s->v1 = v1;
+        s->h = hs;
+        s->p00 = p00;
+        s->p01 = p01;
+        s->p02 = p02;
+        s->p11 = p11;
+        s->p12 = p12;
+        s->p22 = p22;
+    }
+    return out;
+}
+
 static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
 {
     /* dt is usually the same nominal period every call: one exp per cell only when it changes. */
@@ -344,7 +463,25 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     const double abs_i = fabs(current);
     const double *hyst = ctx->hyst;
     const double qh = cfg->q_h * dt;
-    const int hysteretic = cfg->hyst_gamma > 0.0;
+    /* M == 0 everywhere and no decay: the copy of the EKF without hysteresis is exact. */
+    int hyst_on = cfg->hyst_gamma != 0.0;
+    for (size_t k = 0; k < m && !hyst_on; k++) {
+        hyst_on = hyst[k] != 0.0;
+    }
+    ekf_in_t ek;
+    ek.ocv = ocv;
+    ek.hyst = hyst;
+    ek.m = m;
+    ek.current = current;
+    ek.dt = dt;
+    ek.qs = qs;
+    ek.qv = qv;
+    ek.qh = qh;
+    ek.sgn_i = sgn_i;
+    ek.abs_i = abs_i;
+    ek.jump_v = jump_v;
+    ek.r_v = r_v;
+    ek.decay = cfg->hyst_gamma > 0.0;
     const double ov_set = cfg->ov_set;
     const double uv_set = cfg->uv_set;
     const double ot_set = cfg->ot_set;
@@ -359,54 +496,15 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
         int gate_fail = 0;
         double soc_now;
         if (cur_ok) {
-            const double a = coef[i].a;
-            /* Without hysteresis d = exp(-0) = 1 for every cell: the exp is skipped. */
-            const double d = hysteretic ? exp(-coef[i].g * abs_i) : 1.0;
-            const double soc = clamp01(s->soc - (current * dt) * coef[i].inv_q);
-            const double v1 = a * s->v1 + coef[i].b * current;
-            const double hs = clamp11(d * s->h - (1.0 - d) * sgn_i);
-            const double p00 = s->p00 + qs;
-            const double p01 = a * s->p01;
-            const double p02 = d * s->p02;
-            const double p11 = a * a * s->p11 + qv;
-            const double p12 = a * d * s->p12;
-            const double p22 = d * d * s->p22 + qh;
-            const lookup_t lk = lookup(ocv, hyst, m, soc);
-            const double h0 = lk.slope + lk.m_slope * hs; /* d v / d soc */
-            const double hm = lk.m;                       /* d v / d h; d v / d v1 = -1 */
-            const double innov = vi - (lk.ocv + hm * hs - v1 - par[i].r0 * current);
-            gate_fail = v_good && !(fabs(innov) <= jump_v);
-            s->ocv = lk.ocv;
-            s->innov = v_good ? innov : NAN;
-            if (in_range && !gate_fail) {
-                const double ph0 = p00 * h0 - p01 + p02 * hm;
-                const double ph1 = p01 * h0 - p11 + p12 * hm;
-                const double ph2 = p02 * h0 - p12 + p22 * hm;
-                const double inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + r_v);
-                const double k0 = ph0 * inv_s;
-                const double k1 = ph1 * inv_s;
-                const double k2 = ph2 * inv_s;
-                soc_now = clamp01(soc + k0 * innov);
-                s->v1 = v1 + k1 * innov;
-                s->h = clamp11(hs + k2 * innov);
-                s->p00 = p00 - k0 * ph0;
-                s->p01 = p01 - k0 * ph1;
-                s->p02 = p02 - k0 * ph2;
-                s->p11 = p11 - k1 * ph1;
-                s->p12 = p12 - k1 * ph2;
-                s->p22 = p22 - k2 * ph2;
-                fl &= ~GG_CELL_PREDICT_ONLY;
-            } else {
-                soc_now = soc;
-                s->v1 = v1;
-                s->h = hs;
-                s->p00 = p00;
-                s->p01 = p01;
-                s->p02 = p02;
-                s->p11 = p11;
-                s->p12 = p12;
-                s->p22 = p22;
-            }
+            /* Two copies of one body, chosen per call: the loop-invariant branch costs nothing
+             * and the copy without hysteresis drops its lookup, decay and terms. */
+            const ekf_out_t e = hyst_on ? ekf_cell(s, &coef[i], par[i].r0, vi, v_good, in_range,
+                                                   &ek, 1)
+                                        : ekf_cell(s, &coef[i], par[i].r0, vi, v_good, in_range,
+                                                   &ek, 0);
+            soc_now = e.soc;
+            gate_fail = e.gate_fail;
+            fl &= e.used ? ~(uint32_t)GG_CELL_PREDICT_ONLY : ~0u;
         } else {
             /* No current, no model: hold the state and let the uncertainty grow. */
             soc_now = s->soc;
