@@ -42,7 +42,8 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
         uint32_t il = 0;
         for (size_t i = b * cpb; i < n && i < (b + 1) * cpb; i++) {
             st[i].flags &= ~(uint32_t)GG_CELL_BLEED;
-            il |= gg_cell_interlock(&st[i], t[i], tq[i], cfg);
+            il |= gg_cell_interlock(&st[i], t[i], tq[i], cfg->bal_min_v, cfg->bal_max_temp,
+                                    cfg->bal_max_age_s);
         }
         ctx->board_interlock[b] = il;
     }

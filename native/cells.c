@@ -581,6 +581,8 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     const int find_low = mode != GG_BAL_OFF;
     const int by_voltage = mode == GG_BAL_VOLTAGE;
     const double max_age = cfg->bal_max_age_s;
+    const double min_v = cfg->bal_min_v;
+    const double max_temp = cfg->bal_max_temp;
     const size_t cpb = (size_t)cfg->cells_per_board;
     long n_faulted = 0;
     long low = -1;
@@ -610,7 +612,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
                 ext_push(&et, ti, (long)i);
                 n_temp++;
             }
-            il |= gg_cell_interlock(s, ti, tq[i], cfg);
+            il |= gg_cell_interlock(s, ti, tq[i], min_v, max_temp, max_age);
             const int faulted = (fl & GG_CELL_FAULTS) != 0;
             n_faulted += faulted;
             if (find_low && !faulted && isfinite(s->v_last) && s->age_s <= max_age) {

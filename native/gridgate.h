@@ -259,14 +259,15 @@ static inline int gg_cell_good(const gg_cell_state_t *s, const gg_cells_cfg_t *c
     return (s->flags & GG_CELL_FAULTS) == 0 && isfinite(s->v_last)
            && s->age_s <= cfg->bal_max_age_s;
 }
-/* The GG_BAL_IL_* bits one cell sets on its board (LOW_V, HOT, STALE, FAULT). Written as !(ok)
- * so that NaN interlocks too, and without a branch on the data. */
+/* The GG_BAL_IL_* bits one cell sets on its board (LOW_V, HOT, STALE, FAULT); the thresholds
+ * are bal_min_v, bal_max_temp and bal_max_age_s, passed by value so that a loop keeps them in
+ * registers. Written as !(ok) so that NaN interlocks too, and without a branch on the data. */
 static inline uint32_t gg_cell_interlock(const gg_cell_state_t *s, double t, uint8_t tq,
-                                         const gg_cells_cfg_t *cfg)
+                                         double min_v, double max_temp, double max_age)
 {
-    return (uint32_t)!(s->v_last >= cfg->bal_min_v) * GG_BAL_IL_LOW_V
-           | (uint32_t)!(tq == 0 && t <= cfg->bal_max_temp) * GG_BAL_IL_HOT
-           | (uint32_t)!(s->age_s <= cfg->bal_max_age_s) * GG_BAL_IL_STALE
+    return (uint32_t)!(s->v_last >= min_v) * GG_BAL_IL_LOW_V
+           | (uint32_t)!(tq == 0 && t <= max_temp) * GG_BAL_IL_HOT
+           | (uint32_t)!(s->age_s <= max_age) * GG_BAL_IL_STALE
            | (uint32_t)((s->flags & GG_CELL_FAULTS) != 0) * GG_BAL_IL_FAULT;
 }
 /* The plan (everything gg_cells_balance writes) once the lowest good cell is known (-1: none)
