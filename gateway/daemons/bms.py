@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from gateway.bms.monitor import StringMonitor
 from gateway.bms.recorder import Recorder
 from gateway.bms.summary import RackWindow, string_body
 from gateway.core.alarms import AlarmEvent
+from gateway.core.clock import Ticker, sleep_to_window_end
 from gateway.core.config.bms import BmsConfig
 from gateway.core.errors import GatewayError
 from gateway.core.outbox import Outbox
@@ -72,23 +72,17 @@ class BmsDaemon:
         }
 
     async def _cycle_loop(self) -> None:
-        period = self._cfg.cycle
-        next_t = time.monotonic()
+        ticker = Ticker(self._cfg.cycle)
         while True:
             await self._cycle()
             # Real progress only: a cycle read the rack and ran the kernel.
             self._ctx.beats.beat(f"{NAME}.cycle")
-            next_t += period
-            now = time.monotonic()
-            if next_t < now:
-                # Late: skip the missed ticks instead of bursting to catch up (the kernel's dt
-                # carries the real elapsed time, so no charge is lost in the count).
-                missed = math.ceil((now - next_t) / period)
-                self._overruns += missed
-                for _ in range(missed):
-                    self._window.missed_cycle()
-                next_t += missed * period
-            await asyncio.sleep(next_t - now)
+            # Late cycles are skipped, not burst (the kernel's dt carries the real elapsed
+            # time, so no charge is lost in the count).
+            missed = await ticker.wait()
+            self._overruns += missed
+            for _ in range(missed):
+                self._window.missed_cycle()
 
     async def _cycle(self) -> None:
         t0 = time.monotonic()
@@ -127,12 +121,8 @@ class BmsDaemon:
         self._summaries_sent += 1
 
     async def _summarise_loop(self) -> None:
-        window = self._cfg.window
         while True:
-            # On wall-clock multiples of the window, as the grid daemon does, so summaries line
-            # up upstream.
-            await asyncio.sleep(window - math.fmod(time.time(), window))
-            await self._flush(time.time())
+            await self._flush(await sleep_to_window_end(self._cfg.window))
             self._ctx.beats.beat(f"{NAME}.summarise")
 
     def status(self) -> dict[str, Any]:

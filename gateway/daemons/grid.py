@@ -17,6 +17,7 @@ import numpy as np
 from drivers.modbus.bus import SerialBus
 from drivers.modbus.source import ModbusRtuSource, ModbusSource, ModbusTcpSource, poll_forever
 from gateway.core.alarms import DeviceLostAlarm, LimitAlarms
+from gateway.core.clock import sleep_to_window_end
 from gateway.core.config.grid import GridConfig, MeterConfig
 from gateway.core.errors import NativeError
 from gateway.core.model import Frame, Quality
@@ -176,13 +177,8 @@ class GridDaemon:
         self._summaries_sent += len(bodies)
 
     async def _summarise_loop(self) -> None:
-        window = self._cfg.window
         while True:
-            # Windows end on wall-clock multiples of their length (xx:01:00, xx:02:00 ...) so that
-            # summaries from several gateways line up upstream.
-            now = time.time()
-            await asyncio.sleep(window - math.fmod(now, window))
-            await self._flush(time.time())
+            await self._flush(await sleep_to_window_end(self._cfg.window))
             self._ctx.beats.beat(f"{NAME}.summarise")
 
     def status(self) -> dict[str, Any]:

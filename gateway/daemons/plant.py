@@ -36,6 +36,7 @@ import numpy as np
 
 from drivers.opcua.client import OpcUaSource
 from gateway.core.alarms import AlarmEvent
+from gateway.core.clock import Ticker, sleep_to_window_end
 from gateway.core.config.plant import PlantConfig
 from gateway.core.errors import ConfigError, ConfigIssue
 from gateway.core.model import Frame, Quality
@@ -230,26 +231,16 @@ class PlantDaemon:
             seen = err
 
     async def _score_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        period = self._sample_period
-        next_at = loop.time()
+        ticker = Ticker(self._sample_period)
         while True:
             await self._sample()
             self._ctx.beats.beat(f"{NAME}.score")
-            next_at += period
-            now = loop.time()
-            if next_at < now:
-                # Late (a slow spool write): skip, never burst; the model sees a short gap.
-                missed = math.ceil((now - next_at) / period)
-                self._missed += missed
-                next_at += missed * period
-            await asyncio.sleep(next_at - now)
+            # Late (a slow spool write): skip, never burst; the model sees a short gap.
+            self._missed += await ticker.wait()
 
     async def _summarise_loop(self) -> None:
-        window = self._cfg.window
         while True:
-            await asyncio.sleep(window - math.fmod(time.time(), window))
-            await self._flush(time.time())
+            await self._flush(await sleep_to_window_end(self._cfg.window))
             self._ctx.beats.beat(f"{NAME}.summarise")
 
     # ----------------------------------------------------------------- one sample

@@ -1,0 +1,34 @@
+"""The shared schedules: a ticker that skips instead of bursting, windows on wall-clock multiples."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import pytest
+
+from gateway.core.clock import Ticker, sleep_to_window_end
+
+
+async def test_ticker_keeps_a_grid_and_skips_missed_ticks() -> None:
+    ticker = Ticker(0.05)
+    start = time.monotonic()
+    assert await ticker.wait() == 0
+    await asyncio.sleep(0.12)  # an overrun of more than two periods
+    missed = await ticker.wait()
+    assert missed == 2 and ticker.skipped == 2
+    # Back on the original grid, not shifted by the overrun.
+    phase = (time.monotonic() - start) / 0.05
+    assert abs(phase - round(phase)) < 0.4
+    assert await ticker.wait() == 0
+
+
+async def test_window_end_is_a_wall_clock_multiple() -> None:
+    ended = await sleep_to_window_end(0.2)
+    assert math.fmod(ended, 0.2) < 0.05 or 0.2 - math.fmod(ended, 0.2) < 0.05
+
+
+def test_ticker_refuses_a_non_positive_period() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Ticker(0)
