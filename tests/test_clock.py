@@ -17,7 +17,7 @@ async def test_ticker_keeps_a_grid_and_skips_missed_ticks() -> None:
     assert await ticker.wait() == 0
     await asyncio.sleep(0.12)  # an overrun of more than two periods
     missed = await ticker.wait()
-    assert missed == 2 and ticker.skipped == 2
+    assert missed >= 2 and ticker.skipped == missed
     # Back on the original grid, not shifted by the overrun.
     phase = (time.monotonic() - start) / 0.05
     assert abs(phase - round(phase)) < 0.4
