@@ -9,17 +9,14 @@ as systemd would.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import tomllib
-from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +25,7 @@ from gateway.sim.feeder import FeederModel
 from gateway.sim.grid_server import GridSimulator, MeterModel, default_meters
 from gateway.sim.lv_feeder import LvFeederModel
 from gateway.sim.upstream import Upstream
+from hil_tests.loop_thread import LoopThread
 
 T = TypeVar("T")
 SITE, GATEWAY_ID = "bench", "gw-hil"
@@ -38,15 +36,13 @@ def bench_file() -> Path:
     return Path(os.environ.get("GRIDGATE_BENCH", str(DEFAULT_BENCH)))
 
 
-class SimThread:
+class SimThread(LoopThread):
     """The grid simulator on its own event loop in a thread: tests call it synchronously."""
 
     def __init__(
         self, seed: int, speed: float, profile: str, feeder: str = "street", start: float = 0.0
     ) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="grid-sim", daemon=True)
-        self._thread.start()
+        super().__init__("grid-sim")
         model: MeterModel
         if feeder == "ieee-eu-lv":
             model = LvFeederModel(seed, start or time.time())
@@ -56,21 +52,9 @@ class SimThread:
         self.sim = GridSimulator("127.0.0.1", 0, default_meters(model, profile), model, speed=speed)
         self.port = self.call(self.sim.start())
 
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return fut.result(timeout=30)
-
-    def do(self, fn: Callable[[], T]) -> T:
-        async def wrap() -> T:
-            return fn()
-
-        return self.call(wrap())
-
     def stop(self) -> None:
         self.call(self.sim.stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        self.close_loop()
 
 
 class Bench:

@@ -4,16 +4,13 @@ read back from the daemon's spool file."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,34 +18,21 @@ from gateway.sim.cells import Chemistry
 from gateway.sim.rack import RackSim, RackSpec
 from gateway.sim.rack_server import RackServer
 from gateway.uplink.spool import Spool
+from hil_tests.loop_thread import LoopThread
 
 T = TypeVar("T")
 
 
-class RackThread:
+class RackThread(LoopThread):
     def __init__(self, spec: RackSpec) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="rack", daemon=True)
-        self._thread.start()
+        super().__init__("rack")
         self.sim = RackSim(spec)
         self.server = RackServer(self.sim, speed=1.0)
         self.call(self.server.__aenter__())
 
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return fut.result(timeout=30)
-
-    def do(self, fn: Callable[[], T]) -> T:
-        async def wrap() -> T:
-            return fn()
-
-        return self.call(wrap())
-
     def stop(self) -> None:
         self.call(self.server.stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        self.close_loop()
 
 
 class BmsBench:
