@@ -13,10 +13,10 @@ static long lowest_good(const gg_cell_state_t *st, size_t n, const gg_cells_cfg_
     long best = -1;
     double best_x = 0.0;
     for (size_t i = 0; i < n; i++) {
-        if (!gg_cell_good(&st[i], cfg)) {
+        if (!gg_cell_good(st, i, cfg)) {
             continue;
         }
-        const double x = by_voltage ? st[i].v_last : st[i].soc;
+        const double x = by_voltage ? st->v_last[i] : st->soc[i];
         if (best < 0 || x < best_x) {
             best = (long)i;
             best_x = x;
@@ -30,19 +30,20 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
     if (ctx == NULL || t == NULL || tq == NULL || ctx->n == 0 || ctx->state == NULL
         || ctx->param == NULL || ctx->cfg == NULL || ctx->excess_ah == NULL
         || ctx->bleed_s == NULL || ctx->board_mask == NULL || ctx->board_interlock == NULL
-        || ctx->summary == NULL || ctx->cfg->cells_per_board < 1
+        || ctx->summary == NULL || ctx->state->flags == NULL || ctx->state->soc == NULL
+        || ctx->state->v_last == NULL || ctx->state->age_s == NULL || ctx->cfg->cells_per_board < 1
         || ctx->cfg->cells_per_board > 32) {
         return GG_EINVAL;
     }
     const gg_cells_cfg_t *cfg = ctx->cfg;
-    gg_cell_state_t *st = ctx->state;
+    const gg_cell_state_t *st = ctx->state;
     const size_t n = ctx->n;
     const size_t cpb = (size_t)cfg->cells_per_board;
     for (size_t b = 0; b * cpb < n; b++) {
         uint32_t il = 0;
         for (size_t i = b * cpb; i < n && i < (b + 1) * cpb; i++) {
-            st[i].flags &= ~(uint32_t)GG_CELL_BLEED;
-            il |= gg_cell_interlock(&st[i], t[i], tq[i], cfg->bal_min_v, cfg->bal_max_temp,
+            st->flags[i] &= ~(uint32_t)GG_CELL_BLEED;
+            il |= gg_cell_interlock(st, i, t[i], tq[i], cfg->bal_min_v, cfg->bal_max_temp,
                                     cfg->bal_max_age_s);
         }
         ctx->board_interlock[b] = il;
@@ -55,7 +56,7 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
 void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
 {
     const gg_cells_cfg_t *cfg = ctx->cfg;
-    gg_cell_state_t *restrict st = ctx->state;
+    const gg_cell_state_t *restrict st = ctx->state;
     const gg_cell_param_t *restrict par = ctx->param;
     double *restrict excess_ah = ctx->excess_ah;
     double *restrict bleed_s = ctx->bleed_s;
@@ -63,8 +64,8 @@ void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
     const int mode = cfg->bal_mode;
     const int by_voltage = mode == GG_BAL_VOLTAGE;
     /* The SOC every cell is bled down to: in VOLTAGE mode, that of the lowest-voltage cell. */
-    const double ref_soc = low >= 0 ? st[low].soc : NAN;
-    const double target = low >= 0 ? (by_voltage ? st[low].v_last : st[low].soc) : NAN;
+    const double ref_soc = low >= 0 ? st->soc[low] : NAN;
+    const double target = low >= 0 ? (by_voltage ? st->v_last[low] : st->soc[low]) : NAN;
     const double window = by_voltage ? cfg->bal_v_window : cfg->bal_soc_window;
     ctx->summary->target_soc = mode == GG_BAL_SOC ? target : NAN;
     ctx->summary->target_v = mode == GG_BAL_VOLTAGE ? target : NAN;
@@ -84,8 +85,8 @@ void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
         unsigned char cand[32];
         int n_cand = 0;
         for (size_t i = lo; i < hi; i++) {
-            const double soc = st[i].soc;
-            const double v_last = st[i].v_last;
+            const double soc = st->soc[i];
+            const double v_last = st->v_last[i];
             const double over = soc - ref_soc; /* NaN without a target: no excess */
             const double excess = over > 0.0 ? over * par[i].capacity_ah : 0.0;
             excess_ah[i] = excess;
@@ -121,7 +122,7 @@ void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
                 }
             }
             for (uint32_t bits = mask; bits != 0; bits &= bits - 1) {
-                st[lo + (size_t)__builtin_ctz(bits)].flags |= GG_CELL_BLEED;
+                st->flags[lo + (size_t)__builtin_ctz(bits)] |= GG_CELL_BLEED;
                 n_bleeding++;
             }
         }

@@ -13,9 +13,6 @@ static const double MAD_TO_SIGMA = 1.4826;
 
 enum { CNT_OV = 0, CNT_UV = 1, CNT_OT = 2, CNT_UT = 3, CNT_DEV = 4, CNT_IMPL = 5 };
 
-/* Pass 1 tells pass 2 that the reading was plausible; never visible outside the call. */
-static const uint32_t IN_RANGE = 1u << 31;
-
 static const uint32_t DEBOUNCED = GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT
                                   | GG_CELL_DEVIATION | GG_CELL_IMPLAUSIBLE;
 
@@ -57,11 +54,13 @@ static int cfg_ok(const gg_cells_cfg_t *c)
     return 1;
 }
 
+static int soa_ok(const gg_cells_ctx_t *ctx);
+
 int gg_cells_check(const gg_cells_ctx_t *ctx)
 {
     if (ctx == NULL || ctx->n == 0 || ctx->n > (size_t)INT32_MAX || ctx->n_ocv < 2
         || ctx->ocv == NULL || ctx->hyst == NULL || ctx->param == NULL
-        || ctx->cfg == NULL || ctx->state == NULL || ctx->coef == NULL || ctx->scratch == NULL
+        || ctx->cfg == NULL || !soa_ok(ctx) || ctx->scratch == NULL
         || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
         || ctx->board_interlock == NULL || ctx->summary == NULL) {
         return GG_EINVAL;
@@ -88,10 +87,22 @@ int gg_cells_check(const gg_cells_ctx_t *ctx)
 static inline double clamp01(double x) { return x < 0.0 ? 0.0 : (x > 1.0 ? 1.0 : x); }
 static inline double clamp11(double x) { return x < -1.0 ? -1.0 : (x > 1.0 ? 1.0 : x); }
 
+/* Every array of the state and of the coefficient cache is set. */
+static int soa_ok(const gg_cells_ctx_t *ctx)
+{
+    const gg_cell_state_t *s = ctx->state;
+    const gg_cell_coef_t *c = ctx->coef;
+    return s != NULL && c != NULL && s->soc != NULL && s->v1 != NULL && s->h != NULL
+           && s->p00 != NULL && s->p01 != NULL && s->p02 != NULL && s->p11 != NULL
+           && s->p12 != NULL && s->p22 != NULL && s->ocv != NULL && s->v_last != NULL
+           && s->age_s != NULL && s->innov != NULL && s->flags != NULL && s->count != NULL
+           && c->a != NULL && c->b != NULL && c->inv_q != NULL && c->g != NULL && c->r0 != NULL;
+}
+
 int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1,
                    double p0_h)
 {
-    if (ctx == NULL || ctx->state == NULL || ctx->n == 0 || soc0 == NULL
+    if (ctx == NULL || !soa_ok(ctx) || ctx->n == 0 || soc0 == NULL
         || !(p0_soc >= 0.0 && isfinite(p0_soc) && p0_v1 >= 0.0 && isfinite(p0_v1)
              && p0_h >= 0.0 && isfinite(p0_h))) {
         return GG_EINVAL;
@@ -101,27 +112,24 @@ int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, doubl
             return GG_EINVAL;
         }
     }
+    const gg_cell_state_t *s = ctx->state;
     for (size_t i = 0; i < ctx->n; i++) {
-        gg_cell_state_t *s = &ctx->state[i];
-        s->soc = clamp01(soc0[i]);
-        s->v1 = 0.0;
-        s->h = 0.0;
-        s->p00 = p0_soc;
-        s->p01 = 0.0;
-        s->p02 = 0.0;
-        s->p11 = p0_v1;
-        s->p12 = 0.0;
-        s->p22 = p0_h;
-        s->ocv = NAN;
-        s->v_last = NAN;
-        s->age_s = INFINITY;
-        s->innov = NAN;
-        s->flags = 0;
-        for (int k = 0; k < 8; k++) {
-            s->count[k] = 0;
-        }
-        s->pad = 0;
+        s->soc[i] = clamp01(soc0[i]);
+        s->v1[i] = 0.0;
+        s->h[i] = 0.0;
+        s->p00[i] = p0_soc;
+        s->p01[i] = 0.0;
+        s->p02[i] = 0.0;
+        s->p11[i] = p0_v1;
+        s->p12[i] = 0.0;
+        s->p22[i] = p0_h;
+        s->ocv[i] = NAN;
+        s->v_last[i] = NAN;
+        s->age_s[i] = INFINITY;
+        s->innov[i] = NAN;
+        s->flags[i] = 0;
     }
+    memset(s->count, 0, ctx->n * 8);
     ctx->coef_dt = NAN;
     return GG_OK;
 }
@@ -177,66 +185,77 @@ static inline lookup_t lookup_ocv(const double *ocv, size_t m, double soc)
     return r;
 }
 
-/* What the EKF of one cell needs besides the cell. */
+/* What the EKF needs besides the cell. */
 typedef struct {
     const double *ocv;
     const double *hyst;
     size_t m;
-    double current, dt, qs, qv, qh, sgn_i, abs_i, jump_v, r_v;
+    double current, dt, qs, qv, qh, sgn_i, abs_i, jump_v, r_v, v_lo, v_hi;
     int decay; /* hyst_gamma > 0: else d = exp(-0) = 1 for every cell and the exp is skipped */
 } ekf_in_t;
 
-typedef struct {
-    double soc;    /* after predict and update */
-    int gate_fail; /* a GOOD finite reading the current does not explain */
-    int used;      /* the update ran */
-} ekf_out_t;
+/* Pass 1 tells pass 2 that the reading was plausible, and the EKF tells the flag loop that the
+ * gate refused it; never visible outside the call. */
+static const uint32_t IN_RANGE = 1u << 31;
+static const uint32_t GATE_FAIL = 1u << 30;
 
-/* Predict and (when the reading is plausible and passes the gate) update one cell. With
+/* The bits the EKF of one cell leaves for the flag loop: the debounced flags kept, PREDICT_ONLY
+ * unless the update ran, V_BAD, and the two internal bits. */
+static inline uint32_t ekf_bits(uint32_t old, int v_good, int in_range, int gate_fail, int used)
+{
+    return (old & DEBOUNCED) | (uint32_t)!used * GG_CELL_PREDICT_ONLY
+           | (uint32_t)!v_good * GG_CELL_V_BAD | (uint32_t)in_range * IN_RANGE
+           | (uint32_t)gate_fail * GATE_FAIL;
+}
+
+/* Predict and (when the reading is plausible and passes the gate) update cell i. With
  * with_hyst == 0 the caller guarantees hyst_gamma == 0 and M == 0 on the whole grid: then d = 1,
  * M = dM/dsoc = 0 and h stays inside [-1, 1] (every write clamps it), so each dropped term is an
  * exact 0 or 1 of the general formula and both copies give the same numbers. */
-static inline __attribute__((always_inline)) ekf_out_t
-ekf_cell(gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, double r0, double vi,
-         int v_good, int in_range, const ekf_in_t *k, const int with_hyst)
+static inline __attribute__((always_inline)) void
+ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i, double vi,
+         uint8_t vqi, const ekf_in_t *k, const int with_hyst)
 {
+    const int v_good = vqi == Q_GOOD && isfinite(vi);
+    const int in_range = v_good && vi >= k->v_lo && vi <= k->v_hi;
     const double current = k->current;
-    const double a = c->a;
-    const double soc = clamp01(s->soc - (current * k->dt) * c->inv_q);
-    const double v1 = a * s->v1 + c->b * current;
+    const double a = c->a[i];
+    const double soc = clamp01(s->soc[i] - (current * k->dt) * c->inv_q[i]);
+    const double v1 = a * s->v1[i] + c->b[i] * current;
+    const double r0 = c->r0[i];
     double hs, p02, p12, p22, h0, hm, innov;
-    const double p00 = s->p00 + k->qs;
-    const double p01 = a * s->p01;
-    const double p11 = a * a * s->p11 + k->qv;
+    const double p00 = s->p00[i] + k->qs;
+    const double p01 = a * s->p01[i];
+    const double p11 = a * a * s->p11[i] + k->qv;
     double ocv_now;
     if (with_hyst) {
-        const double d = k->decay ? exp(-c->g * k->abs_i) : 1.0;
-        hs = clamp11(d * s->h - (1.0 - d) * k->sgn_i);
-        p02 = d * s->p02;
-        p12 = a * d * s->p12;
-        p22 = d * d * s->p22 + k->qh;
+        const double d = k->decay ? exp(-c->g[i] * k->abs_i) : 1.0;
+        hs = clamp11(d * s->h[i] - (1.0 - d) * k->sgn_i);
+        p02 = d * s->p02[i];
+        p12 = a * d * s->p12[i];
+        p22 = d * d * s->p22[i] + k->qh;
         const lookup_t lk = lookup(k->ocv, k->hyst, k->m, soc);
         h0 = lk.slope + lk.m_slope * hs; /* d v / d soc */
         hm = lk.m;                       /* d v / d h; d v / d v1 = -1 */
         ocv_now = lk.ocv;
         innov = vi - (lk.ocv + hm * hs - v1 - r0 * current);
     } else {
-        hs = s->h;
-        p02 = s->p02;
-        p12 = a * s->p12;
-        p22 = s->p22 + k->qh;
+        hs = s->h[i];
+        p02 = s->p02[i];
+        p12 = a * s->p12[i];
+        p22 = s->p22[i] + k->qh;
         const lookup_t lk = lookup_ocv(k->ocv, k->m, soc);
         h0 = lk.slope;
         hm = 0.0;
         ocv_now = lk.ocv;
         innov = vi - (lk.ocv - v1 - r0 * current);
     }
-    ekf_out_t out;
-    out.gate_fail = v_good && !(fabs(innov) <= k->jump_v);
-    out.used = in_range && !out.gate_fail;
-    s->ocv = ocv_now;
-    s->innov = v_good ? innov : NAN;
-    if (out.used) {
+    const int gate_fail = v_good && !(fabs(innov) <= k->jump_v);
+    const int used = in_range && !gate_fail;
+    s->ocv[i] = ocv_now;
+    s->innov[i] = v_good ? innov : NAN;
+    s->flags[i] = ekf_bits(s->flags[i], v_good, in_range, gate_fail, used);
+    if (used) {
         double ph0, ph1, ph2, inv_s;
         if (with_hyst) {
             ph0 = p00 * h0 - p01 + p02 * hm;
@@ -252,39 +271,175 @@ ekf_cell(gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, double r
         const double k0 = ph0 * inv_s;
         const double k1 = ph1 * inv_s;
         const double k2 = ph2 * inv_s;
-        out.soc = clamp01(soc + k0 * innov);
-        s->v1 = v1 + k1 * innov;
-        s->h = clamp11(hs + k2 * innov);
-        s->p00 = p00 - k0 * ph0;
-        s->p01 = p01 - k0 * ph1;
-        s->p02 = p02 - k0 * ph2;
-        s->p11 = p11 - k1 * ph1;
-        s->p12 = p12 - k1 * ph2;
-        s->p22 = p22 - k2 * ph2;
+        s->soc[i] = clamp01(soc + k0 * innov);
+        s->v1[i] = v1 + k1 * innov;
+        s->h[i] = clamp11(hs + k2 * innov);
+        s->p00[i] = p00 - k0 * ph0;
+        s->p01[i] = p01 - k0 * ph1;
+        s->p02[i] = p02 - k0 * ph2;
+        s->p11[i] = p11 - k1 * ph1;
+        s->p12[i] = p12 - k1 * ph2;
+        s->p22[i] = p22 - k2 * ph2;
     } else {
-        out.soc = soc;
-        s->v1 = v1;
-        s->h = hs;
-        s->p00 = p00;
-        s->p01 = p01;
-        s->p02 = p02;
-        s->p11 = p11;
-        s->p12 = p12;
-        s->p22 = p22;
+        s->soc[i] = soc;
+        s->v1[i] = v1;
+        s->h[i] = hs;
+        s->p00[i] = p00;
+        s->p01[i] = p01;
+        s->p02[i] = p02;
+        s->p11[i] = p11;
+        s->p12[i] = p12;
+        s->p22[i] = p22;
     }
-    return out;
+}
+
+/* Two cells per instruction (SSE2 on x86-64, NEON on aarch64: GCC vector extensions, no flag).
+ * Lanes are selected with masks rather than branches, and comparisons are written so that a NaN
+ * selects what the scalar code's comparison would. */
+typedef double v2d __attribute__((vector_size(16)));
+typedef int64_t v2i __attribute__((vector_size(16)));
+
+static inline v2d ld2(const double *p)
+{
+    v2d r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+
+static inline void st2(double *p, v2d x) { memcpy(p, &x, sizeof x); }
+
+/* m ? a : b per lane (m is all ones or all zeros). */
+static inline v2d sel2(v2i m, v2d a, v2d b) { return (v2d)((m & (v2i)a) | (~m & (v2i)b)); }
+
+static inline v2d clamp2(v2d x, double lo, double hi)
+{
+    const v2d vlo = {lo, lo};
+    const v2d vhi = {hi, hi};
+    return sel2(x < vlo, vlo, sel2(x > vhi, vhi, x));
+}
+
+/* The segment index of lookup_ocv for one lane: x clamped to [0, span - 1] (NaN to 0) and
+ * truncated, which is floor(x) clamped to 0..m-2 as lookup_ocv computes it. */
+static inline int64_t seg1(double x, double top)
+{
+    const double xc = x > 0.0 ? x : 0.0;
+    return (int64_t)(xc >= top ? top : xc);
+}
+
+/* Where the two halves of the vector EKF meet: per cell the OCV slope, the innovation masked to
+ * 0 and a mask of all ones when the update runs (three n-double arrays the caller lends). */
+typedef struct {
+    double *restrict h0;
+    double *restrict innov_u;
+    double *restrict used;
+} ekf_tmp_t;
+
+/* The predict half of ekf_cell(..., with_hyst = 0) for cells i and i + 1, the same operations in
+ * the same order: the prediction goes to the state, the rest to tmp. The EKF is split in two
+ * loops because one body of both halves is a dependency chain longer than the out-of-order
+ * window reaches: the next pair could not start before this one was nearly done. */
+static inline void ekf_predict_pair(const gg_cell_state_t *restrict s,
+                                    const gg_cell_coef_t *restrict c, size_t i,
+                                    const double *restrict v, const uint8_t *restrict vq,
+                                    const ekf_in_t *k, const ekf_tmp_t *tmp)
+{
+    const double current = k->current;
+    const v2d vi = ld2(v + i);
+    const v2i q_good = {-(int64_t)(vq[i] == Q_GOOD), -(int64_t)(vq[i + 1] == Q_GOOD)};
+    const v2d zero = {0.0, 0.0};
+    const v2i v_good = q_good & ((vi - vi) == zero); /* inf - inf and NaN - NaN are NaN */
+    const v2d v_lo = {k->v_lo, k->v_lo};
+    const v2d v_hi = {k->v_hi, k->v_hi};
+    const v2i in_range = v_good & (vi >= v_lo) & (vi <= v_hi);
+
+    const v2d a = ld2(c->a + i);
+    const v2d soc = clamp2(ld2(s->soc + i) - (current * k->dt) * ld2(c->inv_q + i), 0.0, 1.0);
+    const v2d v1 = a * ld2(s->v1 + i) + ld2(c->b + i) * current;
+    const v2d r0 = ld2(c->r0 + i);
+    st2(s->soc + i, soc);
+    st2(s->v1 + i, v1);
+    st2(s->p00 + i, ld2(s->p00 + i) + k->qs);
+    st2(s->p01 + i, a * ld2(s->p01 + i));
+    st2(s->p11 + i, a * a * ld2(s->p11 + i) + k->qv);
+    st2(s->p12 + i, a * ld2(s->p12 + i));
+    st2(s->p22 + i, ld2(s->p22 + i) + k->qh);
+
+    const double *ocv = k->ocv;
+    const double span = (double)(k->m - 1);
+    const v2d x = soc * span;
+    const int64_t k0 = seg1(x[0], span - 1.0);
+    const int64_t k1 = seg1(x[1], span - 1.0);
+    const v2d fk = {(double)k0, (double)k1};
+    const v2d o0 = {ocv[k0], ocv[k1]};
+    const v2d o1 = {ocv[k0 + 1], ocv[k1 + 1]};
+    const v2d f = x - fk;
+    const v2d d = o1 - o0;
+    const v2d ocv_now = o0 + f * d;
+    const v2d innov = vi - (ocv_now - v1 - r0 * current);
+
+    const v2i abs_mask = {INT64_MAX, INT64_MAX};
+    const v2d abs_innov = (v2d)((v2i)innov & abs_mask);
+    const v2d jump = {k->jump_v, k->jump_v};
+    const v2i gate_fail = v_good & ~(abs_innov <= jump);
+    const v2i used = in_range & ~gate_fail;
+    st2(s->ocv + i, ocv_now);
+    const v2d nan2 = {NAN, NAN};
+    st2(s->innov + i, sel2(v_good, innov, nan2));
+    st2(tmp->h0 + i, d * span);
+    st2(tmp->innov_u + i, (v2d)(used & (v2i)innov));
+    st2(tmp->used + i, (v2d)used);
+    /* ekf_bits for both lanes at once (masks are all ones or all zeros). */
+    const v2i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
+                     | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
+    s->flags[i] = (s->flags[i] & DEBOUNCED) | (uint32_t)bits[0];
+    s->flags[i + 1] = (s->flags[i + 1] & DEBOUNCED) | (uint32_t)bits[1];
+}
+
+/* The update half for cells i and i + 1, on the predicted state. A cell without the update gets
+ * gains and innovation 0: its state plus or minus 0 times a finite number is the prediction
+ * exactly (soc and h are already inside their clamps), so no lane is selected afterwards. */
+static inline void ekf_update_pair(const gg_cell_state_t *restrict s, size_t i, double r_v,
+                                   const ekf_tmp_t *tmp)
+{
+    const v2i used = (v2i)ld2(tmp->used + i);
+    const v2d h0 = ld2(tmp->h0 + i);
+    const v2d innov = ld2(tmp->innov_u + i);
+    const v2d p00 = ld2(s->p00 + i);
+    const v2d p01 = ld2(s->p01 + i);
+    const v2d p02 = ld2(s->p02 + i);
+    const v2d p11 = ld2(s->p11 + i);
+    const v2d p12 = ld2(s->p12 + i);
+    const v2d p22 = ld2(s->p22 + i);
+    const v2d ph0 = p00 * h0 - p01;
+    const v2d ph1 = p01 * h0 - p11;
+    const v2d ph2 = p02 * h0 - p12;
+    const v2d inv_s = 1.0 / (h0 * ph0 - ph1 + r_v);
+    const v2d g0 = (v2d)(used & (v2i)(ph0 * inv_s));
+    const v2d g1 = (v2d)(used & (v2i)(ph1 * inv_s));
+    const v2d g2 = (v2d)(used & (v2i)(ph2 * inv_s));
+    st2(s->soc + i, clamp2(ld2(s->soc + i) + g0 * innov, 0.0, 1.0));
+    st2(s->v1 + i, ld2(s->v1 + i) + g1 * innov);
+    st2(s->h + i, clamp2(ld2(s->h + i) + g2 * innov, -1.0, 1.0));
+    st2(s->p00 + i, p00 - g0 * ph0);
+    st2(s->p01 + i, p01 - g0 * ph1);
+    st2(s->p02 + i, p02 - g0 * ph2);
+    st2(s->p11 + i, p11 - g1 * ph1);
+    st2(s->p12 + i, p12 - g1 * ph2);
+    st2(s->p22 + i, p22 - g2 * ph2);
 }
 
 static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
 {
     /* dt is usually the same nominal period every call: one exp per cell only when it changes. */
+    const gg_cell_coef_t *c = ctx->coef;
     for (size_t i = 0; i < ctx->n; i++) {
         const gg_cell_param_t *p = &ctx->param[i];
         const double a = exp(-dt / p->tau_s);
-        ctx->coef[i].a = a;
-        ctx->coef[i].b = p->r1 * (1.0 - a);
-        ctx->coef[i].inv_q = 1.0 / (3600.0 * p->capacity_ah);
-        ctx->coef[i].g = ctx->cfg->hyst_gamma * dt * ctx->coef[i].inv_q;
+        c->a[i] = a;
+        c->b[i] = p->r1 * (1.0 - a);
+        c->inv_q[i] = 1.0 / (3600.0 * p->capacity_ah);
+        c->g[i] = ctx->cfg->hyst_gamma * dt * c->inv_q[i];
+        c->r0[i] = p->r0;
     }
     ctx->coef_dt = dt;
 }
@@ -419,12 +574,13 @@ static void ext_close(extremes_t *e, long count)
     }
 }
 
+
 int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
                   const uint8_t *vq, const double *t, const uint8_t *tq)
 {
     if (ctx == NULL || v == NULL || vq == NULL || t == NULL || tq == NULL || ctx->n == 0
-        || ctx->state == NULL || ctx->param == NULL || ctx->cfg == NULL || ctx->ocv == NULL
-        || ctx->hyst == NULL || ctx->coef == NULL || ctx->scratch == NULL || ctx->summary == NULL
+        || !soa_ok(ctx) || ctx->param == NULL || ctx->cfg == NULL || ctx->ocv == NULL
+        || ctx->hyst == NULL || ctx->scratch == NULL || ctx->summary == NULL
         || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
         || ctx->board_interlock == NULL || ctx->n > (size_t)INT32_MAX || !pos_finite(dt)) {
         return GG_EINVAL;
@@ -439,28 +595,9 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     const int cur_ok = isfinite(current);
     const double qs = cfg->q_soc * dt;
     const double qv = cfg->q_v1 * dt;
-    extremes_t es;
-    extremes_t ev;
-    extremes_t et;
-    ext_init(&es);
-    ext_init(&ev);
-    ext_init(&et);
-    long n_plaus = 0;
-    long n_temp = 0;
-    long n_predict_only = 0;
-
-    /* Pass 1: the EKF, the flags that need only the cell itself, and the statistics, so that
-     * each reading and state is loaded once. */
-    gg_cell_state_t *restrict st = ctx->state;
+    const gg_cell_state_t *restrict st = ctx->state;
     const gg_cell_coef_t *restrict coef = ctx->coef;
-    const gg_cell_param_t *restrict par = ctx->param;
     double *restrict scratch = ctx->scratch;
-    const double v_lo = cfg->v_lo;
-    const double v_hi = cfg->v_hi;
-    const double jump_v = cfg->jump_v;
-    const double r_v = cfg->r_v;
-    const double sgn_i = current > 0.0 ? 1.0 : (current < 0.0 ? -1.0 : 0.0);
-    const double abs_i = fabs(current);
     const double *hyst = ctx->hyst;
     const double qh = cfg->q_h * dt;
     /* M == 0 everywhere and no decay: the copy of the EKF without hysteresis is exact. */
@@ -477,83 +614,105 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     ek.qs = qs;
     ek.qv = qv;
     ek.qh = qh;
-    ek.sgn_i = sgn_i;
-    ek.abs_i = abs_i;
-    ek.jump_v = jump_v;
-    ek.r_v = r_v;
+    ek.sgn_i = current > 0.0 ? 1.0 : (current < 0.0 ? -1.0 : 0.0);
+    ek.abs_i = fabs(current);
+    ek.jump_v = cfg->jump_v;
+    ek.r_v = cfg->r_v;
+    ek.v_lo = cfg->v_lo;
+    ek.v_hi = cfg->v_hi;
     ek.decay = cfg->hyst_gamma > 0.0;
+
+    /* Pass 1a: the EKF, leaving this cycle's reading verdict in the flags. */
+    if (!cur_ok) {
+        /* No current, no model: hold the state and let the uncertainty grow. */
+        for (size_t i = 0; i < n; i++) {
+            const double vi = v[i];
+            const int v_good = vq[i] == Q_GOOD && isfinite(vi);
+            const int in_range = v_good && vi >= ek.v_lo && vi <= ek.v_hi;
+            st->p00[i] = st->p00[i] + qs;
+            st->p11[i] = st->p11[i] + qv;
+            st->p22[i] = st->p22[i] + qh;
+            st->ocv[i] = lookup(ocv, hyst, m, st->soc[i]).ocv;
+            st->innov[i] = NAN;
+            st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
+        }
+    } else if (hyst_on) {
+        for (size_t i = 0; i < n; i++) {
+            ekf_cell(st, coef, i, v[i], vq[i], &ek, 1);
+        }
+    } else {
+        /* Lent by the plan, which writes every entry of both at the end of this call, and
+         * by the median, which fills scratch from pass 1b on. */
+        const ekf_tmp_t tmp = {ctx->scratch, ctx->excess_ah, ctx->bleed_s};
+        const size_t n2 = n & ~(size_t)1;
+        for (size_t i = 0; i < n2; i += 2) {
+            ekf_predict_pair(st, coef, i, v, vq, &ek, &tmp);
+        }
+        for (size_t i = 0; i < n2; i += 2) {
+            ekf_update_pair(st, i, ek.r_v, &tmp);
+        }
+        if (n2 < n) {
+            ekf_cell(st, coef, n2, v[n2], vq[n2], &ek, 0);
+        }
+    }
+
+    /* Pass 1b: the flags that need only the cell itself, and the voltage statistics. */
+    extremes_t es;
+    extremes_t ev;
+    extremes_t et;
+    ext_init(&es);
+    ext_init(&ev);
+    ext_init(&et);
+    long n_plaus = 0;
+    long n_temp = 0;
+    long n_predict_only = 0;
     const double ov_set = cfg->ov_set;
     const double uv_set = cfg->uv_set;
     const double ot_set = cfg->ot_set;
     const double ut_set = cfg->ut_set;
     const double stale_s = cfg->stale_s;
     for (size_t i = 0; i < n; i++) {
-        gg_cell_state_t *s = &st[i];
+        uint32_t fl = st->flags[i];
         const double vi = v[i];
-        const int v_good = vq[i] == Q_GOOD && isfinite(vi);
-        const int in_range = v_good && vi >= v_lo && vi <= v_hi;
-        uint32_t fl = (s->flags & DEBOUNCED) | GG_CELL_PREDICT_ONLY;
-        int gate_fail = 0;
-        double soc_now;
-        if (cur_ok) {
-            /* Two copies of one body, chosen per call: the loop-invariant branch costs nothing
-             * and the copy without hysteresis drops its lookup, decay and terms. */
-            const ekf_out_t e = hyst_on ? ekf_cell(s, &coef[i], par[i].r0, vi, v_good, in_range,
-                                                   &ek, 1)
-                                        : ekf_cell(s, &coef[i], par[i].r0, vi, v_good, in_range,
-                                                   &ek, 0);
-            soc_now = e.soc;
-            gate_fail = e.gate_fail;
-            fl &= e.used ? ~(uint32_t)GG_CELL_PREDICT_ONLY : ~0u;
-        } else {
-            /* No current, no model: hold the state and let the uncertainty grow. */
-            soc_now = s->soc;
-            s->p00 = s->p00 + qs;
-            s->p11 = s->p11 + qv;
-            s->p22 = s->p22 + qh;
-            s->ocv = lookup(ocv, hyst, m, soc_now).ocv;
-            s->innov = NAN;
-            fl |= GG_CELL_NO_CURRENT;
-        }
-        s->soc = soc_now;
-
-        const int bad_reading = !in_range || gate_fail;
-        double age = s->age_s;
+        const int in_range = (fl & IN_RANGE) != 0;
+        const int v_good = (fl & GG_CELL_V_BAD) == 0;
+        const int bad_reading = !in_range || (fl & GATE_FAIL) != 0;
+        fl &= ~GATE_FAIL;
+        double age = st->age_s[i];
         if (in_range) {
             age = 0.0;
-            s->v_last = vi;
+            st->v_last[i] = vi;
             scratch[n_plaus++] = vi;
             ext_push(&ev, vi, (long)i);
-            fl |= IN_RANGE;
         } else {
             age = age + dt;
         }
-        s->age_s = age;
+        st->age_s[i] = age;
         const double ti = t[i];
         const int t_good = tq[i] == Q_GOOD && isfinite(ti);
+        uint8_t *cnt = st->count + 8 * i;
         uint64_t counts;
-        memcpy(&counts, s->count, sizeof counts);
+        memcpy(&counts, cnt, sizeof counts);
         /* The common case: no flag, no run in progress, no set condition. Every debounce step
          * would leave the flags and the zero counters as they are, so they are skipped. */
         const int quiet = (fl & DEBOUNCED) == 0 && counts == 0 && !bad_reading && !(vi > ov_set)
                           && !(vi < uv_set) && t_good && !(ti > ot_set) && !(ti < ut_set);
         if (!quiet) {
-            fl = debounce(fl, GG_CELL_OV, &s->count[CNT_OV], in_range, vi > ov_set,
+            fl = debounce(fl, GG_CELL_OV, &cnt[CNT_OV], in_range, vi > ov_set,
                           vi < cfg->ov_clear, cfg);
-            fl = debounce(fl, GG_CELL_UV, &s->count[CNT_UV], in_range, vi < uv_set,
+            fl = debounce(fl, GG_CELL_UV, &cnt[CNT_UV], in_range, vi < uv_set,
                           vi > cfg->uv_clear, cfg);
-            fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &s->count[CNT_IMPL], v_good, bad_reading,
+            fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &cnt[CNT_IMPL], v_good, bad_reading,
                           !bad_reading, cfg);
-            fl = debounce(fl, GG_CELL_OT, &s->count[CNT_OT], t_good, ti > ot_set,
-                          ti < cfg->ot_clear, cfg);
-            fl = debounce(fl, GG_CELL_UT, &s->count[CNT_UT], t_good, ti < ut_set,
-                          ti > cfg->ut_clear, cfg);
+            fl = debounce(fl, GG_CELL_OT, &cnt[CNT_OT], t_good, ti > ot_set, ti < cfg->ot_clear,
+                          cfg);
+            fl = debounce(fl, GG_CELL_UT, &cnt[CNT_UT], t_good, ti < ut_set, ti > cfg->ut_clear,
+                          cfg);
         }
         fl |= (uint32_t)!t_good * GG_CELL_T_BAD;
-        fl |= (uint32_t)!v_good * GG_CELL_V_BAD;
         fl |= (uint32_t)(age > stale_s) * GG_CELL_STALE;
         n_predict_only += (fl & GG_CELL_PREDICT_ONLY) != 0;
-        s->flags = fl;
+        st->flags[i] = fl;
     }
     ext_close(&ev, n_plaus);
 
@@ -591,32 +750,32 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
         const size_t hi = lo + cpb < n ? lo + cpb : n;
         uint32_t il = 0;
         for (size_t i = lo; i < hi; i++) {
-            gg_cell_state_t *s = &st[i];
-            uint32_t fl = s->flags;
+            uint32_t fl = st->flags[i];
             const int usable = dev_usable && (fl & IN_RANGE) != 0;
             fl &= ~IN_RANGE;
             const double d = fabs(v[i] - med);
+            uint8_t *cnt = st->count + 8 * i;
             /* Quiet as in pass 1: flag clear, no run, no set condition. */
-            if ((fl & GG_CELL_DEVIATION) != 0 || s->count[CNT_DEV] != 0
-                || (usable && d > dev_set)) {
-                fl = debounce(fl, GG_CELL_DEVIATION, &s->count[CNT_DEV], usable, d > dev_set,
+            if ((fl & GG_CELL_DEVIATION) != 0 || cnt[CNT_DEV] != 0 || (usable && d > dev_set)) {
+                fl = debounce(fl, GG_CELL_DEVIATION, &cnt[CNT_DEV], usable, d > dev_set,
                               d < dev_clear, cfg);
             }
-            s->flags = fl;
-            /* SOC and temperature statistics here rather than in pass 1, where registers are
+            st->flags[i] = fl;
+            /* SOC and temperature statistics here rather than in pass 1b, where registers are
              * short; T_BAD says whether the temperature is GOOD and finite. */
-            const double soc = s->soc;
+            const double soc = st->soc[i];
             const double ti = t[i];
             ext_push(&es, soc, (long)i);
             if ((fl & GG_CELL_T_BAD) == 0) {
                 ext_push(&et, ti, (long)i);
                 n_temp++;
             }
-            il |= gg_cell_interlock(s, ti, tq[i], min_v, max_temp, max_age);
+            il |= gg_cell_interlock(st, i, ti, tq[i], min_v, max_temp, max_age);
             const int faulted = (fl & GG_CELL_FAULTS) != 0;
             n_faulted += faulted;
-            if (find_low && !faulted && isfinite(s->v_last) && s->age_s <= max_age) {
-                const double x = by_voltage ? s->v_last : soc;
+            const double v_last = st->v_last[i];
+            if (find_low && !faulted && isfinite(v_last) && st->age_s[i] <= max_age) {
+                const double x = by_voltage ? v_last : soc;
                 if (low < 0 || x < low_x) {
                     low = (long)i;
                     low_x = x;

@@ -155,23 +155,24 @@ typedef struct {
     double tau_s;       /* r1 c1, seconds, > 0 */
 } gg_cell_param_t;
 
+/* Per-cell state as a struct of arrays (each pointer [n], count [n][8]), so that the EKF runs
+ * two cells per SSE2/NEON instruction. */
 typedef struct {
-    double soc;      /* 0..1 */
-    double v1;       /* polarisation voltage, V */
-    double h;        /* hysteresis state, -1 (after discharge) .. +1 (after charge) */
-    double p00;      /* covariance of (soc, v1, h) */
-    double p01;
-    double p02;
-    double p11;
-    double p12;
-    double p22;
-    double ocv;      /* OCV of the predicted SOC this cycle (what the update compared to) */
-    double v_last;   /* last plausible voltage, NaN before the first */
-    double age_s;    /* seconds since the last plausible voltage, +inf before the first */
-    double innov;    /* v - v_pred this cycle; NaN without a GOOD finite v or a current */
-    uint32_t flags;  /* GG_CELL_* */
-    uint8_t count[8]; /* debounce counters of flag bits 0..5 (6, 7 unused) */
-    uint32_t pad;
+    double *soc;      /* 0..1 */
+    double *v1;       /* polarisation voltage, V */
+    double *h;        /* hysteresis state, -1 (after discharge) .. +1 (after charge) */
+    double *p00;      /* covariance of (soc, v1, h) */
+    double *p01;
+    double *p02;
+    double *p11;
+    double *p12;
+    double *p22;
+    double *ocv;      /* OCV of the predicted SOC this cycle (what the update compared to) */
+    double *v_last;   /* last plausible voltage, NaN before the first */
+    double *age_s;    /* seconds since the last plausible voltage, +inf before the first */
+    double *innov;    /* v - v_pred this cycle; NaN without a GOOD finite v or a current */
+    uint32_t *flags;  /* GG_CELL_* */
+    uint8_t *count;   /* [n][8] debounce counters of flag bits 0..5 (6, 7 unused) */
 } gg_cell_state_t;
 
 typedef struct {
@@ -207,8 +208,9 @@ typedef struct {
 } gg_cells_summary_t;
 
 typedef struct {
-    double a, b, inv_q; /* exp(-dt/tau), r1 (1 - a), 1 / (3600 capacity) */
-    double g;           /* hyst_gamma dt inv_q: the hysteresis decay is exp(-g |I|) */
+    double *a, *b, *inv_q; /* [n] exp(-dt/tau), r1 (1 - a), 1 / (3600 capacity) */
+    double *g;             /* [n] hyst_gamma dt inv_q: the hysteresis decay is exp(-g |I|) */
+    double *r0;            /* [n] copy of param r0, next to the others for two-cell loads */
 } gg_cell_coef_t;
 
 /* Everything one string needs, filled once by the owner. coef is a cache valid for coef_dt (set
@@ -221,8 +223,8 @@ typedef struct {
     const double *hyst;        /* [n_ocv] M(soc) >= 0, V; all 0 for a chemistry without */
     const gg_cell_param_t *param;
     const gg_cells_cfg_t *cfg;
-    gg_cell_state_t *state;
-    gg_cell_coef_t *coef;
+    const gg_cell_state_t *state; /* the arrays it points to are written */
+    const gg_cell_coef_t *coef;
     double coef_dt;
     double *scratch;
     double *excess_ah;         /* [n] charge to bleed to reach the target, Ah (>= 0) */
@@ -254,21 +256,22 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
 
 /* Internal to cells.c and balance.c, not in the cdef. A cell the balancing target may be taken
  * from: not faulted, with a plausible voltage no older than bal_max_age_s. */
-static inline int gg_cell_good(const gg_cell_state_t *s, const gg_cells_cfg_t *cfg)
+static inline int gg_cell_good(const gg_cell_state_t *s, size_t i, const gg_cells_cfg_t *cfg)
 {
-    return (s->flags & GG_CELL_FAULTS) == 0 && isfinite(s->v_last)
-           && s->age_s <= cfg->bal_max_age_s;
+    return (s->flags[i] & GG_CELL_FAULTS) == 0 && isfinite(s->v_last[i])
+           && s->age_s[i] <= cfg->bal_max_age_s;
 }
 /* The GG_BAL_IL_* bits one cell sets on its board (LOW_V, HOT, STALE, FAULT); the thresholds
  * are bal_min_v, bal_max_temp and bal_max_age_s, passed by value so that a loop keeps them in
  * registers. Written as !(ok) so that NaN interlocks too, and without a branch on the data. */
-static inline uint32_t gg_cell_interlock(const gg_cell_state_t *s, double t, uint8_t tq,
-                                         double min_v, double max_temp, double max_age)
+static inline uint32_t gg_cell_interlock(const gg_cell_state_t *s, size_t i, double t,
+                                         uint8_t tq, double min_v, double max_temp,
+                                         double max_age)
 {
-    return (uint32_t)!(s->v_last >= min_v) * GG_BAL_IL_LOW_V
+    return (uint32_t)!(s->v_last[i] >= min_v) * GG_BAL_IL_LOW_V
            | (uint32_t)!(tq == 0 && t <= max_temp) * GG_BAL_IL_HOT
-           | (uint32_t)!(s->age_s <= max_age) * GG_BAL_IL_STALE
-           | (uint32_t)((s->flags & GG_CELL_FAULTS) != 0) * GG_BAL_IL_FAULT;
+           | (uint32_t)!(s->age_s[i] <= max_age) * GG_BAL_IL_STALE
+           | (uint32_t)((s->flags[i] & GG_CELL_FAULTS) != 0) * GG_BAL_IL_FAULT;
 }
 /* The plan (everything gg_cells_balance writes) once the lowest good cell is known (-1: none)
  * and board_interlock holds the OR of gg_cell_interlock over each board's cells, with every

@@ -178,15 +178,16 @@ _SUMMARY_INTS: Final = (
 SUMMARY_DTYPE: Final = np.dtype(
     [(name, np.float64) for name in _SUMMARY_FLOATS] + [(name, np.int64) for name in _SUMMARY_INTS]
 )
-COEF_DTYPE: Final = np.dtype(
-    [("a", np.float64), ("b", np.float64), ("inv_q", np.float64), ("g", np.float64)]
+# The kernel keeps each state field as its own array (two cells per SIMD instruction); these are
+# the float fields in the row order of the state block, the rest are flags and count.
+_STATE_FLOATS: Final = tuple(
+    name for name in STATE_DTYPE.names or () if STATE_DTYPE[name] == np.float64
 )
+_COEF_ROWS: Final = ("a", "b", "inv_q", "g", "r0")
 
 assert_layout("gg_cell_param_t", PARAM_DTYPE)
-assert_layout("gg_cell_state_t", STATE_DTYPE)
 assert_layout("gg_cells_cfg_t", CFG_DTYPE)
 assert_layout("gg_cells_summary_t", SUMMARY_DTYPE)
-assert_layout("gg_cell_coef_t", COEF_DTYPE)
 
 MAX_CELLS_PER_BOARD: Final = 32
 MAX_DEBOUNCE: Final = 255
@@ -406,8 +407,10 @@ class CellEstimator:
                 f"hyst needs one value per OCV point ({len(self._ocv)}), got {self._hyst.shape}"
             )
         self._cfg = config.to_struct()
-        self._state = np.zeros(n, dtype=STATE_DTYPE)
-        self._coef = np.zeros(n, dtype=COEF_DTYPE)
+        self._floats = np.zeros((len(_STATE_FLOATS), n), dtype=np.float64)
+        self._flags = np.zeros(n, dtype=np.uint32)
+        self._count = np.zeros((n, 8), dtype=np.uint8)
+        self._coef = np.zeros((len(_COEF_ROWS), n), dtype=np.float64)
         self._scratch = np.zeros(n, dtype=np.float64)
         self._excess_ah = np.zeros(n, dtype=np.float64)
         self._bleed_s = np.zeros(n, dtype=np.float64)
@@ -417,13 +420,14 @@ class CellEstimator:
         self._summary = np.zeros(1, dtype=SUMMARY_DTYPE)
         # The context holds raw pointers into the arrays above; the cdata that own those
         # pointers are kept for the life of this object, and the arrays are never replaced.
+        self._keep_rows: list[Any] = []
         self._keep = [
             ptr("double", self._ocv),
             ptr("double", self._hyst),
             ptr("gg_cell_param_t", self._params, dtype=PARAM_DTYPE),
             ptr("gg_cells_cfg_t", self._cfg, dtype=CFG_DTYPE),
-            ptr("gg_cell_state_t", self._state, dtype=STATE_DTYPE, writable=True),
-            ptr("gg_cell_coef_t", self._coef, dtype=COEF_DTYPE, writable=True),
+            self._state_arrays(),
+            self._coef_arrays(),
             ptr("double", self._scratch, writable=True),
             ptr("double", self._excess_ah, writable=True),
             ptr("double", self._bleed_s, writable=True),
@@ -456,6 +460,27 @@ class CellEstimator:
             "tau > 0; r0, r1 >= 0)",
         )
         self.reset(soc0, p0_soc=p0_soc, p0_v1=p0_v1, p0_h=p0_h)
+
+    def _state_arrays(self) -> Any:
+        """A gg_cell_state_t pointing into the state arrays; it keeps them alive."""
+        st = ffi.new("gg_cell_state_t *")
+        keep = [ptr("double", row, writable=True) for row in self._floats]
+        for name, p in zip(_STATE_FLOATS, keep, strict=True):
+            setattr(st, name, p)
+        keep.append(ptr("uint32_t", self._flags, writable=True))
+        keep.append(ptr("uint8_t", self._count, writable=True))
+        st.flags, st.count = keep[-2], keep[-1]
+        self._keep_rows += keep
+        return st
+
+    def _coef_arrays(self) -> Any:
+        """A gg_cell_coef_t pointing into the coefficient cache; it keeps the rows alive."""
+        c = ffi.new("gg_cell_coef_t *")
+        keep = [ptr("double", row, writable=True) for row in self._coef]
+        for name, p in zip(_COEF_ROWS, keep, strict=True):
+            setattr(c, name, p)
+        self._keep_rows += keep
+        return c
 
     @property
     def n(self) -> int:
@@ -529,17 +554,25 @@ class CellEstimator:
 
     @property
     def state(self) -> npt.NDArray[np.void]:
-        """Per-cell EKF state, flags and debounce counters (:data:`STATE_DTYPE`)."""
-        return _read_only(self._state)
+        """Per-cell EKF state, flags and debounce counters (:data:`STATE_DTYPE`).
+
+        A copy gathered from the kernel's per-field arrays: it does not follow later updates.
+        """
+        out = np.zeros(self._n, dtype=STATE_DTYPE)
+        for name, row in zip(_STATE_FLOATS, self._floats, strict=True):
+            out[name] = row
+        out["flags"] = self._flags
+        out["count"] = self._count
+        return _read_only(out)
 
     @property
     def soc(self) -> FloatArray:
-        return _read_only(self._state["soc"])
+        return _read_only(self._floats[_STATE_FLOATS.index("soc")])
 
     @property
     def flags(self) -> U32Array:
         """Per-cell :class:`CellFlag` bits of the last cycle."""
-        return _read_only(self._state["flags"])
+        return _read_only(self._flags)
 
     @property
     def excess_ah(self) -> FloatArray:
@@ -554,7 +587,7 @@ class CellEstimator:
     @property
     def bleeding(self) -> BoolArray:
         """Per-cell: the plan bleeds it this cycle."""
-        out: BoolArray = (self._state["flags"] & CellFlag.BLEED) != 0
+        out: BoolArray = (self._flags & CellFlag.BLEED) != 0
         return out
 
     @property

@@ -27,22 +27,21 @@ typedef struct {
     double tau_s;
 } gg_cell_param_t;
 typedef struct {
-    double soc;
-    double v1;
-    double h;
-    double p00;
-    double p01;
-    double p02;
-    double p11;
-    double p12;
-    double p22;
-    double ocv;
-    double v_last;
-    double age_s;
-    double innov;
-    uint32_t flags;
-    uint8_t count[8];
-    uint32_t pad;
+    double *soc;
+    double *v1;
+    double *h;
+    double *p00;
+    double *p01;
+    double *p02;
+    double *p11;
+    double *p12;
+    double *p22;
+    double *ocv;
+    double *v_last;
+    double *age_s;
+    double *innov;
+    uint32_t *flags;
+    uint8_t *count;
 } gg_cell_state_t;
 typedef struct {
     double q_soc, q_v1, q_h, r_v;
@@ -73,8 +72,9 @@ typedef struct {
     int64_t n_plausible, n_predict_only, n_faulted, n_bleeding;
 } gg_cells_summary_t;
 typedef struct {
-    double a, b, inv_q;
-    double g;
+    double *a, *b, *inv_q;
+    double *g;
+    double *r0;
 } gg_cell_coef_t;
 typedef struct {
     size_t n;
@@ -83,8 +83,8 @@ typedef struct {
     const double *hyst;
     const gg_cell_param_t *param;
     const gg_cells_cfg_t *cfg;
-    gg_cell_state_t *state;
-    gg_cell_coef_t *coef;
+    const gg_cell_state_t *state;
+    const gg_cell_coef_t *coef;
     double coef_dt;
     double *scratch;
     double *excess_ah;
