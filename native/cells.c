@@ -8,6 +8,9 @@
 
 enum { Q_GOOD = 0, MAX_DEBOUNCE = 255, MAX_CELLS_PER_BOARD = 32 };
 
+/* Cells per block of the vector EKF (even): its arrays for one block fit in L1 together. */
+enum { EKF_BLOCK = 64 };
+
 /* MAD of a normal sample times this estimates its standard deviation. */
 static const double MAD_TO_SIGMA = 1.4826;
 
@@ -644,12 +647,16 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
         /* Lent by the plan, which writes every entry of both at the end of this call, and
          * by the median, which fills scratch from pass 1b on. */
         const ekf_tmp_t tmp = {ctx->scratch, ctx->excess_ah, ctx->bleed_s};
+        /* In blocks, so that the update loop finds what the predict loop wrote in L1. */
         const size_t n2 = n & ~(size_t)1;
-        for (size_t i = 0; i < n2; i += 2) {
-            ekf_predict_pair(st, coef, i, v, vq, &ek, &tmp);
-        }
-        for (size_t i = 0; i < n2; i += 2) {
-            ekf_update_pair(st, i, ek.r_v, &tmp);
+        for (size_t lo = 0; lo < n2; lo += EKF_BLOCK) {
+            const size_t hi = lo + EKF_BLOCK < n2 ? lo + EKF_BLOCK : n2;
+            for (size_t i = lo; i < hi; i += 2) {
+                ekf_predict_pair(st, coef, i, v, vq, &ek, &tmp);
+            }
+            for (size_t i = lo; i < hi; i += 2) {
+                ekf_update_pair(st, i, ek.r_v, &tmp);
+            }
         }
         if (n2 < n) {
             ekf_cell(st, coef, n2, v[n2], vq[n2], &ek, 0);
