@@ -329,22 +329,23 @@ static inline int64_t seg1(double x, double top)
     return (int64_t)(xc >= top ? top : xc);
 }
 
-/* Where the two halves of the vector EKF meet: per cell the OCV slope, the innovation masked to
- * 0 and a mask of all ones when the update runs (three n-double arrays the caller lends). */
+/* Where the two halves of the vector EKF meet: per cell the two measurement derivatives (d v /
+ * d soc and d v / d h) and the innovation masked to 0 where the update does not run (three
+ * n-double arrays the caller lends); the predict half leaves PREDICT_ONLY in the flags. */
 typedef struct {
     double *restrict h0;
+    double *restrict hm;
     double *restrict innov_u;
-    double *restrict used;
 } ekf_tmp_t;
 
-/* The predict half of ekf_cell(..., with_hyst = 0) for cells i and i + 1, the same operations in
- * the same order: the prediction goes to the state, the rest to tmp. The EKF is split in two
- * loops because one body of both halves is a dependency chain longer than the out-of-order
- * window reaches: the next pair could not start before this one was nearly done. */
-static inline void ekf_predict_pair(const gg_cell_state_t *restrict s,
-                                    const gg_cell_coef_t *restrict c, size_t i,
-                                    const double *restrict v, const uint8_t *restrict vq,
-                                    const ekf_in_t *k, const ekf_tmp_t *tmp)
+/* The predict half of ekf_cell for cells i and i + 1, the same operations in the same order: the
+ * prediction goes to the state, the rest to tmp. The EKF is split in two loops because one body
+ * of both halves is a dependency chain longer than the out-of-order window reaches: the next pair
+ * could not start before this one was nearly done. */
+static inline __attribute__((always_inline)) void
+ekf_predict_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i,
+                 const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
+                 const ekf_tmp_t *tmp, const int with_hyst)
 {
     const double current = k->current;
     const v2d vi = ld2(v + i);
@@ -364,8 +365,23 @@ static inline void ekf_predict_pair(const gg_cell_state_t *restrict s,
     st2(s->p00 + i, ld2(s->p00 + i) + k->qs);
     st2(s->p01 + i, a * ld2(s->p01 + i));
     st2(s->p11 + i, a * a * ld2(s->p11 + i) + k->qv);
-    st2(s->p12 + i, a * ld2(s->p12 + i));
-    st2(s->p22 + i, ld2(s->p22 + i) + k->qh);
+    v2d hs;
+    if (with_hyst) {
+        v2d d = {1.0, 1.0};
+        if (k->decay) {
+            d[0] = exp(-c->g[i] * k->abs_i);
+            d[1] = exp(-c->g[i + 1] * k->abs_i);
+        }
+        hs = clamp2(d * ld2(s->h + i) - (1.0 - d) * k->sgn_i, -1.0, 1.0);
+        st2(s->h + i, hs);
+        st2(s->p02 + i, d * ld2(s->p02 + i));
+        st2(s->p12 + i, a * d * ld2(s->p12 + i));
+        st2(s->p22 + i, d * d * ld2(s->p22 + i) + k->qh);
+    } else {
+        hs = zero; /* unused: M = 0 */
+        st2(s->p12 + i, a * ld2(s->p12 + i));
+        st2(s->p22 + i, ld2(s->p22 + i) + k->qh);
+    }
 
     const double *ocv = k->ocv;
     const double span = (double)(k->m - 1);
@@ -378,7 +394,19 @@ static inline void ekf_predict_pair(const gg_cell_state_t *restrict s,
     const v2d f = x - fk;
     const v2d d = o1 - o0;
     const v2d ocv_now = o0 + f * d;
-    const v2d innov = vi - (ocv_now - v1 - r0 * current);
+    v2d innov;
+    if (with_hyst) {
+        const double *hy = k->hyst;
+        const v2d m0 = {hy[k0], hy[k1]};
+        const v2d dm = (v2d){hy[k0 + 1], hy[k1 + 1]} - m0;
+        const v2d hm = m0 + f * dm;
+        st2(tmp->h0 + i, d * span + dm * span * hs);
+        st2(tmp->hm + i, hm);
+        innov = vi - (ocv_now + hm * hs - v1 - r0 * current);
+    } else {
+        st2(tmp->h0 + i, d * span);
+        innov = vi - (ocv_now - v1 - r0 * current);
+    }
 
     const v2i abs_mask = {INT64_MAX, INT64_MAX};
     const v2d abs_innov = (v2d)((v2i)innov & abs_mask);
@@ -388,9 +416,7 @@ static inline void ekf_predict_pair(const gg_cell_state_t *restrict s,
     st2(s->ocv + i, ocv_now);
     const v2d nan2 = {NAN, NAN};
     st2(s->innov + i, sel2(v_good, innov, nan2));
-    st2(tmp->h0 + i, d * span);
     st2(tmp->innov_u + i, (v2d)(used & (v2i)innov));
-    st2(tmp->used + i, (v2d)used);
     /* ekf_bits for both lanes at once (masks are all ones or all zeros). */
     const v2i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
                      | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
@@ -401,10 +427,12 @@ static inline void ekf_predict_pair(const gg_cell_state_t *restrict s,
 /* The update half for cells i and i + 1, on the predicted state. A cell without the update gets
  * gains and innovation 0: its state plus or minus 0 times a finite number is the prediction
  * exactly (soc and h are already inside their clamps), so no lane is selected afterwards. */
-static inline void ekf_update_pair(const gg_cell_state_t *restrict s, size_t i, double r_v,
-                                   const ekf_tmp_t *tmp)
+static inline __attribute__((always_inline)) void
+ekf_update_pair(const gg_cell_state_t *restrict s, size_t i, double r_v, const ekf_tmp_t *tmp,
+                const int with_hyst)
 {
-    const v2i used = (v2i)ld2(tmp->used + i);
+    const v2i used = {-(int64_t)((s->flags[i] & GG_CELL_PREDICT_ONLY) == 0),
+                      -(int64_t)((s->flags[i + 1] & GG_CELL_PREDICT_ONLY) == 0)};
     const v2d h0 = ld2(tmp->h0 + i);
     const v2d innov = ld2(tmp->innov_u + i);
     const v2d p00 = ld2(s->p00 + i);
@@ -413,10 +441,19 @@ static inline void ekf_update_pair(const gg_cell_state_t *restrict s, size_t i, 
     const v2d p11 = ld2(s->p11 + i);
     const v2d p12 = ld2(s->p12 + i);
     const v2d p22 = ld2(s->p22 + i);
-    const v2d ph0 = p00 * h0 - p01;
-    const v2d ph1 = p01 * h0 - p11;
-    const v2d ph2 = p02 * h0 - p12;
-    const v2d inv_s = 1.0 / (h0 * ph0 - ph1 + r_v);
+    v2d ph0, ph1, ph2, inv_s;
+    if (with_hyst) {
+        const v2d hm = ld2(tmp->hm + i);
+        ph0 = p00 * h0 - p01 + p02 * hm;
+        ph1 = p01 * h0 - p11 + p12 * hm;
+        ph2 = p02 * h0 - p12 + p22 * hm;
+        inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + r_v);
+    } else {
+        ph0 = p00 * h0 - p01;
+        ph1 = p01 * h0 - p11;
+        ph2 = p02 * h0 - p12;
+        inv_s = 1.0 / (h0 * ph0 - ph1 + r_v);
+    }
     const v2d g0 = (v2d)(used & (v2i)(ph0 * inv_s));
     const v2d g1 = (v2d)(used & (v2i)(ph1 * inv_s));
     const v2d g2 = (v2d)(used & (v2i)(ph2 * inv_s));
@@ -429,6 +466,28 @@ static inline void ekf_update_pair(const gg_cell_state_t *restrict s, size_t i, 
     st2(s->p11 + i, p11 - g1 * ph1);
     st2(s->p12 + i, p12 - g1 * ph2);
     st2(s->p22 + i, p22 - g2 * ph2);
+}
+
+/* Both halves over the cells in blocks, so that the update loop finds what the predict loop
+ * wrote in L1; an odd last cell goes through ekf_cell. */
+static inline __attribute__((always_inline)) void
+ekf_all(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef, size_t n,
+        const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
+        const ekf_tmp_t *tmp, const int with_hyst)
+{
+    const size_t n2 = n & ~(size_t)1;
+    for (size_t lo = 0; lo < n2; lo += EKF_BLOCK) {
+        const size_t hi = lo + EKF_BLOCK < n2 ? lo + EKF_BLOCK : n2;
+        for (size_t i = lo; i < hi; i += 2) {
+            ekf_predict_pair(st, coef, i, v, vq, k, tmp, with_hyst);
+        }
+        for (size_t i = lo; i < hi; i += 2) {
+            ekf_update_pair(st, i, k->r_v, tmp, with_hyst);
+        }
+    }
+    if (n2 < n) {
+        ekf_cell(st, coef, n2, v[n2], vq[n2], k, with_hyst);
+    }
 }
 
 static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
@@ -639,27 +698,15 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
             st->innov[i] = NAN;
             st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
         }
-    } else if (hyst_on) {
-        for (size_t i = 0; i < n; i++) {
-            ekf_cell(st, coef, i, v[i], vq[i], &ek, 1);
-        }
     } else {
-        /* Lent by the plan, which writes every entry of both at the end of this call, and
-         * by the median, which fills scratch from pass 1b on. */
+        /* Lent by the plan, which writes every entry of excess_ah and bleed_s at the end of
+         * this call, and by the median, which fills scratch from pass 1b on. Two copies of the
+         * loops, chosen per call: the one without hysteresis drops its decay, lookup and terms. */
         const ekf_tmp_t tmp = {ctx->scratch, ctx->excess_ah, ctx->bleed_s};
-        /* In blocks, so that the update loop finds what the predict loop wrote in L1. */
-        const size_t n2 = n & ~(size_t)1;
-        for (size_t lo = 0; lo < n2; lo += EKF_BLOCK) {
-            const size_t hi = lo + EKF_BLOCK < n2 ? lo + EKF_BLOCK : n2;
-            for (size_t i = lo; i < hi; i += 2) {
-                ekf_predict_pair(st, coef, i, v, vq, &ek, &tmp);
-            }
-            for (size_t i = lo; i < hi; i += 2) {
-                ekf_update_pair(st, i, ek.r_v, &tmp);
-            }
-        }
-        if (n2 < n) {
-            ekf_cell(st, coef, n2, v[n2], vq[n2], &ek, 0);
+        if (hyst_on) {
+            ekf_all(st, coef, n, v, vq, &ek, &tmp, 1);
+        } else {
+            ekf_all(st, coef, n, v, vq, &ek, &tmp, 0);
         }
     }
 
