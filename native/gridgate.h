@@ -87,9 +87,10 @@ int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs
 /* ---- cells: per-cell SOC EKF, fault flags, string statistics, balancing plan (native/cells.c,
  * native/balance.c) ------------------------------------------------------------------------------
  * One call of gg_cells_step per measurement cycle for all n cells of a string. Current is the pack
- * current in amperes, positive = discharge. Every struct below except gg_cells_ctx_t has a numpy
- * twin asserted at import (gateway/estimate/cells.py). Nothing is allocated: every array is owned
- * by the caller and reached through the context.
+ * current in amperes, positive = discharge. Param, config and summary have numpy twins asserted
+ * at import (gateway/estimate/cells.py); state and coefficients are structs of pointers to one
+ * array per field. Nothing is allocated: every array is owned by the caller and reached through
+ * the context.
  *
  * Model (1RC Thevenin per cell with Plett's one-state hysteresis): with m = I dt / (3600 Q),
  * soc' = soc - m; v1' = a v1 + r1 (1 - a) I with a = exp(-dt / tau); h' = d h - (1 - d) sgn(I)
