@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.core.errors import ConfigError, NativeError
@@ -57,8 +57,15 @@ SUMMARY_EXACT = (
 NMC = ocv_table(Chemistry.NMC)
 
 
+# States that cross zero (the polarisation and hysteresis voltages) cannot be compared relatively
+# near it: there the floor is absolute, 1e-12 V, a ten-billionth of their millivolt range. Found
+# by hypothesis: h = -6.96001761e-07 V in C against -6.96001759e-07 V in numpy (1.8e-15 apart).
+_ATOL = {"v1": 1e-12, "h": 1e-12}
+
+
 def close(a: np.ndarray, b: np.ndarray, what: str) -> None:
-    np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-15, equal_nan=True, err_msg=what)
+    atol = _ATOL.get(what, 1e-15)
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=atol, equal_nan=True, err_msg=what)
 
 
 def assert_same(est: CellEstimator, ref: cells_ref.RefStep, n_faulted: int) -> None:
@@ -183,6 +190,7 @@ def test_kernel_equals_reference(case) -> None:
 
 @settings(max_examples=8, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from(list(Chemistry)))
+@example(177663, Chemistry.LFP)  # h crossing zero: see _ATOL
 def test_long_random_run_equals_reference(seed: int, chem: Chemistry) -> None:
     """150 cycles of a 60-cell string with noise, dropouts and current steps."""
     rng = np.random.default_rng(seed)

@@ -1,4 +1,4 @@
-"""The shared schedules: a ticker that skips instead of bursting, windows on wall-clock multiples."""
+"""The shared schedules: a ticker that skips instead of bursting, windows on the wall clock."""
 
 from __future__ import annotations
 
