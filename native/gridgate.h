@@ -349,5 +349,10 @@ int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, c
  * the current into the busbar). Either output may be NULL. Steps whose status[t] is not GG_OK
  * (status may be NULL: all converged) are NaN throughout. GG_OK or GG_EINVAL. */
 int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *v_out, double *j_out);
+/* Only the node voltage magnitudes of n_steps reduced solutions: u_out[t][n_nodes][3] = |v| (p.u.),
+ * equal to numpy's abs of gg_lf_expand's v_out, without writing the complex voltages of every step
+ * (each step is filled in through scratch[n_nodes*6] doubles, which stays in cache). Steps whose
+ * status[t] is not GG_OK (status may be NULL: all converged) are NaN. GG_OK or GG_EINVAL. */
+int gg_lf_expand_u(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *scratch, double *u_out);
 
 #endif

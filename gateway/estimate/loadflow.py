@@ -348,6 +348,7 @@ class Feeder:
             self._expand,
             np.array(self._iters[0], dtype=np.int32),
             np.array(ok),
+            self._expand_u,
         )
 
     def _expand(self, red: ReducedSolution, voltages: bool) -> ComplexArray:
@@ -366,6 +367,26 @@ class Feeder:
                 ffi.NULL if voltages else out_ptr,
             ),
             "gg_lf_expand",
+        )
+        return out
+
+    def _expand_u(self, red: ReducedSolution) -> FloatArray:
+        """The kernel's node voltage magnitudes of a reduced solution, without the complex tree."""
+        n = self.model.n_nodes
+        out = np.empty((*red.status.shape, n, 3), dtype=np.float64)
+        scratch = np.empty(6 * n, dtype=np.float64)
+        check(
+            lib.gg_lf_expand_u(
+                self._c_model,
+                red.status.size,
+                int(red.symmetric),
+                ptr("int32_t", red.status),
+                ptr("double", red.v_head),
+                ptr("double", red.j_kept),
+                ptr("double", scratch, writable=True),
+                ptr("double", out, writable=True),
+            ),
+            "gg_lf_expand_u",
         )
         return out
 
@@ -416,7 +437,7 @@ class Feeder:
                 "feeder %s: %d of %d steps did not converge", self.model.name, failed, steps
             )
         red = ReducedSolution(v_head, j_kept, status, symmetric, line_currents)
-        return FlowResult(self.model, red, self._expand, iters, status == 0)
+        return FlowResult(self.model, red, self._expand, iters, status == 0, self._expand_u)
 
     def sensitivities(
         self,

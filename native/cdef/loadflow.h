@@ -28,3 +28,4 @@ int gg_lf_check(const gg_lf_model_t *m);
 int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, int32_t *iterations);
 int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, double *v_head, double *j_kept, int32_t *iterations, int32_t *status);
 int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *v_out, double *j_out);
+int gg_lf_expand_u(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *scratch, double *u_out);
