@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast test-legacy-tflite lint format typecheck bench native clean
+.PHONY: setup demo test test-fast test-legacy-tflite lint format typecheck bench bench-footprint native clean
 
 setup:
 	sh scripts/setup.sh
@@ -40,10 +40,18 @@ typecheck:
 native:  # rebuild the C kernels after editing native/
 	$(PY) -m pip install -q --no-build-isolation -e '.[test,dev]'
 
-bench:
+bench:  # each prints a markdown table and writes JSON to bench/out/; see bench/README.md
 	$(PY) bench/bench_summarise.py
 	$(PY) bench/bench_decode.py
 	$(PY) bench/bench_spool.py
+	taskset -c 0 $(PY) bench/bench_loadflow.py
+	$(PY) bench/bench_cells.py
+	$(PY) bench/bench_cellbus.py
+	$(PY) bench/bench_anomaly.py
+
+bench-footprint:  # two minutes each: the daemons under load, RSS and CPU from /proc
+	$(PY) bench/footprint.py
+	$(PY) bench/bench_plant_daemon.py --speed 10 --duration 60
 
 clean:
 	rm -rf build *.egg-info gateway/_native.* .pytest_cache .mypy_cache .ruff_cache
