@@ -43,3 +43,20 @@ def test_demo_shows_summaries_of_every_meter(tmp_path: Path) -> None:
     # The daemons really ran as a separate process and logged to the work dir.
     assert "running grid, uplink" in (tmp_path / "gridgate.log").read_text()
     assert (tmp_path / "state" / "spool.sqlite").exists()
+
+
+def test_demo_without_mosquitto_says_how_to_install_it(tmp_path: Path) -> None:
+    import os
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "demo", "--duration", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(os.environ, GRIDGATE_MOSQUITTO=str(tmp_path / "no-such-mosquitto")),
+    )
+    assert proc.returncode == 69
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "mosquitto not found" in lines[0] and "apt-get install mosquitto" in lines[0]

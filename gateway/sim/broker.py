@@ -49,6 +49,14 @@ def _find(name: str, candidates: tuple[str, ...]) -> str:
 
 
 def find_mosquitto() -> str:
+    # GRIDGATE_MOSQUITTO names the binary where it is not on PATH or in sbin (a self-built broker).
+    explicit = os.environ.get("GRIDGATE_MOSQUITTO")
+    if explicit:
+        if not Path(explicit).is_file():
+            raise BrokerError(
+                f"mosquitto not found at GRIDGATE_MOSQUITTO={explicit}; {INSTALL_HINT}"
+            )
+        return explicit
     return _find("mosquitto", ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"))
 
 
