@@ -17,6 +17,8 @@ from gateway.core.config import load_config
 from gateway.core.notify import Heartbeats
 from gateway.core.runtime import DaemonContext, build_daemon
 from gateway.uplink.spool import AsyncSpool, Spool
+import gateway.cli
+gateway.cli._parser()  # every command builds the whole command line first
 config = load_config(Path(sys.argv[1]), env={}, only=sys.argv[2])
 spool = Spool(Path(sys.argv[3]))
 daemon = build_daemon(sys.argv[2], DaemonContext(config, AsyncSpool(spool), Heartbeats()))
