@@ -594,9 +594,9 @@ static double median(double *a, long n)
     return (lower + upper) / 2.0;
 }
 
-/* Minimum and maximum with the index of their first occurrence, and the sum. Starting from
- * +-inf with strict comparisons keeps the first of equal values without a "first value" test;
- * every value pushed is finite (clamped SOC, plausible voltage, GOOD finite temperature). */
+/* Minimum and maximum with the index of their first occurrence, and the sum (the summary of one
+ * statistic; gathered by extremes2_t and first_eq). Every value is finite (clamped SOC,
+ * plausible voltage, GOOD finite temperature). */
 typedef struct {
     double sum;
     double lo;
@@ -604,28 +604,6 @@ typedef struct {
     long lo_idx;
     long hi_idx;
 } extremes_t;
-
-static void ext_init(extremes_t *e)
-{
-    e->sum = 0.0;
-    e->lo = INFINITY;
-    e->hi = -INFINITY;
-    e->lo_idx = -1;
-    e->hi_idx = -1;
-}
-
-static inline void ext_push(extremes_t *e, double x, long i)
-{
-    if (x < e->lo) {
-        e->lo = x;
-        e->lo_idx = i;
-    }
-    if (x > e->hi) {
-        e->hi = x;
-        e->hi_idx = i;
-    }
-    e->sum += x;
-}
 
 /* NaN for an empty set (the index is still -1). */
 static void ext_close(extremes_t *e, long count)
@@ -636,6 +614,280 @@ static void ext_close(extremes_t *e, long count)
     }
 }
 
+
+/* Running minimum and maximum of two lanes, values only: the index of the first occurrence is
+ * found afterwards by a scan (first_eq), so that ties resolve to the first cell as before. */
+typedef struct {
+    v2d lo;
+    v2d hi;
+} extremes2_t;
+
+/* a < b ? a : b and a > b ? a : b per lane (what minpd / maxpd compute). */
+static inline v2d min2(v2d a, v2d b)
+{
+#if defined(__SSE2__)
+    return __builtin_ia32_minpd(a, b);
+#else
+    return sel2(a < b, a, b);
+#endif
+}
+
+static inline v2d max2(v2d a, v2d b)
+{
+#if defined(__SSE2__)
+    return __builtin_ia32_maxpd(a, b);
+#else
+    return sel2(a > b, a, b);
+#endif
+}
+
+static void ext2_init(extremes2_t *e)
+{
+    const v2d inf = {INFINITY, INFINITY};
+    e->lo = inf;
+    e->hi = -inf;
+}
+
+/* Pushes x where m is set (every x pushed is finite). */
+static inline void ext2_push(extremes2_t *e, v2d x, v2i m)
+{
+    const v2d inf = {INFINITY, INFINITY};
+    e->lo = min2(sel2(m, x, inf), e->lo);
+    e->hi = max2(sel2(m, x, -inf), e->hi);
+}
+
+static inline void ext2_push_all(extremes2_t *e, v2d x)
+{
+    e->lo = min2(x, e->lo);
+    e->hi = max2(x, e->hi);
+}
+
+static inline double lo_of(const extremes2_t *e) { return fmin(e->lo[0], e->lo[1]); }
+static inline double hi_of(const extremes2_t *e) { return fmax(e->hi[0], e->hi[1]); }
+
+/* The first i with x[i] == val and (flags == NULL or flags[i] & bit set when want, clear when
+ * not); -1 if none. */
+static long first_eq(const double *x, const uint32_t *flags, uint32_t bit, int want, size_t n,
+                     double val)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (x[i] == val && (flags == NULL || ((flags[i] & bit) != 0) == want)) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* What pass 1b needs besides the cells, and what it gathers. */
+typedef struct {
+    const gg_cells_cfg_t *cfg;
+    double dt;
+} pass1_in_t;
+
+typedef struct {
+    double *scratch; /* the plausible readings, in cell order */
+    long n_plaus;
+    long n_predict_only;
+    double v_sum;
+    extremes2_t v;
+} pass1_acc_t;
+
+/* Pass 1b for cell i alone. */
+static inline void pass1_cell(const gg_cell_state_t *restrict st, const double *restrict v,
+                              const double *restrict t, const uint8_t *restrict tq, size_t i,
+                              const pass1_in_t *p, pass1_acc_t *restrict a)
+{
+    const gg_cells_cfg_t *cfg = p->cfg;
+    uint32_t fl = st->flags[i];
+    const double vi = v[i];
+    const int in_range = (fl & IN_RANGE) != 0;
+    const int v_good = (fl & GG_CELL_V_BAD) == 0;
+    const int bad_reading = !in_range || (fl & GATE_FAIL) != 0;
+    fl &= ~GATE_FAIL;
+    double age = st->age_s[i];
+    if (in_range) {
+        age = 0.0;
+        st->v_last[i] = vi;
+        a->scratch[a->n_plaus++] = vi;
+        const v2d v2 = {vi, vi};
+        ext2_push_all(&a->v, v2);
+        a->v_sum += vi;
+    } else {
+        age = age + p->dt;
+    }
+    st->age_s[i] = age;
+    const double ti = t[i];
+    const int t_good = tq[i] == Q_GOOD && isfinite(ti);
+    uint8_t *cnt = st->count + 8 * i;
+    uint64_t counts;
+    memcpy(&counts, cnt, sizeof counts);
+    /* The common case: no flag, no run in progress, no set condition. Every debounce step
+     * would leave the flags and the zero counters as they are, so they are skipped. */
+    const int quiet = (fl & DEBOUNCED) == 0 && counts == 0 && !bad_reading && !(vi > cfg->ov_set)
+                      && !(vi < cfg->uv_set) && t_good && !(ti > cfg->ot_set)
+                      && !(ti < cfg->ut_set);
+    if (!quiet) {
+        fl = debounce(fl, GG_CELL_OV, &cnt[CNT_OV], in_range, vi > cfg->ov_set,
+                      vi < cfg->ov_clear, cfg);
+        fl = debounce(fl, GG_CELL_UV, &cnt[CNT_UV], in_range, vi < cfg->uv_set,
+                      vi > cfg->uv_clear, cfg);
+        fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &cnt[CNT_IMPL], v_good, bad_reading,
+                      !bad_reading, cfg);
+        fl = debounce(fl, GG_CELL_OT, &cnt[CNT_OT], t_good, ti > cfg->ot_set,
+                      ti < cfg->ot_clear, cfg);
+        fl = debounce(fl, GG_CELL_UT, &cnt[CNT_UT], t_good, ti < cfg->ut_set,
+                      ti > cfg->ut_clear, cfg);
+    }
+    fl |= (uint32_t)!t_good * GG_CELL_T_BAD;
+    fl |= (uint32_t)(age > cfg->stale_s) * GG_CELL_STALE;
+    a->n_predict_only += (fl & GG_CELL_PREDICT_ONLY) != 0;
+    st->flags[i] = fl;
+}
+
+/* Pass 1b for cells i and i + 1 when both are quiet (plausible reading through the gate, GOOD
+ * temperature, no flag, no run, no set condition): then pass1_cell would only record the reading
+ * and leave the flags as they are (age 0 is never stale, stale_s >= 0). Returns 0, having
+ * written nothing, when either is not. */
+static inline __attribute__((always_inline)) int
+pass1_pair(const gg_cell_state_t *restrict st, const double *restrict v, const double *restrict t,
+           const uint8_t *restrict tq, size_t i, const pass1_in_t *p, pass1_acc_t *restrict a)
+{
+    const gg_cells_cfg_t *cfg = p->cfg;
+    const uint32_t f0 = st->flags[i];
+    const uint32_t f1 = st->flags[i + 1];
+    uint64_t counts[2];
+    memcpy(counts, st->count + 8 * i, sizeof counts);
+    const v2d v2 = ld2(v + i);
+    const v2d t2 = ld2(t + i);
+    const v2d ov = {cfg->ov_set, cfg->ov_set};
+    const v2d uv = {cfg->uv_set, cfg->uv_set};
+    const v2d ot = {cfg->ot_set, cfg->ot_set};
+    const v2d ut = {cfg->ut_set, cfg->ut_set};
+    /* v is finite where IN_RANGE; t must be finite for t_good. */
+    const v2d zero = {0.0, 0.0};
+    const v2i ok = (v2 <= ov) & (v2 >= uv) & ((t2 - t2) == zero) & (t2 <= ot) & (t2 >= ut);
+    const int quiet = ((f0 | f1) & (DEBOUNCED | GATE_FAIL)) == 0 && (f0 & f1 & IN_RANGE) != 0
+                      && (counts[0] | counts[1]) == 0 && (tq[i] | tq[i + 1]) == Q_GOOD
+                      && (ok[0] & ok[1]) != 0;
+    if (!quiet) {
+        return 0;
+    }
+    st2(st->age_s + i, zero);
+    st2(st->v_last + i, v2);
+    a->scratch[a->n_plaus] = v2[0];
+    a->scratch[a->n_plaus + 1] = v2[1];
+    a->n_plaus += 2;
+    ext2_push_all(&a->v, v2);
+    a->v_sum += v2[0];
+    a->v_sum += v2[1];
+    a->n_predict_only += ((f0 & GG_CELL_PREDICT_ONLY) != 0) + ((f1 & GG_CELL_PREDICT_ONLY) != 0);
+    return 1;
+}
+
+/* What pass 2 needs besides the cells. */
+typedef struct {
+    double med, dev_set, dev_clear, max_age, min_v, max_temp;
+    int dev_usable, by_voltage;
+    const gg_cells_cfg_t *cfg;
+} pass2_in_t;
+
+/* What pass 2 gathers: string-wide statistics and the target, and one board's interlocks as
+ * lane masks (LOW_V, HOT, STALE) and bits (FAULT). */
+typedef struct {
+    extremes2_t soc;
+    extremes2_t temp;
+    extremes2_t low; /* only lo used: the balancing target */
+    double soc_sum;
+    long n_temp;
+    long n_faulted;
+    v2i il_low_v;
+    v2i il_hot;
+    v2i il_stale;
+    uint32_t il_fault;
+} pass2_acc_t;
+
+static void pass2_init(pass2_acc_t *a)
+{
+    ext2_init(&a->soc);
+    ext2_init(&a->temp);
+    ext2_init(&a->low);
+    a->soc_sum = 0.0;
+    a->n_temp = 0;
+    a->n_faulted = 0;
+}
+
+/* The flags of one cell after the deviation debounce; returns them. */
+static inline uint32_t pass2_flags(const gg_cell_state_t *restrict st, const double *restrict v,
+                                   size_t i, const pass2_in_t *p)
+{
+    uint32_t fl = st->flags[i];
+    const int usable = p->dev_usable && (fl & IN_RANGE) != 0;
+    fl &= ~IN_RANGE;
+    const double d = fabs(v[i] - p->med);
+    uint8_t *cnt = st->count + 8 * i;
+    /* Quiet as in pass 1: flag clear, no run, no set condition. */
+    if ((fl & GG_CELL_DEVIATION) != 0 || cnt[CNT_DEV] != 0 || (usable && d > p->dev_set)) {
+        fl = debounce(fl, GG_CELL_DEVIATION, &cnt[CNT_DEV], usable, d > p->dev_set,
+                      d < p->dev_clear, p->cfg);
+    }
+    st->flags[i] = fl;
+    return fl;
+}
+
+/* Pass 2 for cells i and j (j == i + 1, or with dup j == i for the odd last cell of a board: the
+ * statistics then see it twice, which changes nothing, and the counts and sum once). */
+static inline __attribute__((always_inline)) void
+pass2_pair(const gg_cell_state_t *restrict st, const double *restrict v, const double *restrict t,
+           const uint8_t *restrict tq, size_t i, const int dup, const pass2_in_t *p,
+           pass2_acc_t *restrict a)
+{
+    const size_t j = dup ? i : i + 1;
+    const uint32_t fi = pass2_flags(st, v, i, p);
+    const uint32_t fj = !dup ? pass2_flags(st, v, j, p) : fi;
+    const int faulted_i = (fi & GG_CELL_FAULTS) != 0;
+    const int faulted_j = (fj & GG_CELL_FAULTS) != 0;
+    const int tgood_i = (fi & GG_CELL_T_BAD) == 0;
+    const int tgood_j = (fj & GG_CELL_T_BAD) == 0;
+    const v2d soc = dup ? (v2d){st->soc[i], st->soc[i]} : ld2(st->soc + i);
+    const v2d ti = dup ? (v2d){t[i], t[i]} : ld2(t + i);
+    const v2d v_last = dup ? (v2d){st->v_last[i], st->v_last[i]} : ld2(st->v_last + i);
+    const v2d age = dup ? (v2d){st->age_s[i], st->age_s[i]} : ld2(st->age_s + i);
+    const v2i t_good = {-(int64_t)tgood_i, -(int64_t)tgood_j};
+    const v2i not_faulted = {(int64_t)faulted_i - 1, (int64_t)faulted_j - 1};
+    const v2i tq_good = {-(int64_t)(tq[i] == Q_GOOD), -(int64_t)(tq[j] == Q_GOOD)};
+    const v2d min_v = {p->min_v, p->min_v};
+    const v2d max_temp = {p->max_temp, p->max_temp};
+    const v2d max_age = {p->max_age, p->max_age};
+    const v2d zero = {0.0, 0.0};
+
+    a->soc_sum += st->soc[i];
+    if (!dup) {
+        a->soc_sum += st->soc[j];
+    }
+    a->n_temp += tgood_i + !dup * tgood_j;
+    a->n_faulted += faulted_i + !dup * faulted_j;
+    ext2_push_all(&a->soc, soc);
+    ext2_push(&a->temp, ti, t_good);
+
+    /* gg_cell_interlock, written as !(ok) so that NaN interlocks too. */
+    const v2i age_ok = age <= max_age;
+    a->il_low_v |= ~(v_last >= min_v);
+    a->il_hot |= ~(tq_good & (ti <= max_temp));
+    a->il_stale |= ~age_ok;
+    a->il_fault |= (uint32_t)(faulted_i | faulted_j);
+
+    /* gg_cell_good: not faulted, finite v_last, fresh. */
+    const v2i good = not_faulted & ((v_last - v_last) == zero) & age_ok;
+    ext2_push(&a->low, p->by_voltage ? v_last : soc, good);
+}
+
+static inline uint32_t pass2_interlock(const pass2_acc_t *a)
+{
+    return (uint32_t)((a->il_low_v[0] | a->il_low_v[1]) != 0) * GG_BAL_IL_LOW_V
+           | (uint32_t)((a->il_hot[0] | a->il_hot[1]) != 0) * GG_BAL_IL_HOT
+           | (uint32_t)((a->il_stale[0] | a->il_stale[1]) != 0) * GG_BAL_IL_STALE
+           | a->il_fault * GG_BAL_IL_FAULT;
+}
 
 int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
                   const uint8_t *vq, const double *t, const uint8_t *tq)
@@ -710,65 +962,42 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
         }
     }
 
-    /* Pass 1b: the flags that need only the cell itself, and the voltage statistics. */
-    extremes_t es;
-    extremes_t ev;
-    extremes_t et;
-    ext_init(&es);
-    ext_init(&ev);
-    ext_init(&et);
-    long n_plaus = 0;
-    long n_temp = 0;
-    long n_predict_only = 0;
-    const double ov_set = cfg->ov_set;
-    const double uv_set = cfg->uv_set;
-    const double ot_set = cfg->ot_set;
-    const double ut_set = cfg->ut_set;
-    const double stale_s = cfg->stale_s;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t fl = st->flags[i];
-        const double vi = v[i];
-        const int in_range = (fl & IN_RANGE) != 0;
-        const int v_good = (fl & GG_CELL_V_BAD) == 0;
-        const int bad_reading = !in_range || (fl & GATE_FAIL) != 0;
-        fl &= ~GATE_FAIL;
-        double age = st->age_s[i];
-        if (in_range) {
-            age = 0.0;
-            st->v_last[i] = vi;
-            scratch[n_plaus++] = vi;
-            ext_push(&ev, vi, (long)i);
-        } else {
-            age = age + dt;
+    /* Pass 1b: the flags that need only the cell itself, and the voltage statistics. Two cells
+     * at a time where both are quiet (see pass1_pair), else one by one. */
+    pass1_in_t p1;
+    p1.cfg = cfg;
+    p1.dt = dt;
+    pass1_acc_t a1;
+    a1.scratch = scratch;
+    a1.n_plaus = 0;
+    a1.n_predict_only = 0;
+    a1.v_sum = 0.0;
+    ext2_init(&a1.v);
+    size_t i1 = 0;
+    for (; i1 + 1 < n; i1 += 2) {
+        if (!pass1_pair(st, v, t, tq, i1, &p1, &a1)) {
+            pass1_cell(st, v, t, tq, i1, &p1, &a1);
+            pass1_cell(st, v, t, tq, i1 + 1, &p1, &a1);
         }
-        st->age_s[i] = age;
-        const double ti = t[i];
-        const int t_good = tq[i] == Q_GOOD && isfinite(ti);
-        uint8_t *cnt = st->count + 8 * i;
-        uint64_t counts;
-        memcpy(&counts, cnt, sizeof counts);
-        /* The common case: no flag, no run in progress, no set condition. Every debounce step
-         * would leave the flags and the zero counters as they are, so they are skipped. */
-        const int quiet = (fl & DEBOUNCED) == 0 && counts == 0 && !bad_reading && !(vi > ov_set)
-                          && !(vi < uv_set) && t_good && !(ti > ot_set) && !(ti < ut_set);
-        if (!quiet) {
-            fl = debounce(fl, GG_CELL_OV, &cnt[CNT_OV], in_range, vi > ov_set,
-                          vi < cfg->ov_clear, cfg);
-            fl = debounce(fl, GG_CELL_UV, &cnt[CNT_UV], in_range, vi < uv_set,
-                          vi > cfg->uv_clear, cfg);
-            fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &cnt[CNT_IMPL], v_good, bad_reading,
-                          !bad_reading, cfg);
-            fl = debounce(fl, GG_CELL_OT, &cnt[CNT_OT], t_good, ti > ot_set, ti < cfg->ot_clear,
-                          cfg);
-            fl = debounce(fl, GG_CELL_UT, &cnt[CNT_UT], t_good, ti < ut_set, ti > cfg->ut_clear,
-                          cfg);
-        }
-        fl |= (uint32_t)!t_good * GG_CELL_T_BAD;
-        fl |= (uint32_t)(age > stale_s) * GG_CELL_STALE;
-        n_predict_only += (fl & GG_CELL_PREDICT_ONLY) != 0;
-        st->flags[i] = fl;
     }
-    ext_close(&ev, n_plaus);
+    if (i1 < n) {
+        pass1_cell(st, v, t, tq, i1, &p1, &a1);
+    }
+    const long n_plaus = a1.n_plaus;
+    const long n_predict_only = a1.n_predict_only;
+    extremes_t ev;
+    ev.sum = a1.v_sum;
+    ev.lo = NAN;
+    ev.hi = NAN;
+    ev.lo_idx = -1;
+    ev.hi_idx = -1;
+    if (n_plaus > 0) {
+        /* IN_RANGE is still in the flags until pass 2. */
+        ev.lo_idx = first_eq(v, st->flags, IN_RANGE, 1, n, lo_of(&a1.v));
+        ev.hi_idx = first_eq(v, st->flags, IN_RANGE, 1, n, hi_of(&a1.v));
+        ev.lo = v[ev.lo_idx];
+        ev.hi = v[ev.hi_idx];
+    }
 
     /* Robust centre and spread of the plausible readings (scratch is reordered, then reused). */
     double med = NAN;
@@ -786,59 +1015,73 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     }
 
     /* Pass 2: deviation from the string, the fault count and the balancing target, which may
-     * only be taken from a cell that is not faulted after this cycle's flags. */
+     * only be taken from a cell that is not faulted after this cycle's flags. Two cells per
+     * instruction for the statistics, the interlocks and the target (see pass2_pair). */
     const int dev_usable = n_plaus >= 3;
-    const double dev_set = cfg->dev_k_set * sigma;
-    const double dev_clear = cfg->dev_k_clear * sigma;
     const int mode = cfg->bal_mode;
-    const int find_low = mode != GG_BAL_OFF;
-    const int by_voltage = mode == GG_BAL_VOLTAGE;
-    const double max_age = cfg->bal_max_age_s;
-    const double min_v = cfg->bal_min_v;
-    const double max_temp = cfg->bal_max_temp;
+    pass2_in_t p2;
+    p2.med = med;
+    p2.dev_set = cfg->dev_k_set * sigma;
+    p2.dev_clear = cfg->dev_k_clear * sigma;
+    p2.dev_usable = dev_usable;
+    p2.by_voltage = mode == GG_BAL_VOLTAGE;
+    p2.max_age = cfg->bal_max_age_s;
+    p2.min_v = cfg->bal_min_v;
+    p2.max_temp = cfg->bal_max_temp;
+    p2.cfg = cfg;
+    pass2_acc_t acc;
+    pass2_init(&acc);
     const size_t cpb = (size_t)cfg->cells_per_board;
-    long n_faulted = 0;
-    long low = -1;
-    double low_x = 0.0;
     for (size_t lo = 0, b = 0; lo < n; lo += cpb, b++) {
         const size_t hi = lo + cpb < n ? lo + cpb : n;
-        uint32_t il = 0;
-        for (size_t i = lo; i < hi; i++) {
-            uint32_t fl = st->flags[i];
-            const int usable = dev_usable && (fl & IN_RANGE) != 0;
-            fl &= ~IN_RANGE;
-            const double d = fabs(v[i] - med);
-            uint8_t *cnt = st->count + 8 * i;
-            /* Quiet as in pass 1: flag clear, no run, no set condition. */
-            if ((fl & GG_CELL_DEVIATION) != 0 || cnt[CNT_DEV] != 0 || (usable && d > dev_set)) {
-                fl = debounce(fl, GG_CELL_DEVIATION, &cnt[CNT_DEV], usable, d > dev_set,
-                              d < dev_clear, cfg);
-            }
-            st->flags[i] = fl;
-            /* SOC and temperature statistics here rather than in pass 1b, where registers are
-             * short; T_BAD says whether the temperature is GOOD and finite. */
-            const double soc = st->soc[i];
-            const double ti = t[i];
-            ext_push(&es, soc, (long)i);
-            if ((fl & GG_CELL_T_BAD) == 0) {
-                ext_push(&et, ti, (long)i);
-                n_temp++;
-            }
-            il |= gg_cell_interlock(st, i, ti, tq[i], min_v, max_temp, max_age);
-            const int faulted = (fl & GG_CELL_FAULTS) != 0;
-            n_faulted += faulted;
-            const double v_last = st->v_last[i];
-            if (find_low && !faulted && isfinite(v_last) && st->age_s[i] <= max_age) {
-                const double x = by_voltage ? v_last : soc;
-                if (low < 0 || x < low_x) {
-                    low = (long)i;
-                    low_x = x;
-                }
+        const v2i zero_i = {0, 0};
+        acc.il_low_v = zero_i;
+        acc.il_hot = zero_i;
+        acc.il_stale = zero_i;
+        acc.il_fault = 0;
+        size_t i = lo;
+        for (; i + 1 < hi; i += 2) {
+            pass2_pair(st, v, t, tq, i, 0, &p2, &acc);
+        }
+        if (i < hi) {
+            /* The odd cell twice: a duplicate changes no minimum, maximum or first index. */
+            pass2_pair(st, v, t, tq, i, 1, &p2, &acc);
+        }
+        ctx->board_interlock[b] = pass2_interlock(&acc);
+    }
+    long n_faulted = acc.n_faulted;
+    long n_temp = acc.n_temp;
+    /* The first index of each extreme: ties resolve to the first cell. */
+    extremes_t es;
+    extremes_t et;
+    es.sum = acc.soc_sum;
+    es.lo = lo_of(&acc.soc);
+    es.hi = hi_of(&acc.soc);
+    es.lo_idx = first_eq(st->soc, NULL, 0, 0, n, es.lo);
+    es.hi_idx = first_eq(st->soc, NULL, 0, 0, n, es.hi);
+    et.sum = 0.0;
+    et.lo = lo_of(&acc.temp);
+    et.hi = hi_of(&acc.temp);
+    et.lo_idx = n_temp > 0 ? first_eq(t, st->flags, GG_CELL_T_BAD, 0, n, et.lo) : -1;
+    et.hi_idx = n_temp > 0 ? first_eq(t, st->flags, GG_CELL_T_BAD, 0, n, et.hi) : -1;
+    /* The value of that cell: -0.0 and 0.0 compare equal, and the first one is reported. */
+    es.lo = st->soc[es.lo_idx];
+    es.hi = st->soc[es.hi_idx];
+    if (n_temp > 0) {
+        et.lo = t[et.lo_idx];
+        et.hi = t[et.hi_idx];
+    }
+    long low = -1;
+    const double low_x = lo_of(&acc.low);
+    if (mode != GG_BAL_OFF && low_x < INFINITY) {
+        const double *x = p2.by_voltage ? st->v_last : st->soc;
+        for (size_t i = 0; i < n; i++) {
+            if (x[i] == low_x && gg_cell_good(st, i, cfg)) {
+                low = (long)i;
+                break;
             }
         }
-        ctx->board_interlock[b] = il;
     }
-
     ext_close(&et, n_temp);
 
     gg_cells_summary_t *sm = ctx->summary;
