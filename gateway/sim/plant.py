@@ -220,6 +220,7 @@ class _Process:
         self.events: deque[PlantEvent] = deque(maxlen=10_000)
         self.trip_rate = trip_rate_per_day / _DAY
         self.state_since = 0.0
+        self.speed = 0.0  # fraction of rated
 
     def _enter(self, t: float, state: PlantState) -> None:
         self.state = state
@@ -246,6 +247,19 @@ class _Process:
         if self.state is PlantState.RUNNING and self.rng.random() < self.trip_rate * dt:
             self.trip(t, "random")
 
+    def _spin(self, t: float, dt: float, overshoot: float, tau_up: float, tau_down: float) -> None:
+        """Shaft speed: a start drives towards ``overshoot`` (a little above rated, so rated is
+        reached in finite time) and enters RUNNING there; every other state coasts down."""
+        if self.state is PlantState.STARTING:
+            self.speed = _lag(self.speed, overshoot, dt, tau_up)
+            if self.speed >= 1.0:
+                self.speed = 1.0
+                self._enter(t, PlantState.RUNNING)
+        elif self.state is PlantState.RUNNING:
+            self.speed = 1.0
+        else:
+            self.speed = _lag(self.speed, 0.0, dt, tau_down)
+
     @property
     def spinning(self) -> bool:
         return self.state in (PlantState.STARTING, PlantState.RUNNING)
@@ -263,7 +277,6 @@ class _GasTurbine(_Process):
     def __init__(self, rng: random.Random, trip_rate_per_day: float, ambient_mean: float) -> None:
         super().__init__(rng, trip_rate_per_day)
         self.ambient = _Ambient(rng, ambient_mean)
-        self.speed = 0.0  # fraction of rated
         self.load = 0.0  # fraction of rated power
         self.setpoint = 80.0  # percent
         self.exhaust = 15.0
@@ -339,15 +352,7 @@ class _GasTurbine(_Process):
         t_in = self.ambient.step(dt, epoch) + 0.5 + self.inlet_noise.step(dt)
         state = self.state
         # Speed: starter/fuel bring the shaft up in a few minutes; it coasts down more slowly.
-        if state is PlantState.STARTING:
-            self.speed = _lag(self.speed, 1.02, dt, 70.0)
-            if self.speed >= 1.0:
-                self.speed = 1.0
-                self._enter(t, PlantState.RUNNING)
-        elif state is PlantState.RUNNING:
-            self.speed = 1.0
-        else:
-            self.speed = _lag(self.speed, 0.0, dt, 90.0)
+        self._spin(t, dt, overshoot=1.02, tau_up=70.0, tau_down=90.0)
         # Load: ramp limit 10 %/min; unloaded at once on a trip.
         if state is PlantState.RUNNING:
             target = self.setpoint / 100.0 * self._available(t_in)
@@ -440,7 +445,6 @@ class _BiogasChp(_Process):
     def __init__(self, rng: random.Random, trip_rate_per_day: float, ambient_mean: float) -> None:
         super().__init__(rng, trip_rate_per_day)
         self.ambient = _Ambient(rng, ambient_mean)
-        self.speed = 0.0
         self.load = 0.0
         self.setpoint = 100.0
         self.holder = 0.45 * self.HOLDER_M3
@@ -497,15 +501,7 @@ class _BiogasChp(_Process):
         methane = 55.0 + self.methane_noise.step(dt) - sev.get("low_methane", 0.0)
         methane = max(5.0, methane)
         state = self.state
-        if state is PlantState.STARTING:
-            self.speed = _lag(self.speed, 1.05, dt, 6.0)
-            if self.speed >= 1.0:
-                self.speed = 1.0
-                self._enter(t, PlantState.RUNNING)
-        elif state is PlantState.RUNNING:
-            self.speed = 1.0
-        else:
-            self.speed = _lag(self.speed, 0.0, dt, 4.0)
+        self._spin(t, dt, overshoot=1.05, tau_up=6.0, tau_down=4.0)
         # Lean gas knocks/misfires: the engine controller derates below about 48 % methane.
         derate = max(0.0, min(1.0, (methane - 40.0) / 8.0))
         if state is PlantState.RUNNING:
