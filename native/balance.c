@@ -107,6 +107,67 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
     return GG_OK;
 }
 
+/* The bleed mask of the board of cells lo..hi (no interlock): every candidate (more than the
+ * window over the target) when they fit the thermal limit, else the max_on with the most excess
+ * (SOC mode) or the highest voltage, ties to the lower cell. Scores of candidates are finite.
+ *
+ * The last cycle's mask is tried first: charges move little in 0.1 s, so it is usually still the
+ * answer. It is taken only when it provably is: max_on candidates whose weakest beats the best
+ * candidate left out, in the order the ranking uses. Anything else, including a mask that was
+ * never a plan, falls through to the ranking, so the result never depends on the guess. */
+static uint32_t board_plan(const gg_cell_state_t *restrict st, const double *restrict excess_ah,
+                           size_t lo, size_t hi, double target, double window, int by_voltage,
+                           int max_on, uint32_t guess)
+{
+    double score[32];
+    uint32_t cand = 0;
+    /* The weakest guessed candidate (lowest score, ties to the higher cell) and the best other
+     * one (highest score, ties to the lower cell), without a branch on the data. */
+    double in_s = INFINITY;
+    int in_k = -1;
+    double out_s = -INFINITY;
+    int out_k = 32;
+    int n_in = 0;
+    for (size_t i = lo; i < hi; i++) {
+        const int k = (int)(i - lo);
+        const double x = by_voltage ? st->v_last[i] : st->soc[i];
+        const double over_target = x - target;
+        const double s = by_voltage ? over_target : excess_ah[i];
+        const int is_cand = over_target > window;
+        const int is_in = is_cand & (int)((guess >> k) & 1u);
+        const int is_out = is_cand & !is_in;
+        score[k] = s;
+        cand |= (uint32_t)is_cand << k;
+        n_in += is_in;
+        const int weaker = is_in & (s <= in_s);
+        in_s = weaker ? s : in_s;
+        in_k = weaker ? k : in_k;
+        const int better = is_out & (s > out_s);
+        out_s = better ? s : out_s;
+        out_k = better ? k : out_k;
+    }
+    const int n_cand = __builtin_popcount(cand);
+    if (n_cand <= max_on) {
+        return cand;
+    }
+    if (n_in == max_on && __builtin_popcount(guess) == max_on
+        && (in_s > out_s || (in_s == out_s && in_k < out_k))) {
+        return guess;
+    }
+    /* max_on rounds of the highest remaining score; a taken one, or a cell that is no
+     * candidate, is -inf. */
+    for (int k = 0; k < (int)(hi - lo); k++) {
+        score[k] = ((cand >> k) & 1u) ? score[k] : -INFINITY;
+    }
+    uint32_t mask = 0;
+    for (int pick = 0; pick < max_on; pick++) {
+        const int best = first_max(score, (int)(hi - lo));
+        score[best] = -INFINITY;
+        mask |= 1u << best;
+    }
+    return mask;
+}
+
 void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
 {
     const gg_cells_cfg_t *cfg = ctx->cfg;
@@ -152,33 +213,10 @@ void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
         const size_t lo = b * cpb;
         const size_t hi = lo + cpb < n ? lo + cpb : n;
         const uint32_t il = il0 | ctx->board_interlock[b];
-        /* Candidates of this board: (cell, score), at most 32. */
-        double score[32];
-        unsigned char cand[32];
-        int n_cand = 0;
-        for (size_t i = lo; i < hi; i++) {
-            const double over_target = (by_voltage ? st->v_last[i] : st->soc[i]) - target;
-            /* Written unconditionally, kept by the count: no branch on the data. */
-            cand[n_cand] = (unsigned char)(i - lo);
-            score[n_cand] = by_voltage ? over_target : excess_ah[i];
-            n_cand += over_target > window;
-        }
-        /* The thermal limit: up to max_on cells, the most excess first, ties to the lower cell.
-         * When they all fit, every candidate is taken without ranking. */
         uint32_t mask = 0;
         if (il == 0) {
-            if (n_cand <= max_on) {
-                for (int k = 0; k < n_cand; k++) {
-                    mask |= 1u << cand[k];
-                }
-            } else {
-                /* max_on rounds of the highest remaining score; a taken one becomes -inf. */
-                for (int pick = 0; pick < max_on; pick++) {
-                    const int best = first_max(score, n_cand);
-                    score[best] = -INFINITY;
-                    mask |= 1u << cand[best];
-                }
-            }
+            mask = board_plan(st, excess_ah, lo, hi, target, window, by_voltage, max_on,
+                              ctx->board_mask[b]);
             for (uint32_t bits = mask; bits != 0; bits &= bits - 1) {
                 st->flags[lo + (size_t)__builtin_ctz(bits)] |= GG_CELL_BLEED;
                 n_bleeding++;
