@@ -47,6 +47,7 @@ OUT = Path(__file__).resolve().parent / "out" / "bms_cycle.json"
 CELLS_PER_BOARD = 14
 RATE_HZ = 10.0
 PARTS = ("read", "estimate", "alarms", "summarise", "record")
+DECODE = "decode"  # inside "read": not added again to the cycle's parts
 
 
 # ----- machine -------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ class Meter:
     """CPU seconds per named part within the current cycle."""
 
     def __init__(self) -> None:
-        self.now: dict[str, float] = dict.fromkeys(PARTS, 0.0)
+        self.now: dict[str, float] = dict.fromkeys((*PARTS, DECODE), 0.0)
 
     def reset(self) -> None:
         for k in self.now:
@@ -155,6 +156,22 @@ class Meter:
                 self.now[part] += time.process_time() - c
 
         return timed
+
+
+@contextlib.contextmanager
+def decode_timer(meter: Meter) -> Iterator[None]:
+    """The driver's decode step (payload to arrays) inside its read, timed where it is looked up:
+    ``protocol.decode_sample`` and ``_Buffers.store`` of drivers/cellbus/rack.py."""
+    from drivers.cellbus import protocol, rack
+
+    decode, store = protocol.decode_sample, rack._Buffers.store
+    protocol.decode_sample = meter.wrap(DECODE, decode)  # type: ignore[assignment]
+    rack._Buffers.store = meter.wrap(DECODE, store)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        protocol.decode_sample = decode  # type: ignore[assignment]
+        rack._Buffers.store = store  # type: ignore[method-assign]
 
 
 def instrument(daemon: Any, meter: Meter) -> None:
@@ -205,29 +222,30 @@ async def in_process(config_path: Path, seconds: float, warmup: int) -> dict[str
     instrument(daemon, meter)
     cpu: list[float] = []
     wall: list[float] = []
-    parts: dict[str, list[float]] = {k: [] for k in PARTS}
+    parts: dict[str, list[float]] = {k: [] for k in (*PARTS, DECODE)}
     flush_cpu: list[float] = []
     ok: list[int] = []
     try:
-        for _ in range(warmup):  # the first cycle starts the estimator off the OCV table
-            await daemon._cycle()
-        t_end = time.perf_counter() + seconds
-        n = 0
-        while time.perf_counter() < t_end:
-            meter.reset()
-            c0, w0 = time.process_time(), time.perf_counter()
-            await daemon._cycle()
-            cpu.append(time.process_time() - c0)
-            wall.append(time.perf_counter() - w0)
-            for k in PARTS:
-                parts[k].append(meter.now[k])
-            ok.append(int(np.count_nonzero(daemon._last.board_ok)))
-            n += 1
-            if n % per_window == 0:
-                c = time.process_time()
-                await daemon._flush(time.time())
-                flush_cpu.append(time.process_time() - c)
-        steady = steady_dt_cost(daemon)
+        with decode_timer(meter):
+            for _ in range(warmup):  # the first cycle starts the estimator off the OCV table
+                await daemon._cycle()
+            t_end = time.perf_counter() + seconds
+            n = 0
+            while time.perf_counter() < t_end:
+                meter.reset()
+                c0, w0 = time.process_time(), time.perf_counter()
+                await daemon._cycle()
+                cpu.append(time.process_time() - c0)
+                wall.append(time.perf_counter() - w0)
+                for k, values in parts.items():
+                    values.append(meter.now[k])
+                ok.append(int(np.count_nonzero(daemon._last.board_ok)))
+                n += 1
+                if n % per_window == 0:
+                    c = time.process_time()
+                    await daemon._flush(time.time())
+                    flush_cpu.append(time.process_time() - c)
+            steady = steady_dt_cost(daemon)
     finally:
         await daemon.close()
         spool.close()
@@ -368,6 +386,7 @@ def report(res: dict[str, Any]) -> None:
     print("|---|---:|---:|---:|")
     names = {
         "read": "read (CellRack.read: bus I/O + frame parse + decode, one step)",
+        DECODE: "... of which decode (protocol.decode_sample, _Buffers.store)",
         "estimate": "estimate (CellEstimator.update)",
         "alarms": "alarms (rest of StringMonitor.step, BoardAlarms.check)",
         "summarise": "summarise (StringMonitor.summary, RackWindow.add)",
