@@ -130,6 +130,7 @@ class Meter:
 
     def __init__(self) -> None:
         self.now: dict[str, float] = dict.fromkeys((*PARTS, DECODE), 0.0)
+        self.calls = 0  # timed calls: each costs two process_time() calls of overhead
 
     def reset(self) -> None:
         for k in self.now:
@@ -137,6 +138,7 @@ class Meter:
 
     def wrap(self, part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kw: Any) -> Any:
+            self.calls += 1
             c = time.process_time()
             try:
                 return fn(*args, **kw)
@@ -149,6 +151,7 @@ class Meter:
         # Nothing else runs on this loop (no supervisor, no status loop), so the CPU spent
         # while the read awaits the ptys is the driver's own.
         async def timed(*args: Any, **kw: Any) -> Any:
+            self.calls += 1
             c = time.process_time()
             try:
                 return await fn(*args, **kw)
@@ -229,6 +232,7 @@ async def in_process(config_path: Path, seconds: float, warmup: int) -> dict[str
         with decode_timer(meter):
             for _ in range(warmup):  # the first cycle starts the estimator off the OCV table
                 await daemon._cycle()
+            calls0 = meter.calls
             t_end = time.perf_counter() + seconds
             n = 0
             while time.perf_counter() < t_end:
@@ -245,6 +249,7 @@ async def in_process(config_path: Path, seconds: float, warmup: int) -> dict[str
                     c = time.process_time()
                     await daemon._flush(time.time())
                     flush_cpu.append(time.process_time() - c)
+            timed_calls = (meter.calls - calls0) / len(cpu)
             steady = steady_dt_cost(daemon)
     finally:
         await daemon.close()
@@ -262,8 +267,16 @@ async def in_process(config_path: Path, seconds: float, warmup: int) -> dict[str
         "window_close_cpu": stats(flush_cpu) if flush_cpu else None,
         "cycles_per_window": per_window,
         "estimate_dt": steady,
+        "timer_overhead_ms": timed_calls * 2 * timer_cost() * 1e3,
     }
     return out
+
+
+def timer_cost(n: int = 100_000) -> float:
+    c = time.perf_counter()
+    for _ in range(n):
+        time.process_time()
+    return (time.perf_counter() - c) / n
 
 
 def steady_dt_cost(daemon: Any, n: int = 200) -> dict[str, float]:
@@ -425,6 +438,8 @@ def report(res: dict[str, Any]) -> None:
     print(f"- machine: {m['cpu_model']}, {m['cores']} cores, benchmark + simulator + daemon "
           f"pinned to CPU {res['cpu']}; load average before {m['load_before']}, after "
           f"{m['load_after']}; Python {m['python']}; {res['date']}")  # fmt: skip
+    print(f"- the timers add about {p['timer_overhead_ms']:.2f} ms of CPU to an in-process cycle "
+          "(two process_time() calls per timed call); the daemon process has none")  # fmt: skip
     print(f"- medians of the parts do not add up to the median of the cycle; JSON: {OUT}")
 
 
