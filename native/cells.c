@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gridgate.h"
+#include "lanes.h"
 
 enum { Q_GOOD = 0, MAX_DEBOUNCE = 255, MAX_CELLS_PER_BOARD = 32 };
 
@@ -13,6 +14,9 @@ enum { EKF_BLOCK = 64 };
 
 /* MAD of a normal sample times this estimates its standard deviation. */
 static const double MAD_TO_SIGMA = 1.4826;
+
+/* Half width, in last cycle's MADs, of the window the median and the MAD are looked for in. */
+static const double WINDOW_MADS = 0.25;
 
 enum { CNT_OV = 0, CNT_UV = 1, CNT_OT = 2, CNT_UT = 3, CNT_DEV = 4, CNT_IMPL = 5 };
 
@@ -134,6 +138,9 @@ int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, doubl
     }
     memset(s->count, 0, ctx->n * 8);
     ctx->coef_dt = NAN;
+    ctx->hint_median = NAN;
+    ctx->hint_mad = NAN;
+    ctx->hint_mean = NAN;
     return GG_OK;
 }
 
@@ -212,9 +219,10 @@ static inline uint32_t ekf_bits(uint32_t old, int v_good, int in_range, int gate
 }
 
 /* Predict and (when the reading is plausible and passes the gate) update cell i. With
- * with_hyst == 0 the caller guarantees hyst_gamma == 0 and M == 0 on the whole grid: then d = 1,
- * M = dM/dsoc = 0 and h stays inside [-1, 1] (every write clamps it), so each dropped term is an
- * exact 0 or 1 of the general formula and both copies give the same numbers. */
+ * with_hyst == 0 the caller guarantees hyst_gamma == 0 and M == 0 on the whole grid: then h
+ * does not reach the voltage, and the filter is the two-state one (SOC, v1): h and its
+ * covariance entries p02, p12, p22 keep the values they have, and no term of theirs is
+ * computed (about a sixth of the EKF's time). */
 static inline __attribute__((always_inline)) void
 ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i, double vi,
          uint8_t vqi, const ekf_in_t *k, const int with_hyst)
@@ -245,8 +253,8 @@ ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
     } else {
         hs = s->h[i];
         p02 = s->p02[i];
-        p12 = a * s->p12[i];
-        p22 = s->p22[i] + k->qh;
+        p12 = s->p12[i];
+        p22 = s->p22[i];
         const lookup_t lk = lookup_ocv(k->ocv, k->m, soc);
         h0 = lk.slope;
         hm = 0.0;
@@ -268,7 +276,7 @@ ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
         } else {
             ph0 = p00 * h0 - p01;
             ph1 = p01 * h0 - p11;
-            ph2 = p02 * h0 - p12;
+            ph2 = 0.0; /* h is not tracked */
             inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
         }
         const double k0 = ph0 * inv_s;
@@ -276,13 +284,15 @@ ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
         const double k2 = ph2 * inv_s;
         s->soc[i] = clamp01(soc + k0 * innov);
         s->v1[i] = v1 + k1 * innov;
-        s->h[i] = clamp11(hs + k2 * innov);
         s->p00[i] = p00 - k0 * ph0;
         s->p01[i] = p01 - k0 * ph1;
-        s->p02[i] = p02 - k0 * ph2;
         s->p11[i] = p11 - k1 * ph1;
-        s->p12[i] = p12 - k1 * ph2;
-        s->p22[i] = p22 - k2 * ph2;
+        if (with_hyst) {
+            s->h[i] = clamp11(hs + k2 * innov);
+            s->p02[i] = p02 - k0 * ph2;
+            s->p12[i] = p12 - k1 * ph2;
+            s->p22[i] = p22 - k2 * ph2;
+        }
     } else {
         s->soc[i] = soc;
         s->v1[i] = v1;
@@ -295,24 +305,6 @@ ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
         s->p22[i] = p22;
     }
 }
-
-/* Two cells per instruction (SSE2 on x86-64, NEON on aarch64: GCC vector extensions, no flag).
- * Lanes are selected with masks rather than branches, and comparisons are written so that a NaN
- * selects what the scalar code's comparison would. */
-typedef double v2d __attribute__((vector_size(16)));
-typedef int64_t v2i __attribute__((vector_size(16)));
-
-static inline v2d ld2(const double *p)
-{
-    v2d r;
-    memcpy(&r, p, sizeof r);
-    return r;
-}
-
-static inline void st2(double *p, v2d x) { memcpy(p, &x, sizeof x); }
-
-/* m ? a : b per lane (m is all ones or all zeros). */
-static inline v2d sel2(v2i m, v2d a, v2d b) { return (v2d)((m & (v2i)a) | (~m & (v2i)b)); }
 
 static inline v2d clamp2(v2d x, double lo, double hi)
 {
@@ -379,8 +371,6 @@ ekf_predict_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restri
         st2(s->p22 + i, d * d * ld2(s->p22 + i) + k->qh);
     } else {
         hs = zero; /* unused: M = 0 */
-        st2(s->p12 + i, a * ld2(s->p12 + i));
-        st2(s->p22 + i, ld2(s->p22 + i) + k->qh);
     }
 
     const double *ocv = k->ocv;
@@ -451,21 +441,23 @@ ekf_update_pair(const gg_cell_state_t *restrict s, size_t i, double r_v, const e
     } else {
         ph0 = p00 * h0 - p01;
         ph1 = p01 * h0 - p11;
-        ph2 = p02 * h0 - p12;
+        ph2 = (v2d){0.0, 0.0}; /* h is not tracked */
         inv_s = 1.0 / (h0 * ph0 - ph1 + r_v);
     }
     const v2d g0 = (v2d)(used & (v2i)(ph0 * inv_s));
     const v2d g1 = (v2d)(used & (v2i)(ph1 * inv_s));
-    const v2d g2 = (v2d)(used & (v2i)(ph2 * inv_s));
     st2(s->soc + i, clamp2(ld2(s->soc + i) + g0 * innov, 0.0, 1.0));
     st2(s->v1 + i, ld2(s->v1 + i) + g1 * innov);
-    st2(s->h + i, clamp2(ld2(s->h + i) + g2 * innov, -1.0, 1.0));
     st2(s->p00 + i, p00 - g0 * ph0);
     st2(s->p01 + i, p01 - g0 * ph1);
-    st2(s->p02 + i, p02 - g0 * ph2);
     st2(s->p11 + i, p11 - g1 * ph1);
-    st2(s->p12 + i, p12 - g1 * ph2);
-    st2(s->p22 + i, p22 - g2 * ph2);
+    if (with_hyst) {
+        const v2d g2 = (v2d)(used & (v2i)(ph2 * inv_s));
+        st2(s->h + i, clamp2(ld2(s->h + i) + g2 * innov, -1.0, 1.0));
+        st2(s->p02 + i, p02 - g0 * ph2);
+        st2(s->p12 + i, p12 - g1 * ph2);
+        st2(s->p22 + i, p22 - g2 * ph2);
+    }
 }
 
 /* Both halves over the cells in blocks, so that the update loop finds what the predict loop
@@ -577,12 +569,14 @@ static double select_kth(double *a, long n, long k)
     return a[k];
 }
 
-/* Median as numpy defines it: the mean of the two middle values for an even count. */
-static double median(double *a, long n)
+/* The median of a[0..n) as numpy defines it (the mean of the two middle values for an even
+ * count), given that the elements of ranks first..k of the whole set are the elements of ranks
+ * first - offset..k - offset of a; reorders a. */
+static double median_ranks(double *a, long n, long offset, long whole_n)
 {
-    const long k = n / 2;
+    const long k = whole_n / 2 - offset;
     const double upper = select_kth(a, n, k);
-    if (n % 2 == 1) {
+    if (whole_n % 2 == 1) {
         return upper;
     }
     double lower = a[0];
@@ -592,6 +586,67 @@ static double median(double *a, long n)
         }
     }
     return (lower + upper) / 2.0;
+}
+
+/* Counts the values of a[0..n) below lo and gathers those within [lo, hi] into win; returns
+ * how many it gathered. With centre finite, a[j] is first replaced by |a[j] - centre| (the MAD
+ * needs the deviations both here and for the full selection). Two values per step, the
+ * comparisons as lane masks; a value is written to win always and kept by the count, so no
+ * branch depends on the data. */
+static long gather_window(double *restrict a, long n, double centre, double lo, double hi,
+                          double *restrict win, long *below)
+{
+    const int dev = isfinite(centre);
+    const v2d c2 = {centre, centre};
+    const v2d lo2 = {lo, lo};
+    const v2d hi2 = {hi, hi};
+    const v2i abs_mask = {INT64_MAX, INT64_MAX};
+    v2i under = {0, 0};
+    long inside = 0;
+    long j = 0;
+    for (; j + 2 <= n; j += 2) {
+        v2d x = ld2(a + j);
+        if (dev) {
+            x = (v2d)((v2i)(x - c2) & abs_mask);
+            st2(a + j, x);
+        }
+        const v2i in = (x >= lo2) & (x <= hi2);
+        under -= x < lo2;
+        win[inside] = x[0];
+        inside -= in[0];
+        win[inside] = x[1];
+        inside -= in[1];
+    }
+    long nb = under[0] + under[1];
+    for (; j < n; j++) {
+        if (dev) {
+            a[j] = fabs(a[j] - centre);
+        }
+        const double x = a[j];
+        win[inside] = x;
+        inside += (x >= lo) & (x <= hi);
+        nb += x < lo;
+    }
+    *below = nb;
+    return inside;
+}
+
+/* The median of a[0..n) (reordered; with centre finite, of |a[j] - centre|), looked for first
+ * among the values within [lo, hi], which win (n doubles) receives. The middle ranks are inside
+ * that window when fewer than them lie below lo and more above: then the window's own ranks give
+ * the same values, and the full set is selected only when the window misses. NaN bounds make an
+ * empty window. Every a[j] is finite. */
+static double median_near(double *restrict a, long n, double centre, double lo, double hi,
+                          double *restrict win)
+{
+    long below = 0;
+    const long inside = gather_window(a, n, centre, lo, hi, win, &below);
+    const long k = n / 2;
+    const long first = n % 2 == 1 ? k : k - 1;
+    if (below <= first && k < below + inside) {
+        return median_ranks(win, inside, below, n);
+    }
+    return median_ranks(a, n, 0, n);
 }
 
 /* Minimum and maximum with the index of their first occurrence, and the sum (the summary of one
@@ -622,25 +677,6 @@ typedef struct {
     v2d hi;
 } extremes2_t;
 
-/* a < b ? a : b and a > b ? a : b per lane (what minpd / maxpd compute). */
-static inline v2d min2(v2d a, v2d b)
-{
-#if defined(__SSE2__)
-    return __builtin_ia32_minpd(a, b);
-#else
-    return sel2(a < b, a, b);
-#endif
-}
-
-static inline v2d max2(v2d a, v2d b)
-{
-#if defined(__SSE2__)
-    return __builtin_ia32_maxpd(a, b);
-#else
-    return sel2(a > b, a, b);
-#endif
-}
-
 static void ext2_init(extremes2_t *e)
 {
     const v2d inf = {INFINITY, INFINITY};
@@ -665,17 +701,41 @@ static inline void ext2_push_all(extremes2_t *e, v2d x)
 static inline double lo_of(const extremes2_t *e) { return fmin(e->lo[0], e->lo[1]); }
 static inline double hi_of(const extremes2_t *e) { return fmax(e->hi[0], e->hi[1]); }
 
-/* The first i with x[i] == val and (flags == NULL or flags[i] & bit set when want, clear when
- * not); -1 if none. */
-static long first_eq(const double *x, const uint32_t *flags, uint32_t bit, int want, size_t n,
-                     double val)
+/* Into e->lo_idx and e->hi_idx: the first i with x[i] == e->lo (e->hi) and flags == NULL or
+ * flags[i] & bit set when want, clear when not; -1 if none. One scan for both, four cells at a
+ * time until one of them equals either value: a match is rare, so the loop runs without taken
+ * branches. */
+static void first_eq(const double *x, const uint32_t *flags, uint32_t bit, int want, size_t n,
+                     extremes_t *e)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (x[i] == val && (flags == NULL || ((flags[i] & bit) != 0) == want)) {
-            return (long)i;
+    const double lo = e->lo;
+    const double hi = e->hi;
+    const v2d lo2 = {lo, lo};
+    const v2d hi2 = {hi, hi};
+    long lo_idx = -1;
+    long hi_idx = -1;
+    size_t i = 0;
+    while (i < n && (lo_idx < 0 || hi_idx < 0)) {
+        if (i + 4 <= n) {
+            const v2d a = ld2(x + i);
+            const v2d b = ld2(x + i + 2);
+            const v2i m = (a == lo2) | (a == hi2) | (b == lo2) | (b == hi2);
+            if ((m[0] | m[1]) == 0) {
+                i += 4;
+                continue;
+            }
+        }
+        const size_t end = i + 4 <= n ? i + 4 : n;
+        for (; i < end; i++) {
+            if (flags != NULL && ((flags[i] & bit) != 0) != want) {
+                continue;
+            }
+            lo_idx = lo_idx < 0 && x[i] == lo ? (long)i : lo_idx;
+            hi_idx = hi_idx < 0 && x[i] == hi ? (long)i : hi_idx;
         }
     }
-    return -1;
+    e->lo_idx = lo_idx;
+    e->hi_idx = hi_idx;
 }
 
 /* What pass 1b needs besides the cells, and what it gathers. */
@@ -945,7 +1005,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
             const int in_range = v_good && vi >= ek.v_lo && vi <= ek.v_hi;
             st->p00[i] = st->p00[i] + qs;
             st->p11[i] = st->p11[i] + qv;
-            st->p22[i] = st->p22[i] + qh;
+            st->p22[i] = st->p22[i] + (hyst_on ? qh : 0.0);
             st->ocv[i] = lookup(ocv, hyst, m, st->soc[i]).ocv;
             st->innov[i] = NAN;
             st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
@@ -993,8 +1053,9 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     ev.hi_idx = -1;
     if (n_plaus > 0) {
         /* IN_RANGE is still in the flags until pass 2. */
-        ev.lo_idx = first_eq(v, st->flags, IN_RANGE, 1, n, lo_of(&a1.v));
-        ev.hi_idx = first_eq(v, st->flags, IN_RANGE, 1, n, hi_of(&a1.v));
+        ev.lo = lo_of(&a1.v);
+        ev.hi = hi_of(&a1.v);
+        first_eq(v, st->flags, IN_RANGE, 1, n, &ev);
         ev.lo = v[ev.lo_idx];
         ev.hi = v[ev.hi_idx];
     }
@@ -1003,11 +1064,18 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     double med = NAN;
     double sigma = NAN;
     if (n_plaus > 0) {
-        med = median(scratch, n_plaus);
-        for (long j = 0; j < n_plaus; j++) {
-            scratch[j] = fabs(scratch[j] - med);
-        }
-        const double mad = median(scratch, n_plaus);
+        /* Searched first near last cycle's values: the median moved with the mean (a current
+         * step shifts every cell alike), the MAD hardly at all. A window of a quarter MAD each
+         * side holds about a tenth of a normal string. excess_ah is free until the plan. */
+        const double mean = ev.sum / (double)n_plaus;
+        const double guess = ctx->hint_median + (mean - ctx->hint_mean);
+        const double half = WINDOW_MADS * ctx->hint_mad;
+        med = median_near(scratch, n_plaus, NAN, guess - half, guess + half, ctx->excess_ah);
+        const double mad = median_near(scratch, n_plaus, med, ctx->hint_mad - half,
+                                       ctx->hint_mad + half, ctx->excess_ah);
+        ctx->hint_median = med;
+        ctx->hint_mad = mad;
+        ctx->hint_mean = mean;
         sigma = MAD_TO_SIGMA * mad;
         if (sigma < cfg->dev_sigma_min) {
             sigma = cfg->dev_sigma_min;
@@ -1057,13 +1125,15 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     es.sum = acc.soc_sum;
     es.lo = lo_of(&acc.soc);
     es.hi = hi_of(&acc.soc);
-    es.lo_idx = first_eq(st->soc, NULL, 0, 0, n, es.lo);
-    es.hi_idx = first_eq(st->soc, NULL, 0, 0, n, es.hi);
+    first_eq(st->soc, NULL, 0, 0, n, &es);
     et.sum = 0.0;
     et.lo = lo_of(&acc.temp);
     et.hi = hi_of(&acc.temp);
-    et.lo_idx = n_temp > 0 ? first_eq(t, st->flags, GG_CELL_T_BAD, 0, n, et.lo) : -1;
-    et.hi_idx = n_temp > 0 ? first_eq(t, st->flags, GG_CELL_T_BAD, 0, n, et.hi) : -1;
+    et.lo_idx = -1;
+    et.hi_idx = -1;
+    if (n_temp > 0) {
+        first_eq(t, st->flags, GG_CELL_T_BAD, 0, n, &et);
+    }
     /* The value of that cell: -0.0 and 0.0 compare equal, and the first one is reported. */
     es.lo = st->soc[es.lo_idx];
     es.hi = st->soc[es.hi_idx];

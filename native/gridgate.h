@@ -8,7 +8,7 @@
 
 /* Bumped whenever a signature or a struct layout changes; gateway/estimate/_native.py refuses a
  * compiled module whose number differs from the one the Python side was written for. */
-#define GG_NATIVE_VERSION 1
+#define GG_NATIVE_VERSION 2
 
 /* Status codes shared by every kernel. Kernels never abort and never print. */
 #define GG_OK 0
@@ -227,6 +227,10 @@ typedef struct {
     const gg_cell_state_t *state; /* the arrays it points to are written */
     const gg_cell_coef_t *coef;
     double coef_dt;
+    /* Last cycle's median, MAD and mean of the plausible readings, kept by the kernel as
+     * guesses that make this cycle's robust statistics cheaper. Any value gives the same
+     * results (a guess that misses costs time only); NaN after reset. */
+    double hint_median, hint_mad, hint_mean;
     double *scratch;
     double *excess_ah;         /* [n] charge to bleed to reach the target, Ah (>= 0) */
     double *bleed_s;           /* [n] time that takes at v_last / bal_bleed_ohm, s */

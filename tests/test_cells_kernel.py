@@ -540,3 +540,91 @@ def test_for_chemistry_overrides() -> None:
     lfp = CellsConfig.for_chemistry(Chemistry.LFP, debounce_set=7)
     assert lfp.ov_set == 3.65 and lfp.debounce_set == 7
     assert dataclasses.replace(lfp, debounce_set=3) == CellsConfig.for_chemistry("lfp")
+
+
+# ---------------------------------------------------------------- guesses the kernel keeps
+
+_OUTPUT_ARRAYS = ("excess_ah", "bleed_s", "board_mask", "board_interlock", "flags")
+
+
+def _guess_free_run(seed: int, spoil) -> list[tuple[np.ndarray, ...]]:
+    """A 60-cell run with current steps, dropouts and quantised readings (ties), spoiling the
+    kernel's guesses (median/MAD hints and last board masks) before every step with spoil."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    params = cell_params(n, 100.0 * (1 + 0.02 * rng.standard_normal(n)), 1e-3, 5e-4, 10.0)
+    cfg = CellsConfig(cells_per_board=14, bal_max_per_board=3, bal_soc_window=0.001)
+    soc0 = np.clip(rng.uniform(0.3, 0.7, n), 0, 1)
+    soc0[:5] = 1.2  # clamped to 1: equal SOC and (same capacity) equal excess: ties
+    params["capacity_ah"][:5] = 100.0
+    est = CellEstimator(params, NMC, cfg, soc0)
+    spoil_rng = np.random.default_rng(seed + 1)
+    out = []
+    for k in range(80):
+        spoil(est, spoil_rng)
+        current = 100.0 * np.sin(k / 7.0) + (50.0 if k % 13 == 0 else 0.0)
+        v = np.round(lookup(NMC, soc0)[0] - 1e-3 * current + 0.002 * rng.standard_normal(n), 4)
+        vq = np.where(rng.random(n) < 0.03, 2, 0).astype(np.uint8)
+        t = np.full(n, 25.0)
+        est.update(0.1, current, v, vq, t, np.zeros(n, np.uint8))
+        s = est._summary.copy()
+        out.append((est.state.copy(), s, *(np.array(getattr(est, a)) for a in _OUTPUT_ARRAYS)))
+    return out
+
+
+def _keep(est: CellEstimator, rng) -> None:
+    pass
+
+
+def _forget(est: CellEstimator, rng) -> None:
+    """No guess at all: every median is a full selection, every board is ranked."""
+    est._ctx.hint_median = est._ctx.hint_mad = est._ctx.hint_mean = np.nan
+    est._board_mask[:] = 0
+
+
+def _mislead(est: CellEstimator, rng) -> None:
+    """Guesses that are wrong, degenerate or inverted, and masks that were never a plan."""
+    choice = rng.integers(4)
+    ctx = est._ctx
+    if choice == 0:
+        ctx.hint_median, ctx.hint_mad, ctx.hint_mean = rng.normal(3.7, 0.05), 0.0, 3.7
+    elif choice == 1:
+        ctx.hint_median, ctx.hint_mad, ctx.hint_mean = np.inf, np.inf, 0.0
+    elif choice == 2:
+        ctx.hint_mad = -abs(ctx.hint_mad)  # an empty window
+    else:
+        ctx.hint_mad = 1e3  # a window holding everything
+    est._board_mask[:] = rng.integers(0, 2**32, len(est._board_mask), dtype=np.uint32)
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_guesses_never_change_a_result(seed: int) -> None:
+    """The kernel looks for the median and MAD near last cycle's and tries last cycle's board
+    masks first; a guess that misses may only cost time. Every output of a run with the guesses
+    kept is bitwise equal to runs with them forgotten or deliberately wrong."""
+    kept = _guess_free_run(seed, _keep)
+    for spoil in (_forget, _mislead):
+        other = _guess_free_run(seed, spoil)
+        for step, (a, b) in enumerate(zip(kept, other, strict=True)):
+            for x, y in zip(a, b, strict=True):
+                assert x.tobytes() == y.tobytes(), (spoil.__name__, step)
+    n_bleeding = [int(s[1]["n_bleeding"][0]) for s in kept]
+    assert max(n_bleeding) > 0  # the run does plan: the mask guess is exercised
+
+
+def test_without_hysteresis_the_filter_has_two_states() -> None:
+    """No hysteresis (gamma 0, M = 0): h cannot reach the voltage, so h and its covariance
+    entries keep their start values while SOC and v1 are estimated (and equal the reference)."""
+    n = 30
+    rng = np.random.default_rng(5)
+    cfg = CellsConfig(q_h=1e-6)
+    twin = Twin(cell_params(n, 94.0, 8e-4, 4e-4, 8.0), NMC, cfg, rng.uniform(0.2, 0.8, n), p0_h=0.3)
+    start = twin.est.state.copy()
+    for k in range(20):
+        current = np.nan if k == 7 else 80.0 * np.cos(k / 3.0)
+        v, vq, t, tq = inputs(n, 3.7 + 0.01 * rng.standard_normal())
+        twin.step(0.1, current, v, vq, t, tq)
+    end = twin.est.state
+    for f in ("h", "p02", "p12", "p22"):
+        np.testing.assert_array_equal(end[f], start[f], err_msg=f)
+    assert np.all(end["p00"] != start["p00"]) and np.all(end["soc"] != start["soc"])

@@ -23,7 +23,7 @@ except ImportError as exc:  # a missing extension must name the fix, not just th
     ) from exc
 
 # The GG_NATIVE_VERSION (native/gridgate.h) the wrappers in this package were written for.
-EXPECTED_NATIVE_VERSION: Final = 1
+EXPECTED_NATIVE_VERSION: Final = 2
 
 # C scalar type -> the numpy dtype whose buffer it can read without conversion.
 _SCALAR_DTYPES: Final = MappingProxyType(

@@ -453,6 +453,7 @@ class CellEstimator:
             ctx.summary,
         ) = self._keep
         ctx.coef_dt = math.nan
+        ctx.hint_median = ctx.hint_mad = ctx.hint_mean = math.nan
         self._ctx = ctx
         check(
             lib.gg_cells_check(ctx),

@@ -116,6 +116,9 @@ def step(
     """
     s = state.copy()
     hyst_table = np.zeros(len(ocv)) if hyst is None else np.asarray(hyst, dtype=np.float64)
+    # Without hysteresis (no decay, M = 0 everywhere) h cannot reach the voltage: the filter is
+    # the two-state one, and h with its covariance entries p02, p12, p22 keep their values.
+    hyst_on = cfg.hyst_gamma != 0.0 or bool(np.any(hyst_table != 0.0))
     n = len(s)
     count = s["count"].copy()
     flags = (s["flags"] & np.uint32(_DEBOUNCED)) | np.uint32(CellFlag.PREDICT_ONLY)
@@ -159,20 +162,22 @@ def step(
             k2 = ph2 * inv_s
             s["soc"] = np.where(used, _clamp01(soc + k0 * innov), soc)
             s["v1"] = np.where(used, v1 + k1 * innov, v1)
-            s["h"] = np.where(used, _clamp11(hs + k2 * innov), hs)
             s["p00"] = np.where(used, p00 - k0 * ph0, p00)
             s["p01"] = np.where(used, p01 - k0 * ph1, p01)
-            s["p02"] = np.where(used, p02 - k0 * ph2, p02)
             s["p11"] = np.where(used, p11 - k1 * ph1, p11)
-            s["p12"] = np.where(used, p12 - k1 * ph2, p12)
-            s["p22"] = np.where(used, p22 - k2 * ph2, p22)
+            if hyst_on:
+                s["h"] = np.where(used, _clamp11(hs + k2 * innov), hs)
+                s["p02"] = np.where(used, p02 - k0 * ph2, p02)
+                s["p12"] = np.where(used, p12 - k1 * ph2, p12)
+                s["p22"] = np.where(used, p22 - k2 * ph2, p22)
             s["ocv"] = ocv_now
             s["innov"] = np.where(v_good, innov, np.nan)
             flags = np.where(used, flags & ~np.uint32(CellFlag.PREDICT_ONLY), flags)
         else:
             s["p00"] = s["p00"] + qs
             s["p11"] = s["p11"] + qv
-            s["p22"] = s["p22"] + qh
+            if hyst_on:
+                s["p22"] = s["p22"] + qh
             s["ocv"] = lookup(ocv, s["soc"])[0]
             s["innov"] = np.nan
             flags = flags | np.uint32(CellFlag.NO_CURRENT)

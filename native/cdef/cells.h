@@ -86,6 +86,7 @@ typedef struct {
     const gg_cell_state_t *state;
     const gg_cell_coef_t *coef;
     double coef_dt;
+    double hint_median, hint_mad, hint_mean;
     double *scratch;
     double *excess_ah;
     double *bleed_s;

@@ -1,0 +1,55 @@
+/* Two doubles per instruction (SSE2 on x86-64, NEON on aarch64) through GCC vector extensions,
+ * with no compiler flag: the kernels of cells.c and balance.c process two cells at a time.
+ * Lanes are selected with masks rather than branches, and comparisons are written so that a
+ * NaN selects what the scalar code's comparison would. Internal to native/, not in the cdef. */
+#ifndef GG_LANES_H
+#define GG_LANES_H
+
+#include <stdint.h>
+#include <string.h>
+
+typedef double v2d __attribute__((vector_size(16)));
+typedef int64_t v2i __attribute__((vector_size(16)));
+
+static inline v2d ld2(const double *p)
+{
+    v2d r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+
+static inline void st2(double *p, v2d x) { memcpy(p, &x, sizeof x); }
+
+/* m ? a : b per lane (m is all ones or all zeros). */
+static inline v2d sel2(v2i m, v2d a, v2d b) { return (v2d)((m & (v2i)a) | (~m & (v2i)b)); }
+
+/* a < b ? a : b and a > b ? a : b per lane (what minpd / maxpd compute). */
+static inline v2d min2(v2d a, v2d b)
+{
+#if defined(__SSE2__)
+    return __builtin_ia32_minpd(a, b);
+#else
+    return sel2(a < b, a, b);
+#endif
+}
+
+static inline v2d max2(v2d a, v2d b)
+{
+#if defined(__SSE2__)
+    return __builtin_ia32_maxpd(a, b);
+#else
+    return sel2(a > b, a, b);
+#endif
+}
+
+/* Bit j set where lane j of the mask m is set. */
+static inline uint32_t bits2(v2i m)
+{
+#if defined(__SSE2__)
+    return (uint32_t)__builtin_ia32_movmskpd((v2d)m);
+#else
+    return (uint32_t)(m[0] & 1) | (uint32_t)(m[1] & 1) << 1;
+#endif
+}
+
+#endif
