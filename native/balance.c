@@ -2,22 +2,8 @@
  * states the EKF left: no model, no allocation. */
 #include <math.h>
 
-#include <string.h>
-
 #include "gridgate.h"
-
-typedef double v2d __attribute__((vector_size(16)));
-typedef int64_t v2i __attribute__((vector_size(16)));
-
-static inline v2d ld2(const double *p)
-{
-    v2d r;
-    memcpy(&r, p, sizeof r);
-    return r;
-}
-
-static inline void st2(double *p, v2d x) { memcpy(p, &x, sizeof x); }
-
+#include "lanes.h"
 
 /* (index, score) of a running maximum; the first index wins ties. */
 typedef struct {
@@ -107,61 +93,118 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
     return GG_OK;
 }
 
-/* The bleed mask of the board of cells lo..hi (no interlock): every candidate (more than the
- * window over the target) when they fit the thermal limit, else the max_on with the most excess
- * (SOC mode) or the highest voltage, ties to the lower cell. Scores of candidates are finite.
+/* Set bits of x. __builtin_popcount is a libgcc call on x86-64 without -mpopcnt, which the
+ * baseline build does not assume. */
+static inline int count_bits(uint32_t x)
+{
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    x = (x + (x >> 4)) & 0x0f0f0f0fu;
+    return (int)((x * 0x01010101u) >> 24);
+}
+
+/* What the plan of one board needs besides its cells. */
+typedef struct {
+    const gg_cell_state_t *st;
+    const gg_cell_param_t *par;
+    double *excess_ah;
+    double *bleed_s;
+    double ref_soc;  /* the SOC every cell is bled down to; NaN without a target */
+    double target;   /* of the score: SOC, or voltage in VOLTAGE mode */
+    double window;
+    double k_time;   /* 3600 bal_bleed_ohm: hours to seconds over the bleed conductance */
+    int by_voltage;
+    int max_on;
+} plan_in_t;
+
+/* Excess and bleed time of cells i and i + 1 (written), and their score (returned): the
+ * excess in SOC mode, the voltage over the target in VOLTAGE mode; *cand gets the lanes more
+ * than the window over the target. Lanes without an excess are masked to +0, as the scalar
+ * "excess > 0 ? ... : 0.0" gives. */
+static inline v2d plan_pair(const plan_in_t *p, size_t i, v2i *cand)
+{
+    const gg_cell_state_t *st = p->st;
+    const v2d zero = {0.0, 0.0};
+    const v2d over = ld2(st->soc + i) - p->ref_soc; /* NaN without a target: no excess */
+    const v2d cap = {p->par[i].capacity_ah, p->par[i + 1].capacity_ah};
+    const v2d excess = (v2d)((over > zero) & (v2i)(over * cap));
+    const v2d v_last = ld2(st->v_last + i);
+    st2(p->excess_ah + i, excess);
+    /* The bleed current is v / R, so the time is charge / current. */
+    st2(p->bleed_s + i, (v2d)((excess > zero) & (v2i)(excess * p->k_time / v_last)));
+    const v2d over_target = (p->by_voltage ? v_last : ld2(st->soc + i)) - p->target;
+    const v2d window = {p->window, p->window};
+    *cand = over_target > window;
+    return p->by_voltage ? over_target : excess;
+}
+
+/* Cells lo..hi of one board: writes their excess and bleed time, and returns the bleed mask
+ * (0 when interlocked): every candidate when they fit the thermal limit, else the max_on with
+ * the highest score, ties to the lower cell. Scores of candidates are finite.
  *
  * The last cycle's mask is tried first: charges move little in 0.1 s, so it is usually still the
- * answer. It is taken only when it provably is: max_on candidates whose weakest beats the best
- * candidate left out, in the order the ranking uses. Anything else, including a mask that was
- * never a plan, falls through to the ranking, so the result never depends on the guess. */
-static uint32_t board_plan(const gg_cell_state_t *restrict st, const double *restrict excess_ah,
-                           size_t lo, size_t hi, double target, double window, int by_voltage,
-                           int max_on, uint32_t guess)
+ * answer. It is taken only when it provably is: max_on candidates, the lowest score among them
+ * above the highest among the others (a tie is left to the ranking). Anything else, including a
+ * mask that was never a plan, falls through to the ranking, so the result never depends on the
+ * guess. */
+static uint32_t board_plan(const plan_in_t *p, size_t lo, size_t hi, int interlocked,
+                           uint32_t guess)
 {
     double score[32];
     uint32_t cand = 0;
-    /* The weakest guessed candidate (lowest score, ties to the higher cell) and the best other
-     * one (highest score, ties to the lower cell), without a branch on the data. */
-    double in_s = INFINITY;
-    int in_k = -1;
-    double out_s = -INFINITY;
-    int out_k = 32;
-    int n_in = 0;
-    for (size_t i = lo; i < hi; i++) {
-        const int k = (int)(i - lo);
-        const double x = by_voltage ? st->v_last[i] : st->soc[i];
-        const double over_target = x - target;
-        const double s = by_voltage ? over_target : excess_ah[i];
-        const int is_cand = over_target > window;
-        const int is_in = is_cand & (int)((guess >> k) & 1u);
-        const int is_out = is_cand & !is_in;
-        score[k] = s;
-        cand |= (uint32_t)is_cand << k;
-        n_in += is_in;
-        const int weaker = is_in & (s <= in_s);
-        in_s = weaker ? s : in_s;
-        in_k = weaker ? k : in_k;
-        const int better = is_out & (s > out_s);
-        out_s = better ? s : out_s;
-        out_k = better ? k : out_k;
+    const v2d inf = {INFINITY, INFINITY};
+    v2d in_min = inf;   /* over the guessed candidates */
+    v2d out_max = -inf; /* over the other candidates */
+    const size_t m = hi - lo;
+    /* An odd last cell is computed as the pair (hi - 2, hi - 1), a repeat of cell hi - 2 with
+     * the same result; a one-cell board as a pair of itself. */
+    for (size_t k = 0; k < m; k += 2) {
+        const size_t j = k + 2 <= m ? k : (m >= 2 ? m - 2 : 0);
+        v2i c;
+        v2d s;
+        if (m >= 2) {
+            s = plan_pair(p, lo + j, &c);
+        } else {
+            /* One cell on its own: the pair (lo, lo) reads par[lo + 1], so go scalar. */
+            const gg_cell_state_t *st = p->st;
+            const double over = st->soc[lo] - p->ref_soc;
+            const double excess = over > 0.0 ? over * p->par[lo].capacity_ah : 0.0;
+            p->excess_ah[lo] = excess;
+            p->bleed_s[lo] = excess > 0.0 ? excess * p->k_time / st->v_last[lo] : 0.0;
+            const double over_target = (p->by_voltage ? st->v_last[lo] : st->soc[lo]) - p->target;
+            const int64_t is_c = -(int64_t)(over_target > p->window);
+            const double sc = p->by_voltage ? over_target : excess;
+            s = (v2d){sc, sc};
+            c = (v2i){is_c, is_c};
+        }
+        st2(score + j, s);
+        const v2i g = {-(int64_t)((guess >> j) & 1u), -(int64_t)((guess >> (j + 1)) & 1u)};
+        in_min = min2(sel2(c & g, s, inf), in_min);
+        out_max = max2(sel2(c & ~g, s, -inf), out_max);
+        cand |= bits2(c) << j;
     }
-    const int n_cand = __builtin_popcount(cand);
-    if (n_cand <= max_on) {
+    if (m == 1) {
+        cand &= 1u; /* the second lane was the same cell */
+    }
+    if (interlocked) {
+        return 0;
+    }
+    const int max_on = p->max_on;
+    if (count_bits(cand) <= max_on) {
         return cand;
     }
-    if (n_in == max_on && __builtin_popcount(guess) == max_on
-        && (in_s > out_s || (in_s == out_s && in_k < out_k))) {
+    if (count_bits(guess) == max_on && count_bits(cand & guess) == max_on
+        && fmin(in_min[0], in_min[1]) > fmax(out_max[0], out_max[1])) {
         return guess;
     }
     /* max_on rounds of the highest remaining score; a taken one, or a cell that is no
      * candidate, is -inf. */
-    for (int k = 0; k < (int)(hi - lo); k++) {
+    for (size_t k = 0; k < m; k++) {
         score[k] = ((cand >> k) & 1u) ? score[k] : -INFINITY;
     }
     uint32_t mask = 0;
     for (int pick = 0; pick < max_on; pick++) {
-        const int best = first_max(score, (int)(hi - lo));
+        const int best = first_max(score, (int)m);
         score[best] = -INFINITY;
         mask |= 1u << best;
     }
@@ -172,55 +215,35 @@ void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
 {
     const gg_cells_cfg_t *cfg = ctx->cfg;
     const gg_cell_state_t *restrict st = ctx->state;
-    const gg_cell_param_t *restrict par = ctx->param;
-    double *restrict excess_ah = ctx->excess_ah;
-    double *restrict bleed_s = ctx->bleed_s;
     const size_t n = ctx->n;
     const int mode = cfg->bal_mode;
-    const int by_voltage = mode == GG_BAL_VOLTAGE;
-    /* The SOC every cell is bled down to: in VOLTAGE mode, that of the lowest-voltage cell. */
-    const double ref_soc = low >= 0 ? st->soc[low] : NAN;
-    const double target = low >= 0 ? (by_voltage ? st->v_last[low] : st->soc[low]) : NAN;
-    const double window = by_voltage ? cfg->bal_v_window : cfg->bal_soc_window;
-    ctx->summary->target_soc = mode == GG_BAL_SOC ? target : NAN;
-    ctx->summary->target_v = mode == GG_BAL_VOLTAGE ? target : NAN;
+    plan_in_t p;
+    p.st = st;
+    p.par = ctx->param;
+    p.excess_ah = ctx->excess_ah;
+    p.bleed_s = ctx->bleed_s;
+    p.by_voltage = mode == GG_BAL_VOLTAGE;
+    /* In VOLTAGE mode every cell is bled down to the SOC of the lowest-voltage cell. */
+    p.ref_soc = low >= 0 ? st->soc[low] : NAN;
+    p.target = low >= 0 ? (p.by_voltage ? st->v_last[low] : st->soc[low]) : NAN;
+    p.window = p.by_voltage ? cfg->bal_v_window : cfg->bal_soc_window;
+    p.k_time = 3600.0 * cfg->bal_bleed_ohm;
+    p.max_on = cfg->bal_max_per_board;
+    ctx->summary->target_soc = mode == GG_BAL_SOC ? p.target : NAN;
+    ctx->summary->target_v = mode == GG_BAL_VOLTAGE ? p.target : NAN;
 
     const size_t cpb = (size_t)cfg->cells_per_board;
     const size_t n_boards = (n + cpb - 1) / cpb;
-    const int max_on = cfg->bal_max_per_board;
-    const double k_time = 3600.0 * cfg->bal_bleed_ohm;
     const uint32_t il0 = mode == GG_BAL_OFF ? GG_BAL_IL_OFF : (low < 0 ? GG_BAL_IL_NO_TARGET : 0u);
-    /* Excess and bleed time of every cell, two per instruction; lanes without an excess are
-     * masked to +0, as the scalar "excess > 0 ? ... : 0.0" gives. */
-    const size_t n2 = n & ~(size_t)1;
-    const v2d zero = {0.0, 0.0};
-    for (size_t i = 0; i < n2; i += 2) {
-        const v2d over = ld2(st->soc + i) - ref_soc; /* NaN without a target: no excess */
-        const v2d cap = {par[i].capacity_ah, par[i + 1].capacity_ah};
-        const v2d excess = (v2d)((over > zero) & (v2i)(over * cap));
-        st2(excess_ah + i, excess);
-        /* The bleed current is v / R, so the time is charge / current. */
-        st2(bleed_s + i, (v2d)((excess > zero) & (v2i)(excess * k_time / ld2(st->v_last + i))));
-    }
-    for (size_t i = n2; i < n; i++) {
-        const double over = st->soc[i] - ref_soc;
-        const double excess = over > 0.0 ? over * par[i].capacity_ah : 0.0;
-        excess_ah[i] = excess;
-        bleed_s[i] = excess > 0.0 ? excess * k_time / st->v_last[i] : 0.0;
-    }
     long n_bleeding = 0;
     for (size_t b = 0; b < n_boards; b++) {
         const size_t lo = b * cpb;
         const size_t hi = lo + cpb < n ? lo + cpb : n;
         const uint32_t il = il0 | ctx->board_interlock[b];
-        uint32_t mask = 0;
-        if (il == 0) {
-            mask = board_plan(st, excess_ah, lo, hi, target, window, by_voltage, max_on,
-                              ctx->board_mask[b]);
-            for (uint32_t bits = mask; bits != 0; bits &= bits - 1) {
-                st->flags[lo + (size_t)__builtin_ctz(bits)] |= GG_CELL_BLEED;
-                n_bleeding++;
-            }
+        const uint32_t mask = board_plan(&p, lo, hi, il != 0, ctx->board_mask[b]);
+        for (uint32_t bits = mask; bits != 0; bits &= bits - 1) {
+            st->flags[lo + (size_t)__builtin_ctz(bits)] |= GG_CELL_BLEED;
+            n_bleeding++;
         }
         ctx->board_mask[b] = mask;
         ctx->board_interlock[b] = il;
