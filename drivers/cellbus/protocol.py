@@ -141,12 +141,19 @@ def sample_size(n_cells: int, n_temps: int) -> int:
     return Status.size() + 2 * n_cells + 2 * n_temps
 
 
-def decode_sample(payload: bytes, n_cells: int, n_temps: int) -> Sample:
-    """ValueError if the length does not match this board's channel counts."""
+def sample_seq(payload: bytes, n_cells: int, n_temps: int) -> int:
+    """The sequence number of a READ_SAMPLE reply; ValueError if the length does not match this
+    board's channel counts. All a reply needs before its bytes can be decoded in bulk."""
     if len(payload) != sample_size(n_cells, n_temps):
         raise ValueError(
             f"sample of {len(payload)} bytes, expected {sample_size(n_cells, n_temps)}"
         )
+    return payload[0]
+
+
+def decode_sample(payload: bytes, n_cells: int, n_temps: int) -> Sample:
+    """ValueError if the length does not match this board's channel counts."""
+    sample_seq(payload, n_cells, n_temps)
     n = Status.size()
     status = Status.decode(payload[:n])
     cells = np.frombuffer(payload, dtype="<u2", count=n_cells, offset=n)

@@ -27,6 +27,7 @@ from drivers.cellbus.errors import (
     ErrorKind,
 )
 from drivers.cellbus.line import CellLine
+from drivers.cellbus.rack_decode import DecodedRack, RackDecoder
 from gateway.core.errors import DeviceError
 from gateway.core.model import FloatArray, Quality, QualityArray
 
@@ -91,6 +92,7 @@ class CellRack:
                 temp0 += spec.n_temps
         self._slots = tuple(slots)
         self._by_line = [tuple(s for s in slots if s.line == li) for li in range(len(self.lines))]
+        self._decoder = RackDecoder([(s.spec.n_cells, s.spec.n_temps) for s in slots])
         self.n_boards = len(slots)
         self.n_cells = cell0
         self.n_temps = temp0
@@ -124,26 +126,27 @@ class CellRack:
         self._seq = self._seq % 255 + 1  # 1..255: a board's power-up sequence 0 never matches
         seq = self._seq
         ts, t0 = time.time(), time.monotonic()
-        out = _Buffers(self.n_cells, self.n_temps, self.n_boards)
+        out = _Buffers(self._decoder, self.n_boards)
         alive = await asyncio.gather(*(self._broadcast(li, seq) for li in range(len(self.lines))))
         await asyncio.sleep(self.config.bus.conversion_time)
         await asyncio.gather(
             *(self._read_line(li, seq, out) for li in range(len(self.lines)) if alive[li])
         )
+        rack = out.store()
         self._log_changes(out)
         return RackSample(
             seq=seq,
             ts=ts,
             duration_s=time.monotonic() - t0,
-            cell_v=out.cell_v,
-            cell_q=out.cell_q,
-            temp_c=out.temp_c,
-            temp_q=out.temp_q,
+            cell_v=rack.cell_v,
+            cell_q=rack.cell_q,
+            temp_c=rack.temp_c,
+            temp_q=rack.temp_q,
             board_ok=out.board_ok,
-            faults=out.faults,
-            open_wire=out.open_wire,
-            balancing=out.balancing,
-            balance_left_s=out.balance_left,
+            faults=rack.faults,
+            open_wire=rack.open_wire,
+            balancing=rack.balancing,
+            balance_left_s=rack.balance_left,
             current_a=out.string[0],
             string_v=out.string[1],
             string_q=Quality.GOOD if out.string_ok else Quality.BAD,
@@ -228,9 +231,9 @@ class CellRack:
             out.causes[slot.index] = str(reply)
             return
         try:
-            sample = p.decode_sample(reply, spec.n_cells, spec.n_temps)
-            if sample.status.seq != seq:
-                raise CellbusStaleError(f"sample {sample.status.seq}, cycle {seq}")
+            sample_seq = p.sample_seq(reply, spec.n_cells, spec.n_temps)
+            if sample_seq != seq:
+                raise CellbusStaleError(f"sample {sample_seq}, cycle {seq}")
         except ValueError as exc:
             counts[ErrorKind.UNEXPECTED] += 1
             out.causes[slot.index] = f"unexpected: {exc}"
@@ -239,7 +242,7 @@ class CellRack:
             counts[ErrorKind.STALE] += 1
             out.causes[slot.index] = f"stale: {exc}"
             return
-        out.store(slot, sample)
+        out.keep(slot, reply)
 
     def _log_changes(self, out: _Buffers) -> None:
         ok = out.board_ok
@@ -306,44 +309,23 @@ class CellRack:
 
 
 class _Buffers:
-    """The arrays one cycle fills; everything starts NaN/BAD and is overwritten when read."""
+    """One cycle's accepted payloads, kept as bytes and decoded for the whole rack at the end:
+    one vectorised pass instead of a dozen small numpy calls per board."""
 
-    def __init__(self, n_cells: int, n_temps: int, n_boards: int) -> None:
-        self.cell_v: FloatArray = np.full(n_cells, np.nan)
-        self.cell_q: QualityArray = np.full(n_cells, Quality.BAD, dtype=np.uint8)
-        self.temp_c: FloatArray = np.full(n_temps, np.nan)
-        self.temp_q: QualityArray = np.full(n_temps, Quality.BAD, dtype=np.uint8)
+    def __init__(self, decoder: RackDecoder, n_boards: int) -> None:
+        self._decoder = decoder
+        self._raw = decoder.blank()
         self.board_ok: BoolArray = np.zeros(n_boards, dtype=bool)
-        self.faults: U16Array = np.zeros(n_boards, dtype=np.uint16)
-        self.open_wire: U16Array = np.zeros(n_boards, dtype=np.uint16)
-        self.balancing: U16Array = np.zeros(n_boards, dtype=np.uint16)
-        self.balance_left: FloatArray = np.zeros(n_boards)
         self.string: FloatArray = np.full(2, np.nan)
         self.string_ok = False
         self.causes: dict[int, str] = {}
 
-    def store(self, slot: _Slot, sample: p.Sample) -> None:
-        n, k = slot.spec.n_cells, slot.spec.n_temps
-        st = sample.status
-        cells = slice(slot.cell0, slot.cell0 + n)
-        codes = sample.cells
-        valid = codes != p.CELL_INVALID
-        self.cell_v[cells] = np.where(valid, codes * p.CELL_LSB_V, np.nan)
-        q = np.where(valid, Quality.GOOD, Quality.BAD).astype(np.uint8)
-        if st.faults & p.Fault.AFE_FAULT:
-            q[:] = Quality.BAD
-            self.cell_v[cells] = np.nan
-        if st.open_wire:
-            ow = ((st.open_wire >> np.arange(n)) & 1).astype(bool)
-            q[ow & valid] = np.maximum(q[ow & valid], Quality.UNCERTAIN)
-        self.cell_q[cells] = q
-        temps = slice(slot.temp0, slot.temp0 + k)
-        tvalid = sample.temps != p.TEMP_INVALID
-        self.temp_c[temps] = np.where(tvalid, sample.temps * p.TEMP_LSB_C, np.nan)
-        self.temp_q[temps] = np.where(tvalid, Quality.GOOD, Quality.BAD)
-        b = slot.index
-        self.board_ok[b] = True
-        self.faults[b] = st.faults
-        self.open_wire[b] = st.open_wire
-        self.balancing[b] = st.balancing
-        self.balance_left[b] = st.balance_left
+    def keep(self, slot: _Slot, payload: bytes) -> None:
+        """A board's fresh sample, of the length its spec says (checked by the caller)."""
+        at = self._decoder.offsets[slot.index]
+        self._raw[at : at + len(payload)] = payload
+        self.board_ok[slot.index] = True
+
+    def store(self) -> DecodedRack:
+        """The rack's arrays: boards not kept this cycle are NaN/BAD with zero status."""
+        return self._decoder.decode(self._raw)
