@@ -13,8 +13,8 @@ import numpy as np
 
 from drivers.cellbus import protocol as p
 from drivers.cellbus.rack import RackSample
-from gateway.core.alarms import AlarmEvent, DeviceLostAlarm
-from gateway.core.model import Frame, Quality
+from gateway.core.alarms import AlarmEvent, DeviceLostAlarms
+from gateway.core.model import Quality
 
 # SAMPLE_MISSED is a one-cycle event the driver already counts; WATCHDOG_RESET is read-once.
 _REPORTED = (
@@ -23,32 +23,24 @@ _REPORTED = (
     p.Fault.AFE_FAULT,
     p.Fault.BALANCE_TIMEOUT,
 )
-_ONE = np.zeros(1)
-
-
-def _frame(device: str, ts: float, ok: bool) -> Frame:
-    q = Quality.GOOD if ok else Quality.BAD
-    return Frame(device, ts, _ONE, np.full(1, q, dtype=np.uint8))
 
 
 class BoardAlarms:
     def __init__(self, boards: tuple[str, ...], lost_after: int) -> None:
         self.boards = boards
-        self._lost = [DeviceLostAlarm(b, lost_after) for b in boards]
-        self._controller = DeviceLostAlarm("controller", lost_after)
+        self._lost = DeviceLostAlarms(boards, lost_after)
+        self._controller = DeviceLostAlarms(("controller",), lost_after)
         self._bits = np.zeros(len(boards), dtype=np.uint16)
         self._mask = np.uint16(sum(int(f) for f in _REPORTED))
 
     @property
     def silent(self) -> list[str]:
-        return [a.device for a in self._lost if a.lost]
+        return self._lost.lost
 
     def check(self, s: RackSample) -> list[AlarmEvent]:
-        events: list[AlarmEvent] = []
-        for b, alarm in enumerate(self._lost):
-            events += alarm.check(_frame(alarm.device, s.ts, bool(s.board_ok[b])), "no sample")
-        ok = s.string_q == Quality.GOOD
-        events += self._controller.check(_frame("controller", s.ts, ok), "no string reading")
+        events = self._lost.check(s.board_ok, s.ts, "no sample")
+        answered = np.array((s.string_q == Quality.GOOD,))
+        events += self._controller.check(answered, s.ts, "no string reading")
         bits = np.where(s.board_ok, s.faults & self._mask, self._bits).astype(np.uint16)
         changed = bits ^ self._bits
         for b in np.flatnonzero(changed).tolist():
