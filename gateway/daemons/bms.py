@@ -21,6 +21,7 @@ from gateway.bms.board_alarms import BoardAlarms
 from gateway.bms.layout import StringLayout
 from gateway.bms.monitor import StringMonitor
 from gateway.bms.recorder import Recorder
+from gateway.bms.sample_grid import SampleGrid
 from gateway.bms.summary import RackWindow, string_body
 from gateway.core.alarms import AlarmEvent
 from gateway.core.clock import Ticker, sleep_to_window_end
@@ -57,7 +58,7 @@ class BmsDaemon:
         )
         self._outbox = Outbox(ctx.spool, NAME)
         self._last: RackSample | None = None
-        self._last_mono: float | None = None
+        self._grid = SampleGrid(cfg.cycle)
         self._summaries_sent = 0
         self._alarms_sent = 0
         self._overruns = 0
@@ -73,13 +74,15 @@ class BmsDaemon:
 
     async def _cycle_loop(self) -> None:
         ticker = Ticker(self._cfg.cycle)
+        self._grid.new_grid()  # after a restart, the time since the last sample is measured
         while True:
             await self._cycle()
             # Real progress only: a cycle read the rack and ran the kernel.
             self._ctx.beats.beat(f"{NAME}.cycle")
-            # Late cycles are skipped, not burst (the kernel's dt carries the real elapsed
-            # time, so no charge is lost in the count).
+            # Late cycles are skipped, not burst (the kernel's dt counts the skipped ticks, so
+            # no charge is lost in the count).
             missed = await ticker.wait()
+            self._grid.ticked(missed)
             self._overruns += missed
             for _ in range(missed):
                 self._window.missed_cycle()
@@ -87,8 +90,7 @@ class BmsDaemon:
     async def _cycle(self) -> None:
         t0 = time.monotonic()
         s = await self._rack.read()
-        dt = t0 - self._last_mono if self._last_mono is not None else self._cfg.cycle
-        self._last_mono = t0
+        dt = self._grid.interval(t0)
         events = self._monitor.step(s.ts, dt, s.current_a, s.cell_v, s.cell_q, s.temp_c, s.temp_q)
         events += self._boards.check(s)
         self._last = s
