@@ -147,8 +147,8 @@ static inline v2d plan_pair(const plan_in_t *p, size_t i, v2i *cand)
  * above the highest among the others (a tie is left to the ranking). Anything else, including a
  * mask that was never a plan, falls through to the ranking, so the result never depends on the
  * guess. */
-static uint32_t board_plan(const plan_in_t *p, size_t lo, size_t hi, int interlocked,
-                           uint32_t guess)
+static inline __attribute__((always_inline)) uint32_t
+board_plan(const plan_in_t *p, size_t lo, size_t hi, int interlocked, uint32_t guess)
 {
     double score[32];
     uint32_t cand = 0;
@@ -211,6 +211,7 @@ static uint32_t board_plan(const plan_in_t *p, size_t lo, size_t hi, int interlo
     return mask;
 }
 
+GG_V3_CLONE
 void gg_cells_plan(gg_cells_ctx_t *ctx, long low)
 {
     const gg_cells_cfg_t *cfg = ctx->cfg;

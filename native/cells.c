@@ -306,11 +306,14 @@ ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
     }
 }
 
+/* x < lo ? lo : (x > hi ? hi : x) per lane (lo < hi), in two instructions: min2 and max2
+ * return their second operand unless the first wins strictly, so a NaN x stays NaN and -0.0
+ * stays -0.0, as in the scalar clamp. */
 static inline v2d clamp2(v2d x, double lo, double hi)
 {
     const v2d vlo = {lo, lo};
     const v2d vhi = {hi, hi};
-    return sel2(x < vlo, vlo, sel2(x > vhi, vhi, x));
+    return min2(vhi, max2(vlo, x));
 }
 
 /* The segment index of lookup_ocv for one lane: x clamped to [0, span - 1] (NaN to 0) and
@@ -410,8 +413,14 @@ ekf_predict_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restri
     /* ekf_bits for both lanes at once (masks are all ones or all zeros). */
     const v2i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
                      | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
-    s->flags[i] = (s->flags[i] & DEBOUNCED) | (uint32_t)bits[0];
-    s->flags[i + 1] = (s->flags[i + 1] & DEBOUNCED) | (uint32_t)bits[1];
+    /* Both cells' flags in one 64-bit read and write (the same layout either way round). */
+    const uint32_t new_bits[2] = {(uint32_t)bits[0], (uint32_t)bits[1]};
+    uint64_t both;
+    uint64_t fresh;
+    memcpy(&both, s->flags + i, sizeof both);
+    memcpy(&fresh, new_bits, sizeof fresh);
+    both = (both & ((uint64_t)DEBOUNCED << 32 | DEBOUNCED)) | fresh;
+    memcpy(s->flags + i, &both, sizeof both);
 }
 
 /* The update half for cells i and i + 1, on the predicted state. A cell without the update gets
@@ -572,6 +581,7 @@ static double select_kth(double *a, long n, long k)
 /* The median of a[0..n) as numpy defines it (the mean of the two middle values for an even
  * count), given that the elements of ranks first..k of the whole set are the elements of ranks
  * first - offset..k - offset of a; reorders a. */
+GG_V3_CLONE
 static double median_ranks(double *a, long n, long offset, long whole_n)
 {
     const long k = whole_n / 2 - offset;
@@ -636,6 +646,7 @@ static long gather_window(double *restrict a, long n, double centre, double lo, 
  * that window when fewer than them lie below lo and more above: then the window's own ranks give
  * the same values, and the full set is selected only when the window misses. NaN bounds make an
  * empty window. Every a[j] is finite. */
+GG_V3_CLONE
 static double median_near(double *restrict a, long n, double centre, double lo, double hi,
                           double *restrict win)
 {
@@ -705,6 +716,7 @@ static inline double hi_of(const extremes2_t *e) { return fmax(e->hi[0], e->hi[1
  * flags[i] & bit set when want, clear when not; -1 if none. One scan for both, four cells at a
  * time until one of them equals either value: a match is rare, so the loop runs without taken
  * branches. */
+GG_V3_CLONE
 static void first_eq(const double *x, const uint32_t *flags, uint32_t bit, int want, size_t n,
                      extremes_t *e)
 {
@@ -748,7 +760,8 @@ typedef struct {
     double *scratch; /* the plausible readings, in cell order */
     long n_plaus;
     long n_predict_only;
-    double v_sum;
+    double v_sum;  /* of the cells taken one by one */
+    v2d v_sum2;    /* of the quiet pairs: a chain of additions half as long */
     extremes2_t v;
 } pass1_acc_t;
 
@@ -838,8 +851,7 @@ pass1_pair(const gg_cell_state_t *restrict st, const double *restrict v, const d
     a->scratch[a->n_plaus + 1] = v2[1];
     a->n_plaus += 2;
     ext2_push_all(&a->v, v2);
-    a->v_sum += v2[0];
-    a->v_sum += v2[1];
+    a->v_sum2 += v2;
     a->n_predict_only += ((f0 & GG_CELL_PREDICT_ONLY) != 0) + ((f1 & GG_CELL_PREDICT_ONLY) != 0);
     return 1;
 }
@@ -851,29 +863,31 @@ typedef struct {
     const gg_cells_cfg_t *cfg;
 } pass2_in_t;
 
-/* What pass 2 gathers: string-wide statistics and the target, and one board's interlocks as
- * lane masks (LOW_V, HOT, STALE) and bits (FAULT). */
+/* What pass 2 gathers: string-wide statistics and the target, and one board's interlocks, all
+ * as two lanes merged at the end (counts as minus the sum of all-ones masks). */
 typedef struct {
     extremes2_t soc;
     extremes2_t temp;
     extremes2_t low; /* only lo used: the balancing target */
-    double soc_sum;
-    long n_temp;
-    long n_faulted;
+    v2d soc_sum;
+    v2i n_temp;
+    v2i n_faulted;
     v2i il_low_v;
     v2i il_hot;
     v2i il_stale;
-    uint32_t il_fault;
+    v2i il_fault;
 } pass2_acc_t;
 
 static void pass2_init(pass2_acc_t *a)
 {
+    const v2i zero_i = {0, 0};
+    const v2d zero = {0.0, 0.0};
     ext2_init(&a->soc);
     ext2_init(&a->temp);
     ext2_init(&a->low);
-    a->soc_sum = 0.0;
-    a->n_temp = 0;
-    a->n_faulted = 0;
+    a->soc_sum = zero;
+    a->n_temp = zero_i;
+    a->n_faulted = zero_i;
 }
 
 /* The flags of one cell after the deviation debounce; returns them. */
@@ -885,13 +899,16 @@ static inline uint32_t pass2_flags(const gg_cell_state_t *restrict st, const dou
     fl &= ~IN_RANGE;
     const double d = fabs(v[i] - p->med);
     uint8_t *cnt = st->count + 8 * i;
-    /* Quiet as in pass 1: flag clear, no run, no set condition. */
-    if ((fl & GG_CELL_DEVIATION) != 0 || cnt[CNT_DEV] != 0 || (usable && d > p->dev_set)) {
-        fl = debounce(fl, GG_CELL_DEVIATION, &cnt[CNT_DEV], usable, d > p->dev_set,
-                      d < p->dev_clear, p->cfg);
-    }
+    fl = debounce(fl, GG_CELL_DEVIATION, &cnt[CNT_DEV], usable, d > p->dev_set, d < p->dev_clear,
+                  p->cfg);
     st->flags[i] = fl;
     return fl;
+}
+
+/* The pair (x[i], x[i + 1]), or (x[i], x[i]) for dup. */
+static inline v2d ld_pair(const double *x, size_t i, int dup)
+{
+    return dup ? (v2d){x[i], x[i]} : ld2(x + i);
 }
 
 /* Pass 2 for cells i and j (j == i + 1, or with dup j == i for the odd last cell of a board: the
@@ -902,30 +919,44 @@ pass2_pair(const gg_cell_state_t *restrict st, const double *restrict v, const d
            pass2_acc_t *restrict a)
 {
     const size_t j = dup ? i : i + 1;
-    const uint32_t fi = pass2_flags(st, v, i, p);
-    const uint32_t fj = !dup ? pass2_flags(st, v, j, p) : fi;
-    const int faulted_i = (fi & GG_CELL_FAULTS) != 0;
-    const int faulted_j = (fj & GG_CELL_FAULTS) != 0;
-    const int tgood_i = (fi & GG_CELL_T_BAD) == 0;
-    const int tgood_j = (fj & GG_CELL_T_BAD) == 0;
-    const v2d soc = dup ? (v2d){st->soc[i], st->soc[i]} : ld2(st->soc + i);
-    const v2d ti = dup ? (v2d){t[i], t[i]} : ld2(t + i);
-    const v2d v_last = dup ? (v2d){st->v_last[i], st->v_last[i]} : ld2(st->v_last + i);
-    const v2d age = dup ? (v2d){st->age_s[i], st->age_s[i]} : ld2(st->age_s + i);
-    const v2i t_good = {-(int64_t)tgood_i, -(int64_t)tgood_j};
-    const v2i not_faulted = {(int64_t)faulted_i - 1, (int64_t)faulted_j - 1};
+    uint32_t fi = st->flags[i];
+    uint32_t fj = st->flags[j];
+    /* The deviation debounce runs only where it can change something: a flag, a run in
+     * progress or a set condition; else it would leave flags and counters as they are. */
+    const v2d vv = ld_pair(v, i, dup);
+    const v2i abs_mask = {INT64_MAX, INT64_MAX};
+    const v2d d = (v2d)((v2i)(vv - p->med) & abs_mask);
+    const v2d dev_set = {p->dev_set, p->dev_set};
+    const v2i usable = {-(int64_t)((fi & IN_RANGE) != 0), -(int64_t)((fj & IN_RANGE) != 0)};
+    const uint32_t set = p->dev_usable ? bits2(usable & (d > dev_set)) : 0u;
+    if (((fi | fj) & GG_CELL_DEVIATION) != 0 || st->count[8 * i + CNT_DEV] != 0
+        || st->count[8 * j + CNT_DEV] != 0 || set != 0) {
+        fi = pass2_flags(st, v, i, p);
+        fj = dup ? fi : pass2_flags(st, v, j, p);
+    } else {
+        fi &= ~IN_RANGE;
+        fj &= ~IN_RANGE;
+        st->flags[i] = fi;
+        st->flags[j] = fj;
+    }
+    const v2i fl = {(int64_t)fi, (int64_t)fj};
+    const v2i zero_i = {0, 0};
+    const v2i faulted = (fl & GG_CELL_FAULTS) != zero_i;
+    const v2i t_good = (fl & GG_CELL_T_BAD) == zero_i;
+    const v2i once = {-1, dup ? 0 : -1}; /* counts and sums see a duplicate once */
+    const v2d soc = ld_pair(st->soc, i, dup);
+    const v2d ti = ld_pair(t, i, dup);
+    const v2d v_last = ld_pair(st->v_last, i, dup);
+    const v2d age = ld_pair(st->age_s, i, dup);
     const v2i tq_good = {-(int64_t)(tq[i] == Q_GOOD), -(int64_t)(tq[j] == Q_GOOD)};
     const v2d min_v = {p->min_v, p->min_v};
     const v2d max_temp = {p->max_temp, p->max_temp};
     const v2d max_age = {p->max_age, p->max_age};
     const v2d zero = {0.0, 0.0};
 
-    a->soc_sum += st->soc[i];
-    if (!dup) {
-        a->soc_sum += st->soc[j];
-    }
-    a->n_temp += tgood_i + !dup * tgood_j;
-    a->n_faulted += faulted_i + !dup * faulted_j;
+    a->soc_sum += (v2d)(once & (v2i)soc);
+    a->n_temp -= t_good & once;
+    a->n_faulted -= faulted & once;
     ext2_push_all(&a->soc, soc);
     ext2_push(&a->temp, ti, t_good);
 
@@ -934,10 +965,10 @@ pass2_pair(const gg_cell_state_t *restrict st, const double *restrict v, const d
     a->il_low_v |= ~(v_last >= min_v);
     a->il_hot |= ~(tq_good & (ti <= max_temp));
     a->il_stale |= ~age_ok;
-    a->il_fault |= (uint32_t)(faulted_i | faulted_j);
+    a->il_fault |= faulted;
 
     /* gg_cell_good: not faulted, finite v_last, fresh. */
-    const v2i good = not_faulted & ((v_last - v_last) == zero) & age_ok;
+    const v2i good = ~faulted & ((v_last - v_last) == zero) & age_ok;
     ext2_push(&a->low, p->by_voltage ? v_last : soc, good);
 }
 
@@ -946,9 +977,10 @@ static inline uint32_t pass2_interlock(const pass2_acc_t *a)
     return (uint32_t)((a->il_low_v[0] | a->il_low_v[1]) != 0) * GG_BAL_IL_LOW_V
            | (uint32_t)((a->il_hot[0] | a->il_hot[1]) != 0) * GG_BAL_IL_HOT
            | (uint32_t)((a->il_stale[0] | a->il_stale[1]) != 0) * GG_BAL_IL_STALE
-           | a->il_fault * GG_BAL_IL_FAULT;
+           | (uint32_t)((a->il_fault[0] | a->il_fault[1]) != 0) * GG_BAL_IL_FAULT;
 }
 
+GG_V3_CLONE
 int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
                   const uint8_t *vq, const double *t, const uint8_t *tq)
 {
@@ -1032,6 +1064,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     a1.n_plaus = 0;
     a1.n_predict_only = 0;
     a1.v_sum = 0.0;
+    a1.v_sum2 = (v2d){0.0, 0.0};
     ext2_init(&a1.v);
     size_t i1 = 0;
     for (; i1 + 1 < n; i1 += 2) {
@@ -1046,7 +1079,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     const long n_plaus = a1.n_plaus;
     const long n_predict_only = a1.n_predict_only;
     extremes_t ev;
-    ev.sum = a1.v_sum;
+    ev.sum = a1.v_sum + (a1.v_sum2[0] + a1.v_sum2[1]);
     ev.lo = NAN;
     ev.hi = NAN;
     ev.lo_idx = -1;
@@ -1106,7 +1139,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
         acc.il_low_v = zero_i;
         acc.il_hot = zero_i;
         acc.il_stale = zero_i;
-        acc.il_fault = 0;
+        acc.il_fault = zero_i;
         size_t i = lo;
         for (; i + 1 < hi; i += 2) {
             pass2_pair(st, v, t, tq, i, 0, &p2, &acc);
@@ -1117,12 +1150,12 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
         }
         ctx->board_interlock[b] = pass2_interlock(&acc);
     }
-    long n_faulted = acc.n_faulted;
-    long n_temp = acc.n_temp;
+    const long n_faulted = (long)(acc.n_faulted[0] + acc.n_faulted[1]);
+    const long n_temp = (long)(acc.n_temp[0] + acc.n_temp[1]);
     /* The first index of each extreme: ties resolve to the first cell. */
     extremes_t es;
     extremes_t et;
-    es.sum = acc.soc_sum;
+    es.sum = acc.soc_sum[0] + acc.soc_sum[1];
     es.lo = lo_of(&acc.soc);
     es.hi = hi_of(&acc.soc);
     first_eq(st->soc, NULL, 0, 0, n, &es);

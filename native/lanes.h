@@ -52,4 +52,18 @@ static inline uint32_t bits2(v2i m)
 #endif
 }
 
+/* GG_V3_CLONE before a function: on x86-64 it is compiled twice, for the baseline and for
+ * x86-64-v3 (AVX2, FMA, POPCNT: VEX encoding, three-operand instructions), and the copy the CPU
+ * can run is chosen once at load time (GCC target_clones, an ifunc). Both copies give the same
+ * bits: C is compiled as ISO C99 here, which never contracts a * b + c into an FMA, and only an
+ * explicit fma() call is one. Elsewhere (aarch64 has NEON as its baseline) it is empty. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define GG_V3_CLONE __attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef GG_V3_CLONE
+#define GG_V3_CLONE
+#endif
+
 #endif

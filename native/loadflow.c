@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "gridgate.h"
+#include "lanes.h"
 
 /* Below this |V|^2 (p.u.) a load's current is meaningless: the solution has collapsed. */
 #define LF_V2_MIN 1e-12
@@ -403,11 +404,7 @@ static double cabs_np(double re, double im)
  * in vector registers; a zero, infinite or NaN input gives a non-finite first result (0/0,
  * inf/inf), which the scalar pass redoes. Where the CPU has FMA (x86-64-v3, chosen at load time;
  * aarch64 always), fma() is one instruction instead of a libm call: same rounding either way. */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
-#endif
+GG_V3_CLONE
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
 #endif
