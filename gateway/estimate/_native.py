@@ -68,6 +68,10 @@ def check(status: int, what: str) -> int:
     return status
 
 
+# The array types of the scalars, parsed once: ptr runs several times per kernel call.
+_ARRAY_CTYPES: Final = MappingProxyType({name: ffi.typeof(f"{name}[]") for name in _SCALAR_DTYPES})
+
+
 def ptr(
     ffi_type: str,
     arr: npt.NDArray[Any],
@@ -88,13 +92,15 @@ def ptr(
     # Identity first: builtin dtypes are singletons, and this runs on every kernel call.
     if arr.dtype is not expected and arr.dtype != expected:
         raise NativeError(f"{ffi_type} array must have dtype {expected}, got {arr.dtype}")
+    ctype = _ARRAY_CTYPES.get(ffi_type) or f"{ffi_type}[]"
+    flags = arr.flags
     if writable:
-        if not (arr.flags.c_contiguous and arr.flags.writeable):
+        if not (flags.c_contiguous and flags.writeable):
             raise NativeError(f"{ffi_type} output array must be C-contiguous and writeable")
-        return ffi.from_buffer(f"{ffi_type}[]", arr, require_writable=True)
-    if not arr.flags.c_contiguous:
+        return ffi.from_buffer(ctype, arr, require_writable=True)
+    if not flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
-    return ffi.from_buffer(f"{ffi_type}[]", arr)
+    return ffi.from_buffer(ctype, arr)
 
 
 def assert_layout(ctype: str, dtype: np.dtype[Any]) -> None:
