@@ -9,9 +9,6 @@
 
 enum { Q_GOOD = 0, MAX_DEBOUNCE = 255, MAX_CELLS_PER_BOARD = 32 };
 
-/* Cells per block of the vector EKF (even): its arrays for one block fit in L1 together. */
-enum { EKF_BLOCK = 64 };
-
 /* MAD of a normal sample times this estimates its standard deviation. */
 static const double MAD_TO_SIGMA = 1.4826;
 
@@ -324,23 +321,14 @@ static inline int64_t seg1(double x, double top)
     return (int64_t)(xc >= top ? top : xc);
 }
 
-/* Where the two halves of the vector EKF meet: per cell the two measurement derivatives (d v /
- * d soc and d v / d h) and the innovation masked to 0 where the update does not run (three
- * n-double arrays the caller lends); the predict half leaves PREDICT_ONLY in the flags. */
-typedef struct {
-    double *restrict h0;
-    double *restrict hm;
-    double *restrict innov_u;
-} ekf_tmp_t;
-
-/* The predict half of ekf_cell for cells i and i + 1, the same operations in the same order: the
- * prediction goes to the state, the rest to tmp. The EKF is split in two loops because one body
- * of both halves is a dependency chain longer than the out-of-order window reaches: the next pair
- * could not start before this one was nearly done. */
+/* ekf_cell for cells i and i + 1: the same operations in the same order, two cells per
+ * instruction. A cell without the update gets gains and innovation 0: its state plus or minus
+ * 0 times a finite number is the prediction exactly (soc and h are already inside their
+ * clamps), so no lane is selected afterwards. */
 static inline __attribute__((always_inline)) void
-ekf_predict_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i,
-                 const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
-                 const ekf_tmp_t *tmp, const int with_hyst)
+ekf_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i,
+         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
+         const int with_hyst)
 {
     const double current = k->current;
     const v2d vi = ld2(v + i);
@@ -351,16 +339,18 @@ ekf_predict_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restri
     const v2d v_hi = {k->v_hi, k->v_hi};
     const v2i in_range = v_good & (vi >= v_lo) & (vi <= v_hi);
 
+    /* Predict. */
     const v2d a = ld2(c->a + i);
     const v2d soc = clamp2(ld2(s->soc + i) - (current * k->dt) * ld2(c->inv_q + i), 0.0, 1.0);
     const v2d v1 = a * ld2(s->v1 + i) + ld2(c->b + i) * current;
     const v2d r0 = ld2(c->r0 + i);
-    st2(s->soc + i, soc);
-    st2(s->v1 + i, v1);
-    st2(s->p00 + i, ld2(s->p00 + i) + k->qs);
-    st2(s->p01 + i, a * ld2(s->p01 + i));
-    st2(s->p11 + i, a * a * ld2(s->p11 + i) + k->qv);
-    v2d hs;
+    const v2d p00 = ld2(s->p00 + i) + k->qs;
+    const v2d p01 = a * ld2(s->p01 + i);
+    const v2d p11 = a * a * ld2(s->p11 + i) + k->qv;
+    v2d hs = zero;
+    v2d p02 = zero;
+    v2d p12 = zero;
+    v2d p22 = zero;
     if (with_hyst) {
         v2d d = {1.0, 1.0};
         if (k->decay) {
@@ -368,14 +358,12 @@ ekf_predict_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restri
             d[1] = exp(-c->g[i + 1] * k->abs_i);
         }
         hs = clamp2(d * ld2(s->h + i) - (1.0 - d) * k->sgn_i, -1.0, 1.0);
-        st2(s->h + i, hs);
-        st2(s->p02 + i, d * ld2(s->p02 + i));
-        st2(s->p12 + i, a * d * ld2(s->p12 + i));
-        st2(s->p22 + i, d * d * ld2(s->p22 + i) + k->qh);
-    } else {
-        hs = zero; /* unused: M = 0 */
+        p02 = d * ld2(s->p02 + i);
+        p12 = a * d * ld2(s->p12 + i);
+        p22 = d * d * ld2(s->p22 + i) + k->qh;
     }
 
+    /* The measurement: OCV (and M) on the segment of the predicted SOC. */
     const double *ocv = k->ocv;
     const double span = (double)(k->m - 1);
     const v2d x = soc * span;
@@ -387,20 +375,20 @@ ekf_predict_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restri
     const v2d f = x - fk;
     const v2d d = o1 - o0;
     const v2d ocv_now = o0 + f * d;
+    v2d h0;
+    v2d hm = zero;
     v2d innov;
     if (with_hyst) {
         const double *hy = k->hyst;
         const v2d m0 = {hy[k0], hy[k1]};
         const v2d dm = (v2d){hy[k0 + 1], hy[k1 + 1]} - m0;
-        const v2d hm = m0 + f * dm;
-        st2(tmp->h0 + i, d * span + dm * span * hs);
-        st2(tmp->hm + i, hm);
+        hm = m0 + f * dm;
+        h0 = d * span + dm * span * hs;
         innov = vi - (ocv_now + hm * hs - v1 - r0 * current);
     } else {
-        st2(tmp->h0 + i, d * span);
+        h0 = d * span;
         innov = vi - (ocv_now - v1 - r0 * current);
     }
-
     const v2i abs_mask = {INT64_MAX, INT64_MAX};
     const v2d abs_innov = (v2d)((v2i)innov & abs_mask);
     const v2d jump = {k->jump_v, k->jump_v};
@@ -409,11 +397,10 @@ ekf_predict_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restri
     st2(s->ocv + i, ocv_now);
     const v2d nan2 = {NAN, NAN};
     st2(s->innov + i, sel2(v_good, innov, nan2));
-    st2(tmp->innov_u + i, (v2d)(used & (v2i)innov));
-    /* ekf_bits for both lanes at once (masks are all ones or all zeros). */
+    /* ekf_bits for both lanes at once (masks are all ones or all zeros), both cells' flags in
+     * one 64-bit read and write (the same layout either way round). */
     const v2i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
                      | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
-    /* Both cells' flags in one 64-bit read and write (the same layout either way round). */
     const uint32_t new_bits[2] = {(uint32_t)bits[0], (uint32_t)bits[1]};
     uint64_t both;
     uint64_t fresh;
@@ -421,70 +408,46 @@ ekf_predict_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restri
     memcpy(&fresh, new_bits, sizeof fresh);
     both = (both & ((uint64_t)DEBOUNCED << 32 | DEBOUNCED)) | fresh;
     memcpy(s->flags + i, &both, sizeof both);
-}
 
-/* The update half for cells i and i + 1, on the predicted state. A cell without the update gets
- * gains and innovation 0: its state plus or minus 0 times a finite number is the prediction
- * exactly (soc and h are already inside their clamps), so no lane is selected afterwards. */
-static inline __attribute__((always_inline)) void
-ekf_update_pair(const gg_cell_state_t *restrict s, size_t i, double r_v, const ekf_tmp_t *tmp,
-                const int with_hyst)
-{
-    const v2i used = {-(int64_t)((s->flags[i] & GG_CELL_PREDICT_ONLY) == 0),
-                      -(int64_t)((s->flags[i + 1] & GG_CELL_PREDICT_ONLY) == 0)};
-    const v2d h0 = ld2(tmp->h0 + i);
-    const v2d innov = ld2(tmp->innov_u + i);
-    const v2d p00 = ld2(s->p00 + i);
-    const v2d p01 = ld2(s->p01 + i);
-    const v2d p02 = ld2(s->p02 + i);
-    const v2d p11 = ld2(s->p11 + i);
-    const v2d p12 = ld2(s->p12 + i);
-    const v2d p22 = ld2(s->p22 + i);
+    /* Update, with gains masked to 0 where it does not run. */
     v2d ph0, ph1, ph2, inv_s;
     if (with_hyst) {
-        const v2d hm = ld2(tmp->hm + i);
         ph0 = p00 * h0 - p01 + p02 * hm;
         ph1 = p01 * h0 - p11 + p12 * hm;
         ph2 = p02 * h0 - p12 + p22 * hm;
-        inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + r_v);
+        inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + k->r_v);
     } else {
         ph0 = p00 * h0 - p01;
         ph1 = p01 * h0 - p11;
-        ph2 = (v2d){0.0, 0.0}; /* h is not tracked */
-        inv_s = 1.0 / (h0 * ph0 - ph1 + r_v);
+        ph2 = zero; /* h is not tracked */
+        inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
     }
+    const v2d innov_u = (v2d)(used & (v2i)innov);
     const v2d g0 = (v2d)(used & (v2i)(ph0 * inv_s));
     const v2d g1 = (v2d)(used & (v2i)(ph1 * inv_s));
-    st2(s->soc + i, clamp2(ld2(s->soc + i) + g0 * innov, 0.0, 1.0));
-    st2(s->v1 + i, ld2(s->v1 + i) + g1 * innov);
+    st2(s->soc + i, clamp2(soc + g0 * innov_u, 0.0, 1.0));
+    st2(s->v1 + i, v1 + g1 * innov_u);
     st2(s->p00 + i, p00 - g0 * ph0);
     st2(s->p01 + i, p01 - g0 * ph1);
     st2(s->p11 + i, p11 - g1 * ph1);
     if (with_hyst) {
         const v2d g2 = (v2d)(used & (v2i)(ph2 * inv_s));
-        st2(s->h + i, clamp2(ld2(s->h + i) + g2 * innov, -1.0, 1.0));
+        st2(s->h + i, clamp2(hs + g2 * innov_u, -1.0, 1.0));
         st2(s->p02 + i, p02 - g0 * ph2);
         st2(s->p12 + i, p12 - g1 * ph2);
         st2(s->p22 + i, p22 - g2 * ph2);
     }
 }
 
-/* Both halves over the cells in blocks, so that the update loop finds what the predict loop
- * wrote in L1; an odd last cell goes through ekf_cell. */
+/* The EKF over every cell, two at a time; an odd last cell goes through ekf_cell. */
 static inline __attribute__((always_inline)) void
 ekf_all(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef, size_t n,
         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
-        const ekf_tmp_t *tmp, const int with_hyst)
+        const int with_hyst)
 {
     const size_t n2 = n & ~(size_t)1;
-    for (size_t lo = 0; lo < n2; lo += EKF_BLOCK) {
-        const size_t hi = lo + EKF_BLOCK < n2 ? lo + EKF_BLOCK : n2;
-        for (size_t i = lo; i < hi; i += 2) {
-            ekf_predict_pair(st, coef, i, v, vq, k, tmp, with_hyst);
-        }
-        for (size_t i = lo; i < hi; i += 2) {
-            ekf_update_pair(st, i, k->r_v, tmp, with_hyst);
-        }
+    for (size_t i = 0; i < n2; i += 2) {
+        ekf_pair(st, coef, i, v, vq, k, with_hyst);
     }
     if (n2 < n) {
         ekf_cell(st, coef, n2, v[n2], vq[n2], k, with_hyst);
@@ -1043,14 +1006,12 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
             st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
         }
     } else {
-        /* Lent by the plan, which writes every entry of excess_ah and bleed_s at the end of
-         * this call, and by the median, which fills scratch from pass 1b on. Two copies of the
-         * loops, chosen per call: the one without hysteresis drops its decay, lookup and terms. */
-        const ekf_tmp_t tmp = {ctx->scratch, ctx->excess_ah, ctx->bleed_s};
+        /* Two copies of the loop, chosen per call: the one without hysteresis drops its
+         * decay, lookup and terms. */
         if (hyst_on) {
-            ekf_all(st, coef, n, v, vq, &ek, &tmp, 1);
+            ekf_all(st, coef, n, v, vq, &ek, 1);
         } else {
-            ekf_all(st, coef, n, v, vq, &ek, &tmp, 0);
+            ekf_all(st, coef, n, v, vq, &ek, 0);
         }
     }
 
