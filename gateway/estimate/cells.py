@@ -22,6 +22,13 @@ from gateway.core.model import FloatArray, QualityArray
 from gateway.estimate._native import assert_layout, check, ffi, lib, ptr
 from gateway.estimate.ocv import LFP_HYSTERESIS_GAMMA, Chemistry
 
+# What CellEstimator.update hands to the kernel without the general checks of ptr().
+_F64: Final = np.dtype(np.float64)
+_U8: Final = np.dtype(np.uint8)
+_DOUBLES: Final = ffi.typeof("double[]")
+_BYTES: Final = ffi.typeof("uint8_t[]")
+_STEP_FAILED: Final = "gg_cells_step (dt must be finite and > 0)"
+
 U32Array = npt.NDArray[np.uint32]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -396,6 +403,7 @@ class CellEstimator:
             raise NativeError(f"params must be a non-empty 1-D {PARAM_DTYPE} array")
         n = len(params)
         self._n = n
+        self._shape = (n,)
         self._config = config
         self._params = np.ascontiguousarray(params).copy()
         self._ocv = np.array(ocv, dtype=np.float64, ndmin=1)
@@ -537,10 +545,39 @@ class CellEstimator:
         float64 / uint8 with one entry per cell. A steady ``dt_s`` (the nominal period) spares
         the kernel one exp per cell.
         """
+        shape = self._shape
+        # The arrays a rack read produces (right dtype, shape and layout) go straight to the
+        # kernel: at 10 Hz on 1,400 cells the general checks of ptr() cost a twentieth of the
+        # update. Anything else takes the checked path below, which copies or explains.
+        if (
+            voltage.dtype is _F64
+            and temperature.dtype is _F64
+            and v_quality.dtype is _U8
+            and t_quality.dtype is _U8
+            and voltage.shape == shape
+            and v_quality.shape == shape
+            and temperature.shape == shape
+            and t_quality.shape == shape
+            and voltage.flags.c_contiguous
+            and v_quality.flags.c_contiguous
+            and temperature.flags.c_contiguous
+            and t_quality.flags.c_contiguous
+        ):
+            from_buffer = ffi.from_buffer
+            status = lib.gg_cells_step(
+                self._ctx,
+                dt_s,
+                current_a,
+                from_buffer(_DOUBLES, voltage),
+                from_buffer(_BYTES, v_quality),
+                from_buffer(_DOUBLES, temperature),
+                from_buffer(_BYTES, t_quality),
+            )
+            return check(status, _STEP_FAILED)
         n = self._n
-        if voltage.shape != (n,) or v_quality.shape != (n,):
+        if voltage.shape != shape or v_quality.shape != shape:
             raise NativeError(f"voltage and v_quality must have shape ({n},)")
-        if temperature.shape != (n,) or t_quality.shape != (n,):
+        if temperature.shape != shape or t_quality.shape != shape:
             raise NativeError(f"temperature and t_quality must have shape ({n},)")
         status = lib.gg_cells_step(
             self._ctx,
@@ -551,7 +588,7 @@ class CellEstimator:
             ptr("double", temperature),
             ptr("uint8_t", t_quality),
         )
-        return check(status, "gg_cells_step (dt must be finite and > 0)")
+        return check(status, _STEP_FAILED)
 
     @property
     def state(self) -> npt.NDArray[np.void]:
