@@ -401,11 +401,9 @@ ekf_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
      * one 64-bit read and write (the same layout either way round). */
     const v2i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
                      | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
-    const uint32_t new_bits[2] = {(uint32_t)bits[0], (uint32_t)bits[1]};
     uint64_t both;
-    uint64_t fresh;
+    uint64_t fresh = pack_low32(bits);
     memcpy(&both, s->flags + i, sizeof both);
-    memcpy(&fresh, new_bits, sizeof fresh);
     both = (both & ((uint64_t)DEBOUNCED << 32 | DEBOUNCED)) | fresh;
     memcpy(s->flags + i, &both, sizeof both);
 

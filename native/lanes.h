@@ -52,6 +52,22 @@ static inline uint32_t bits2(v2i m)
 #endif
 }
 
+/* The low 32 bits of both lanes as the 8 bytes of a uint32_t[2] {lane 0, lane 1}: one shuffle
+ * instead of two extractions. */
+static inline uint64_t pack_low32(v2i m)
+{
+    typedef int32_t v4i32 __attribute__((vector_size(16)));
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const v4i32 low = {0, 2, 0, 2};
+#else
+    const v4i32 low = {1, 3, 1, 3};
+#endif
+    const v4i32 packed = __builtin_shuffle((v4i32)m, low);
+    uint64_t out;
+    memcpy(&out, &packed, sizeof out);
+    return out;
+}
+
 /* GG_V3_CLONE before a function: on x86-64 it is compiled twice, for the baseline and for
  * x86-64-v3 (AVX2, FMA, POPCNT: VEX encoding, three-operand instructions), and the copy the CPU
  * can run is chosen once at load time (GCC target_clones, an ifunc). Both copies give the same
