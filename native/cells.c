@@ -649,7 +649,7 @@ typedef struct {
     v2d hi;
 } extremes2_t;
 
-static void ext2_init(extremes2_t *e)
+static inline void ext2_init(extremes2_t *e)
 {
     const v2d inf = {INFINITY, INFINITY};
     e->lo = inf;
@@ -726,10 +726,12 @@ typedef struct {
     extremes2_t v;
 } pass1_acc_t;
 
-/* Pass 1b for cell i alone. */
-static inline void pass1_cell(const gg_cell_state_t *restrict st, const double *restrict v,
-                              const double *restrict t, const uint8_t *restrict tq, size_t i,
-                              const pass1_in_t *p, pass1_acc_t *restrict a)
+/* Pass 1b for cell i alone. Inlined, like every function given an accumulator: one that is
+ * passed to a call lives in memory, and its running sums and extremes then wait on store
+ * forwarding every step. */
+static inline __attribute__((always_inline)) void
+pass1_cell(const gg_cell_state_t *restrict st, const double *restrict v, const double *restrict t,
+           const uint8_t *restrict tq, size_t i, const pass1_in_t *p, pass1_acc_t *restrict a)
 {
     const gg_cells_cfg_t *cfg = p->cfg;
     uint32_t fl = st->flags[i];
@@ -839,7 +841,7 @@ typedef struct {
     v2i il_fault;
 } pass2_acc_t;
 
-static void pass2_init(pass2_acc_t *a)
+static inline void pass2_init(pass2_acc_t *a)
 {
     const v2i zero_i = {0, 0};
     const v2d zero = {0.0, 0.0};
