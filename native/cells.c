@@ -452,6 +452,97 @@ ekf_all(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef,
     }
 }
 
+#if GG_QUAD
+/* ekf_pair without hysteresis for cells i..i + 3, the same operations in the same order on four
+ * lanes (so the same bits: C99 never contracts to FMA, and the flags and clamps follow the same
+ * rules). gg_cells_step uses it where the CPU has x86-64-v3; tests run both and compare. */
+static inline __attribute__((always_inline)) GG_QUAD_TARGET void
+ekf_quad(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i,
+         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k)
+{
+    const double current = k->current;
+    const v4d vi = ld4(v + i);
+    const v4i q_good = {-(int64_t)(vq[i] == Q_GOOD), -(int64_t)(vq[i + 1] == Q_GOOD),
+                        -(int64_t)(vq[i + 2] == Q_GOOD), -(int64_t)(vq[i + 3] == Q_GOOD)};
+    const v4d zero = splat4(0.0);
+    const v4i v_good = q_good & ((vi - vi) == zero); /* inf - inf and NaN - NaN are NaN */
+    const v4i in_range = v_good & (vi >= splat4(k->v_lo)) & (vi <= splat4(k->v_hi));
+
+    /* Predict. */
+    const v4d a = ld4(c->a + i);
+    const v4d soc = min4(splat4(1.0),
+                         max4(zero, ld4(s->soc + i) - (current * k->dt) * ld4(c->inv_q + i)));
+    const v4d v1 = a * ld4(s->v1 + i) + ld4(c->b + i) * current;
+    const v4d r0 = ld4(c->r0 + i);
+    const v4d p00 = ld4(s->p00 + i) + k->qs;
+    const v4d p01 = a * ld4(s->p01 + i);
+    const v4d p11 = a * a * ld4(s->p11 + i) + k->qv;
+
+    /* The measurement: OCV on the segment of the predicted SOC. */
+    const double *ocv = k->ocv;
+    const double span = (double)(k->m - 1);
+    const v4d x = soc * span;
+    const int64_t k0 = seg1(x[0], span - 1.0);
+    const int64_t k1 = seg1(x[1], span - 1.0);
+    const int64_t k2 = seg1(x[2], span - 1.0);
+    const int64_t k3 = seg1(x[3], span - 1.0);
+    const v4d fk = {(double)k0, (double)k1, (double)k2, (double)k3};
+    const v4d o0 = {ocv[k0], ocv[k1], ocv[k2], ocv[k3]};
+    const v4d o1 = {ocv[k0 + 1], ocv[k1 + 1], ocv[k2 + 1], ocv[k3 + 1]};
+    const v4d f = x - fk;
+    const v4d d = o1 - o0;
+    const v4d ocv_now = o0 + f * d;
+    const v4d h0 = d * span;
+    const v4d innov = vi - (ocv_now - v1 - r0 * current);
+    const v4i abs_mask = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+    const v4d abs_innov = (v4d)((v4i)innov & abs_mask);
+    const v4i gate_fail = v_good & ~(abs_innov <= splat4(k->jump_v));
+    const v4i used = in_range & ~gate_fail;
+    st4(s->ocv + i, ocv_now);
+    st4(s->innov + i, sel4(v_good, innov, splat4(NAN)));
+    const v4i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
+                     | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
+    uint32_t fresh[4];
+    pack4_low32(bits, fresh);
+    for (int l = 0; l < 4; l++) {
+        s->flags[i + (size_t)l] = (s->flags[i + (size_t)l] & DEBOUNCED) | fresh[l];
+    }
+
+    /* Update, with gains masked to 0 where it does not run. */
+    const v4d ph0 = p00 * h0 - p01;
+    const v4d ph1 = p01 * h0 - p11;
+    const v4d inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
+    const v4d innov_u = (v4d)(used & (v4i)innov);
+    const v4d g0 = (v4d)(used & (v4i)(ph0 * inv_s));
+    const v4d g1 = (v4d)(used & (v4i)(ph1 * inv_s));
+    st4(s->soc + i, min4(splat4(1.0), max4(zero, soc + g0 * innov_u)));
+    st4(s->v1 + i, v1 + g1 * innov_u);
+    st4(s->p00 + i, p00 - g0 * ph0);
+    st4(s->p01 + i, p01 - g0 * ph1);
+    st4(s->p11 + i, p11 - g1 * ph1);
+}
+
+/* The EKF without hysteresis over every cell, four at a time, the rest as ekf_all does. */
+static GG_QUAD_TARGET void ekf_all_quad(const gg_cell_state_t *restrict st,
+                                        const gg_cell_coef_t *restrict coef, size_t n,
+                                        const double *restrict v, const uint8_t *restrict vq,
+                                        const ekf_in_t *k)
+{
+    const size_t n4 = n & ~(size_t)3;
+    for (size_t i = 0; i < n4; i += 4) {
+        ekf_quad(st, coef, i, v, vq, k);
+    }
+    for (size_t i = n4; i + 1 < n; i += 2) {
+        ekf_pair(st, coef, i, v, vq, k, 0);
+    }
+    if (n % 2 == 1) {
+        ekf_cell(st, coef, n - 1, v[n - 1], vq[n - 1], k, 0);
+    }
+}
+#endif
+
+int gg_cells_lanes(void) { return gg_has_quad() ? 4 : 2; }
+
 static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
 {
     /* dt is usually the same nominal period every call: one exp per cell only when it changes. */
@@ -1006,10 +1097,14 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
             st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
         }
     } else {
-        /* Two copies of the loop, chosen per call: the one without hysteresis drops its
-         * decay, lookup and terms. */
+        /* Copies of the loop, chosen per call: the one without hysteresis drops its decay,
+         * lookup and terms, and runs on four lanes where the CPU has them. */
         if (hyst_on) {
             ekf_all(st, coef, n, v, vq, &ek, 1);
+#if GG_QUAD
+        } else if (ctx->lanes != 2 && gg_has_quad()) {
+            ekf_all_quad(st, coef, n, v, vq, &ek);
+#endif
         } else {
             ekf_all(st, coef, n, v, vq, &ek, 0);
         }

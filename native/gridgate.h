@@ -231,6 +231,9 @@ typedef struct {
      * guesses that make this cycle's robust statistics cheaper. Any value gives the same
      * results (a guess that misses costs time only); NaN after reset. */
     double hint_median, hint_mad, hint_mean;
+    /* 0: the widest code the CPU runs (gg_cells_lanes); 2: the two-lane code only, which tests
+     * compare with the four-lane one. */
+    int32_t lanes;
     double *scratch;
     double *excess_ah;         /* [n] charge to bleed to reach the target, Ah (>= 0) */
     double *bleed_s;           /* [n] time that takes at v_last / bal_bleed_ohm, s */
@@ -256,6 +259,9 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
  * this cycle's temperatures; writes excess_ah, bleed_s, board masks, interlocks, the BLEED flag
  * and the summary's target and n_bleeding. */
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
+/* Cells per instruction of the EKF without hysteresis on this CPU: 4 with x86-64-v3 (AVX2), else
+ * 2 (SSE2, NEON). */
+int gg_cells_lanes(void);
 
 #include <math.h> /* isfinite, for the inlines below */
 
