@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -241,3 +241,34 @@ async def test_missing_port_reads_bad_without_raising() -> None:
     assert np.isnan(s.cell_v).all()
     assert s.errors.sum() == 0  # a missing port is the line's fault, not the boards'
     assert rack.board_of_cell(14 * 7 + 3) == ("l1", 2, 3)
+
+
+async def test_a_reply_of_the_wrong_length_is_unexpected_and_shifts_no_other_board() -> None:
+    """A board configured with 13 cells answers with 14: its reply is refused and counted; every
+    other board, before and after it in the rack buffer, still decodes to what it latched."""
+    sim = RackSim(SPEC)
+    odd = 3
+    async with RackServer(sim) as server:
+        config = rack_config(server.paths)
+        line0 = config.lines[0]
+        boards = list(line0.boards)
+        boards[odd] = replace(boards[odd], n_cells=SPEC.cells_per_board - 1)
+        config = replace(config, lines=(replace(line0, boards=tuple(boards)), *config.lines[1:]))
+        async with CellRack(config) as rack:
+            for n in range(1, 3):
+                s = await rack.read()
+                assert s.errors[odd, ErrorKind.UNEXPECTED] == n
+                assert s.board_ok.tolist() == [b != odd for b in range(SPEC.boards)]
+                want = sim.latched_cells.astype(np.float64) * p.CELL_LSB_V  # [board, cell]
+                at = 0
+                for b in range(SPEC.boards):
+                    n_cells = config.boards[b].n_cells
+                    got = s.cell_v[at : at + n_cells]
+                    if b == odd:
+                        assert np.isnan(got).all()
+                        assert (s.cell_q[at : at + n_cells] == Quality.BAD).all()
+                    else:
+                        np.testing.assert_array_equal(got, want[b])
+                        assert (s.cell_q[at : at + n_cells] == Quality.GOOD).all()
+                    at += n_cells
+                assert at == len(s.cell_v)

@@ -322,7 +322,9 @@ class _Buffers:
 
     def keep(self, slot: _Slot, payload: bytes) -> None:
         """A board's fresh sample, of the length its spec says (checked by the caller)."""
-        at = self._decoder.offsets[slot.index]
+        at, size = self._decoder.offsets[slot.index], self._decoder.sizes[slot.index]
+        if len(payload) != size:  # a wrong length would shift every later board in the buffer
+            raise ValueError(f"sample of {len(payload)} bytes, expected {size}")
         self._raw[at : at + len(payload)] = payload
         self.board_ok[slot.index] = True
 
