@@ -93,34 +93,20 @@ def simulator(lines: int, boards: int, cpu: int | None) -> Iterator[list[str]]:
 
 def write_config(workdir: Path, paths: list[str], boards: int, record_every: int) -> Path:
     """The hil_tests/bms_bench.py config, with the full rack and the daemon's default 10 Hz."""
-    lines = "".join(
-        f'[[bms.lines]]\nname = "l{i}"\nport = "{p}"\nboards = {boards}\n'
-        for i, p in enumerate(paths)
-    )
-    recording = f"[bms.recording]\nevery = {record_every}\n" if record_every > 0 else ""
+    from gateway.sim.bms_bench_config import bms_bench_config
+    from gateway.sim.toml_text import dumps
+
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "gridgate.toml"
-    path.write_text(
-        f"""[gateway]
-site = "bench"
-id = "gw-bms"
-state_dir = "{workdir / "state"}"
-runtime_dir = "{workdir / "run"}"
-status_interval = 0.5
-[uplink]
-enabled = false
-[bms]
-chemistry = "nmc"
-window = 1.0
-[bms.cells]
-capacity_ah = 94.0
-[bms.balancing]
-mode = "advisory"
-[bms.bus]
-response_timeout = 0.05  # a pty on a busy host answers slower than a wire
-cycle = {1.0 / RATE_HZ}
-{recording}{lines}"""
+    config = bms_bench_config(
+        workdir / "state",
+        paths,
+        boards,
+        runtime_dir=workdir / "run",
+        record_every=record_every,
+        cycle=1.0 / RATE_HZ,
     )
+    path.write_text(dumps(config))
     return path
 
 
@@ -283,7 +269,9 @@ def steady_dt_cost(daemon: Any, n: int = 200) -> dict[str, float]:
     """``CellEstimator.update`` on the last reading with a steady dt vs a measured one.
 
     The kernel recomputes its per-cell exp() only when dt changes (native/cells.c,
-    ``dt == ctx->coef_dt``); the daemon passes the measured monotonic interval, which differs
+    ``dt == ctx->coef_dt``). The daemon on its ticker integrates over whole tick periods
+    (gateway/bms/sample_grid.py), the same float every cycle; the in-process loop of part 1 calls
+    ``_cycle`` back to back without a ticker, so there dt is the measured interval, which differs
     in its last bits every cycle.
     """
     s = daemon._last
@@ -429,7 +417,8 @@ def report(res: dict[str, Any]) -> None:
           f"{p['boards_answering_min']}/{boards}")  # fmt: skip
     print(f"- CellEstimator.update alone on the last reading: {e['steady_dt_ms'] * 1e3:.1f} µs "
           f"with a steady dt, {e['changing_dt_ms'] * 1e3:.1f} µs with dt changing every call "
-          "(the daemon passes the measured interval)")  # fmt: skip
+          "(the daemon on its ticker: whole tick periods, steady; the in-process loop here, "
+          "no ticker: the measured interval)")  # fmt: skip
     print(f"- daemon process: {d['cycles']} cycles in a {d['window_s']:.1f} s window after "
           f"{d['warmup_s']:.0f} s of start-up (cycle count from its status file), "
           f"{d['cycles_missed']} missed, {d['cpu_s']:.2f} CPU s (utime+stime, "

@@ -14,9 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.sim.bms_bench_config import bms_bench_config
 from gateway.sim.cells import Chemistry
 from gateway.sim.rack import RackSim, RackSpec
 from gateway.sim.rack_server import RackServer
+from gateway.sim.toml_text import dumps
 from gateway.uplink.spool import Spool
 from hil_tests.loop_thread import LoopThread
 
@@ -47,31 +49,14 @@ class BmsBench:
 
     def start(self) -> None:
         self.rack = RackThread(self.spec)
-        lines = "".join(
-            f'[[bms.lines]]\nname = "l{i}"\nport = "{p}"\nboards = {self.spec.boards_per_line}\n'
-            for i, p in enumerate(self.rack.server.paths)
+        config = bms_bench_config(
+            self.state,
+            self.rack.server.paths,
+            self.spec.boards_per_line,
+            mode=self.mode,
+            record_every=5,
         )
-        self.config.write_text(
-            f"""[gateway]
-site = "bench"
-id = "gw-bms"
-state_dir = "{self.state}"
-status_interval = 0.5
-[uplink]
-enabled = false
-[bms]
-chemistry = "nmc"
-window = 1.0
-[bms.cells]
-capacity_ah = 94.0
-[bms.balancing]
-mode = "{self.mode}"
-[bms.bus]
-response_timeout = 0.05  # a pty on a busy host answers slower than a wire
-[bms.recording]
-every = 5
-{lines}"""
-        )
+        self.config.write_text(dumps(config))
         log = (self.workdir / "bms.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "-c", str(self.config), "run", "bms"],
