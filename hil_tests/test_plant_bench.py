@@ -49,9 +49,13 @@ class PlantThread:
 
     def stop(self) -> None:
         self.call(self.server.stop())
+        # Anything left would be destroyed pending when the loop closes: the stopped server
+        # must not hold sessions of the daemon (whose connections the mid-test restart cut).
+        left = self.call(_pending())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+        assert left == [], left
 
 
 class PlantBench:
@@ -218,3 +222,8 @@ def test_early_warning_reaches_upstream_across_a_plc_restart(bench: PlantBench) 
 
 async def _count(server: PlantServer) -> int:
     return server.subscription_count()
+
+
+async def _pending() -> list[str]:
+    me = asyncio.current_task()
+    return sorted(repr(t.get_coro()) for t in asyncio.all_tasks() if t is not me)

@@ -57,6 +57,18 @@ async def plant() -> AsyncIterator[tuple[PlantServer, Recorder]]:
     await server.start()
     yield server, recorder
     await server.stop()
+    assert server_tasks() == []  # sessions orphaned by the network-loss test included
+
+
+def server_tasks() -> list[str]:
+    """Tasks of asyncua's server side pending on this loop (the clients' tasks run here too)."""
+    names: list[str] = []
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)  # None once a coroutine has finished
+        if frame is not None and frame.f_globals["__name__"].startswith("asyncua.server."):
+            names.append(getattr(coro, "__qualname__", "?"))
+    return sorted(names)
 
 
 def make_config(server: PlantServer, nodes: list[dict[str, Any]], **extra: Any) -> OpcUaConfig:
@@ -330,6 +342,8 @@ async def test_server_restart_in_the_middle(plant: tuple[PlantServer, Recorder])
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
         await server.stop()  # a PLC reboot: address space, sessions and subscriptions are gone
+        # Our session had a subscription, so asyncua kept it (and its tasks) past the cut.
+        assert server_tasks() == []
         mark = len(frames)
         await server.start()
         deadline = time.monotonic() + 15.0

@@ -180,6 +180,7 @@ class PlantServer:
             self._task = None
         if self._server is not None:
             await self._server.stop()
+            await _drop_sessions(self._server.iserver)
             self._server = None
 
     async def interrupt(self, down_for: float = 0.0) -> None:
@@ -225,6 +226,22 @@ class PlantServer:
             status = ua.StatusCode(ua.UInt32(self._status.get(tag, StatusCodes.Good)))
             variant = ua.Variant(values[tag], ua.VariantType.Double)
             await server.write_attribute_value(node_id, ua.DataValue(variant, StatusCode=status))
+
+
+async def _drop_sessions(iserver: InternalServer) -> None:
+    """Close the sessions a stopped server still holds, and wait for their tasks to end.
+
+    asyncua keeps an activated session that has subscriptions when its connection is lost, so
+    that the client can reactivate it (Part 4 6.7), and ``Server.stop()`` closes connections
+    but not those sessions: each one's timeout watchdog and its subscriptions' publish loops
+    would stay pending on the loop until the session timed out, or be destroyed pending when
+    the loop closed. A stopped PLC keeps no sessions. asyncua offers no public list of them.
+    """
+    sessions = list(iserver._external_sessions.values())
+    for session in sessions:
+        await session.close_session(delete_subs=True)  # also awaits its subscriptions' loops
+    watchdogs = [s._timeout_task for s in sessions if s._timeout_task is not None]
+    await asyncio.gather(*watchdogs, return_exceptions=True)
 
 
 def _fault(text: str) -> Fault:
