@@ -1,10 +1,11 @@
 """Two builds of the cells kernel timed in one run, alternated (before/after a kernel change).
 
 Each tree (a checkout with its own compiled gateway/_native*.so) runs in its own worker process
-on the settled 1,400-cell string of bench_cells.py; the parent asks them in turn for blocks of
-calls, swapping the order every round, so that a busy neighbour on a shared machine slows both
-alike. Prints medians and minima per build: the update through CellEstimator, the kernel called
-directly, and the numpy reference (the same code in both trees unless it changed).
+on the settled 1,400-cell strings of bench_cells.py (its code, this checkout's); the parent asks
+them in turn for blocks of calls, swapping the order every round, so that a busy neighbour on a
+shared machine slows both alike. Prints medians and minima per build: the update through
+CellEstimator on the same readings and on 16 sets in turn, the kernel called directly, and the
+numpy reference (the same code in both trees unless it changed).
 
     python bench/ab_cells.py OLD_TREE NEW_TREE [--rounds N]
 
@@ -23,35 +24,16 @@ import sys
 
 _WORKER = r"""
 import json, sys, time
-import numpy as np
-from gateway.estimate import cells_ref
-from gateway.estimate._native import lib, ptr
-from gateway.estimate.cells import CellEstimator, CellsConfig, cell_params
-from gateway.estimate.ocv import Chemistry, lookup, ocv_table
+sys.path.insert(1, sys.argv[1])  # bench/ of this checkout, after the tree (the working dir)
+from bench_cells import Chemistry, kernel_only, reference, settled_string, through_api
 
-n = 1400  # the string of bench_cells.py, same seed and settling
-rng = np.random.default_rng(1)
-params = cell_params(
-    n, 94.0 * (1 + 0.015 * rng.standard_normal(n)), 0.8e-3, 0.9e-3, 100.0 * (1 + rng.random(n))
-)
-ocv = ocv_table(Chemistry.NMC)
-cfg = CellsConfig()
-soc0 = rng.uniform(0.45, 0.55, n)
-est = CellEstimator(params, ocv, cfg, soc0)
-v = lookup(ocv, soc0)[0] - 0.8e-3 * 40.0 + 3e-4 * rng.standard_normal(n)
-vq = np.zeros(n, np.uint8)
-vq[rng.random(n) < 0.002] = 2
-t = 25.0 + 3.0 * rng.random(n)
-tq = np.zeros(n, np.uint8)
-for _ in range(50):
-    est.update(0.1, 40.0, v, vq, t, tq)
-state = est.state.copy()
-ctx = est._ctx
-pv, pvq, pt, ptq = ptr("double", v), ptr("uint8_t", vq), ptr("double", t), ptr("uint8_t", tq)
+fixed = settled_string(1400, Chemistry.NMC, moving=False)
+moving = settled_string(1400, Chemistry.NMC, moving=True)
 runs = {
-    "api": lambda: est.update(0.1, 40.0, v, vq, t, tq),
-    "kernel": lambda: lib.gg_cells_step(ctx, 0.1, 40.0, pv, pvq, pt, ptq),
-    "numpy": lambda: cells_ref.step(state, params, ocv, cfg, 0.1, 40.0, v, vq, t, tq),
+    "api": through_api(fixed),
+    "api_moving": through_api(moving),
+    "kernel": kernel_only(fixed),
+    "numpy": reference(fixed),
 }
 for line in sys.stdin:
     name, count = line.split()
@@ -65,7 +47,7 @@ for line in sys.stdin:
 """
 
 # (what, calls per block): the reference is 15 times slower, so fewer calls keep blocks similar.
-_BLOCKS = (("api", 200), ("kernel", 200), ("numpy", 20))
+_BLOCKS = (("api", 200), ("api_moving", 200), ("kernel", 200), ("numpy", 20))
 
 
 def main() -> None:
@@ -77,11 +59,14 @@ def main() -> None:
     trees = {"before": args.old_tree, "after": args.new_tree}
     workers = {
         name: subprocess.Popen(
-            [sys.executable, "-c", _WORKER],
+            [sys.executable, "-c", _WORKER, os.path.dirname(os.path.abspath(__file__))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": tree},
+            # python -c puts the working directory first on sys.path, ahead of PYTHONPATH: run
+            # in the tree, or a worker started from a checkout imports that checkout's build.
+            cwd=tree,
         )
         for name, tree in trees.items()
     }
