@@ -41,6 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.core.config import load_config
 from gateway.core.status import read_status
 from gateway.sim.broker import Mosquitto
+from gateway.sim.toml_text import dumps
 from gateway.sim.upstream import Upstream
 
 HERE = Path(__file__).resolve().parent
@@ -57,66 +58,40 @@ _STATUS_KEYS = ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem", "VmSize", "T
 
 
 def _profile(points: int) -> str:
-    lines = [
-        "# Written by bench/footprint.py: one benchmark meter, float32 points end to end.",
-        "[profile]",
-        'name = "footprint bench meter"',
-        'source = "bench/footprint_devices.py"',
-        "",
-        "[defaults]",
-        'table = "holding"',
-        'type = "f32"',
-        'order = "ABCD"',
-        "",
-    ]
-    for i in range(points):
-        lines += ["[[points]]", f'name = "p{i:02d}"', f"address = {2 * i}", 'unit = "V"', ""]
-    return "\n".join(lines)
+    profile = {
+        "profile": {"name": "footprint bench meter", "source": "bench/footprint_devices.py"},
+        "defaults": {"table": "holding", "type": "f32", "order": "ABCD"},
+        "points": [{"name": f"p{i:02d}", "address": 2 * i, "unit": "V"} for i in range(points)],
+    }
+    header = "# Written by bench/footprint.py: one benchmark meter, float32 points end to end.\n"
+    return header + dumps(profile)
 
 
 def _config(workdir: Path, broker: Mosquitto, modbus_port: int, devices: int, window: float) -> str:
-    lines = [
-        "# Written by bench/footprint.py.",
-        "[gateway]",
-        'site = "bench"',
-        'id = "footprint"',
-        f'state_dir = "{workdir / "state"}"',
-        'log_level = "info"',
-        "",
-        "[spool]",
-        "max_mb = 64",
-        'synchronous = "full"',
-        "",
-        "[uplink]",
-        f'host = "{broker.host}"',
-        f"port = {broker.port}",
-        'protocol = "5"',
-        "",
-        "[grid]",
-        f"window = {window}",
-        "integrity_every = 10",
-        'profile_dirs = ["profiles"]',
-        "",
-        # Limits the values never cross: the alarm check runs every poll, no alarm is raised.
-        "[grid.limits.p00]",
-        "low = 200.0",
-        "high = 260.0",
-        "deadband = 0.5",
-        "",
-    ]
-    for unit in range(1, devices + 1):
-        lines += [
-            f"[grid.meters.m{unit:02d}]",
-            f'profile = "{PROFILE}"',
-            'transport = "tcp"',
-            'host = "127.0.0.1"',
-            f"port = {modbus_port}",
-            f"unit_id = {unit}",
-            "poll_interval = 1.0",
-            "timeout = 0.5",
-            "",
-        ]
-    return "\n".join(lines)
+    meter = {"profile": PROFILE, "transport": "tcp", "host": "127.0.0.1", "port": modbus_port}
+    polling = {"poll_interval": 1.0, "timeout": 0.5}
+    config = {
+        "gateway": {
+            "site": "bench",
+            "id": "footprint",
+            "state_dir": str(workdir / "state"),
+            "log_level": "info",
+        },
+        "spool": {"max_mb": 64, "synchronous": "full"},
+        "uplink": {"host": broker.host, "port": broker.port, "protocol": "5"},
+        "grid": {
+            "window": window,
+            "integrity_every": 10,
+            "profile_dirs": ["profiles"],
+            # Limits the values never cross: the alarm check runs every poll, no alarm is raised.
+            "limits": {"p00": {"low": 200.0, "high": 260.0, "deadband": 0.5}},
+            "meters": {
+                f"m{unit:02d}": {**meter, "unit_id": unit, **polling}
+                for unit in range(1, devices + 1)
+            },
+        },
+    }
+    return "# Written by bench/footprint.py.\n" + dumps(config)
 
 
 # ---- processes and their measurement -----------------------------------------------------------

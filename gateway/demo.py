@@ -21,6 +21,7 @@ from typing import IO
 
 from gateway.sim.broker import BrokerError, Mosquitto
 from gateway.sim.feeder import default_feeder
+from gateway.sim.toml_text import dumps
 from gateway.sim.upstream import Upstream, render
 
 EX_UNAVAILABLE = 69
@@ -30,48 +31,30 @@ SITE, GATEWAY_ID = "demo", "bench-1"
 def _demo_config(
     state_dir: Path, broker: Mosquitto, sim_port: int, meters: dict[str, int], window: float
 ) -> str:
-    lines = [
-        "# Written by gridgate demo: the simulated bench of one LV feeder.",
-        "[gateway]",
-        f'site = "{SITE}"',
-        f'id = "{GATEWAY_ID}"',
-        f'state_dir = "{state_dir}"',
-        "status_interval = 2",
-        "",
-        "[spool]",
-        "max_mb = 16",
-        "",
-        "[uplink]",
-        f'host = "{broker.host}"',
-        f"port = {broker.port}",
-        'protocol = "5"',
-        "",
-        "[grid]",
-        f"window = {window}",
-        "integrity_every = 6",
-        "",
-    ]
-    for phase in (1, 2, 3):
-        lines += [
-            f"[grid.limits.voltage_l{phase}]",
-            "low = 207.0",
-            "high = 253.0",
-            "deadband = 0.3",
-            "",
-        ]
-    for name, unit in meters.items():
-        lines += [
-            f"[grid.meters.{name}]",
-            'profile = "eastron_sdm630"',
-            'transport = "tcp"',
-            'host = "127.0.0.1"',
-            f"port = {sim_port}",
-            f"unit_id = {unit}",
-            "poll_interval = 1.0",
-            "timeout = 0.5",
-            "",
-        ]
-    return "\n".join(lines)
+    meter = {"profile": "eastron_sdm630", "transport": "tcp", "host": "127.0.0.1", "port": sim_port}
+    polling = {"poll_interval": 1.0, "timeout": 0.5}
+    config = {
+        "gateway": {
+            "site": SITE,
+            "id": GATEWAY_ID,
+            "state_dir": str(state_dir),
+            "status_interval": 2,
+        },
+        "spool": {"max_mb": 16},
+        "uplink": {"host": broker.host, "port": broker.port, "protocol": "5"},
+        "grid": {
+            "window": window,
+            "integrity_every": 6,
+            "limits": {
+                f"voltage_l{phase}": {"low": 207.0, "high": 253.0, "deadband": 0.3}
+                for phase in (1, 2, 3)
+            },
+            "meters": {
+                name: {**meter, "unit_id": unit, **polling} for name, unit in meters.items()
+            },
+        },
+    }
+    return "# Written by gridgate demo: the simulated bench of one LV feeder.\n" + dumps(config)
 
 
 def _start_sim(workdir: Path, speed: float) -> tuple[subprocess.Popen[str], int, dict[str, int]]:

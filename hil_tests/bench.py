@@ -24,6 +24,7 @@ from gateway.sim.broker import Mosquitto
 from gateway.sim.feeder import FeederModel
 from gateway.sim.grid_server import GridSimulator, MeterModel, default_meters
 from gateway.sim.lv_feeder import LvFeederModel
+from gateway.sim.toml_text import dumps
 from gateway.sim.upstream import Upstream
 from hil_tests.loop_thread import LoopThread
 
@@ -100,43 +101,34 @@ class Bench:
 
     def write_config(self, estimation: dict[str, Any] | None = None, **grid_overrides: Any) -> None:
         g = {**self.spec.get("grid", {}), **grid_overrides}
-        lines = [
-            "[gateway]",
-            f'site = "{SITE}"',
-            f'id = "{GATEWAY_ID}"',
-            f'state_dir = "{self.state_dir}"',
-            "status_interval = 0.5",
-            "[spool]",
-            "max_mb = 16",
-            "[uplink]",
-            f'host = "{self.broker.host}"',
-            f"port = {self.broker.port}",
-            "keepalive = 5",
-            "inflight = 10",
-            "[grid]",
-            f"window = {g.get('window', 3.0)}",
-            "integrity_every = 1",
-        ]
-        for phase in (1, 2, 3):
-            lines += [f"[grid.limits.voltage_l{phase}]", "low = 207.0", "high = 253.0"]
-        for name, m in self.meters.items():
-            lines.append(f"[grid.meters.{name}]")
-            lines += [f"{k} = {_toml(v)}" for k, v in m.items()]
-            lines += [
-                f"poll_interval = {g.get('poll_interval', 1.0)}",
-                f"timeout = {g.get('timeout', 1.0)}",
-            ]
+        poll = {"poll_interval": g.get("poll_interval", 1.0), "timeout": g.get("timeout", 1.0)}
+        grid: dict[str, Any] = {
+            "window": g.get("window", 3.0),
+            "integrity_every": 1,
+            "limits": {f"voltage_l{phase}": {"low": 207.0, "high": 253.0} for phase in (1, 2, 3)},
+            "meters": {name: {**m, **poll} for name, m in self.meters.items()},
+        }
         if estimation is not None:
-            conns = estimation.pop("connections", {})
-            lines.append("[grid.estimation]")
-            lines += [f"{k} = {_toml(v)}" for k, v in estimation.items()]
-            for cname, c in conns.items():
-                lines.append(f"[grid.estimation.connections.{cname}]")
-                lines += [f"{k} = {_toml(v)}" for k, v in c.items()]
-        for bname, bus in self.spec.get("buses", {}).items():
-            lines.append(f"[modbus.buses.{bname}]")
-            lines += [f"{k} = {_toml(v)}" for k, v in bus.items()]
-        self.config.write_text("\n".join(lines) + "\n")
+            grid["estimation"] = estimation
+        config: dict[str, Any] = {
+            "gateway": {
+                "site": SITE,
+                "id": GATEWAY_ID,
+                "state_dir": str(self.state_dir),
+                "status_interval": 0.5,
+            },
+            "spool": {"max_mb": 16},
+            "uplink": {
+                "host": self.broker.host,
+                "port": self.broker.port,
+                "keepalive": 5,
+                "inflight": 10,
+            },
+            "grid": grid,
+        }
+        if buses := self.spec.get("buses"):
+            config["modbus"] = {"buses": buses}
+        self.config.write_text(dumps(config))
 
     def start(self, daemons: tuple[str, ...] = ("grid", "uplink")) -> None:
         self.broker.start()
@@ -202,11 +194,3 @@ class Bench:
         if self.sim is not None:
             self.sim.stop()
         self.broker.stop()
-
-
-def _toml(v: Any) -> str:
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)

@@ -21,6 +21,7 @@ from gateway.daemons.bms import BmsDaemon, build
 from gateway.sim.cells import Chemistry
 from gateway.sim.rack import RackSim, RackSpec
 from gateway.sim.rack_server import RackServer
+from gateway.sim.toml_text import dumps
 from gateway.uplink.spool import AsyncSpool, Spool
 
 BOARDS, CELLS = 3, 14
@@ -28,31 +29,21 @@ DEBOUNCE_SET, DEBOUNCE_CLEAR = 3, 5
 
 
 def write_config(tmp_path: Path, paths: list[str], mode: str) -> Path:
-    lines = "".join(
-        f'[[bms.lines]]\nname = "l{i}"\nport = "{p}"\nboards = {BOARDS}\n'
-        for i, p in enumerate(paths)
-    )
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / "gridgate.toml"
-    cfg.write_text(
-        f"""[gateway]
-site = "s"
-id = "g"
-state_dir = "{tmp_path / "state"}"
-[bms]
-chemistry = "nmc"
-window = 1.0
-[bms.cells]
-capacity_ah = 94.0
-[bms.limits]
-debounce_set = {DEBOUNCE_SET}
-debounce_clear = {DEBOUNCE_CLEAR}
-[bms.balancing]
-mode = "{mode}"
-[bms.bus]
-response_timeout = 0.02
-{lines}"""
-    )
+    config = {
+        "gateway": {"site": "s", "id": "g", "state_dir": str(tmp_path / "state")},
+        "bms": {
+            "chemistry": "nmc",
+            "window": 1.0,
+            "cells": {"capacity_ah": 94.0},
+            "limits": {"debounce_set": DEBOUNCE_SET, "debounce_clear": DEBOUNCE_CLEAR},
+            "balancing": {"mode": mode},
+            "bus": {"response_timeout": 0.02},
+            "lines": [{"name": f"l{i}", "port": p, "boards": BOARDS} for i, p in enumerate(paths)],
+        },
+    }
+    cfg.write_text(dumps(config))
     return cfg
 
 
