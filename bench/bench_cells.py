@@ -94,6 +94,14 @@ def through_api(s: String) -> Callable[[], object]:
     return run
 
 
+def two_lane(n: int) -> String:
+    """The moving string with the EKF held to two lanes: the code aarch64 (NEON) and x86-64
+    CPUs without AVX2 run, the rest still in this CPU's encoding."""
+    s = settled_string(n, Chemistry.NMC, moving=True)
+    s.est._ctx.lanes = 2
+    return s
+
+
 def kernel_only(s: String) -> Callable[[], object]:
     r = s.readings[0]
     args = (ptr("double", r.v), ptr("uint8_t", r.vq), ptr("double", r.t), ptr("uint8_t", r.tq))
@@ -159,6 +167,7 @@ def main() -> None:
         api_moving: through_api(moving),
         "C via CellEstimator.update, same readings every call": through_api(fixed),
         "C kernel, no wrapper, same readings": kernel_only(fixed),
+        "... EKF on two lanes (NEON, pre-AVX2 x86), 16 sets": through_api(two_lane(n)),
         "LFP with hysteresis, C via CellEstimator.update, 16 sets": through_api(lfp),
         ref_name: reference(fixed),
         "numpy EKF alone (for scale)": ekf_only_numpy(fixed),
