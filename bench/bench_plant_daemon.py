@@ -27,6 +27,7 @@ from pathlib import Path
 
 from gateway.sim.plant import PlantModel
 from gateway.sim.plant_server import PlantServer
+from gateway.sim.toml_text import dumps
 
 OUT = Path(__file__).parent / "out"
 
@@ -60,28 +61,33 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "gridgate.toml"
         period = 1.0 / args.speed
-        cfg.write_text(
-            f"""[gateway]
-site = "bench"
-id = "gw"
-state_dir = "{tmp}/state"
-log_level = "warning"
-[uplink]
-enabled = false
-[plant]
-profile = "gas_turbine"
-settle_s = 0
-window = 60
-simulation_speed = {args.speed}
-[plant.opcua]
-endpoint = "{server.url}"
-security_policy = "None"
-security_mode = "None"
-allow_insecure = true
-sampling_interval = {period}
-publishing_interval = {period}
-"""
-        )
+        config = {
+            "gateway": {
+                "site": "bench",
+                "id": "gw",
+                "state_dir": f"{tmp}/state",
+                # Quiet: stderr is a pipe nobody reads during the run, and log lines would be CPU
+                # counted against the daemon.
+                "log_level": "warning",
+            },
+            "uplink": {"enabled": False},
+            "plant": {
+                "profile": "gas_turbine",
+                "settle_s": 0,
+                "window": 60,
+                "simulation_speed": args.speed,
+                "opcua": {
+                    "endpoint": server.url,
+                    "security_policy": "None",
+                    "security_mode": "None",
+                    "allow_insecure": True,
+                    # One sample per plant second, as on a real PLC at 1 s sampling.
+                    "sampling_interval": period,
+                    "publishing_interval": period,
+                },
+            },
+        }
+        cfg.write_text(dumps(config))
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "-c", str(cfg), "run", "plant"],
             stdout=subprocess.DEVNULL,

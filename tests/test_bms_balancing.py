@@ -21,6 +21,7 @@ from gateway.core.config.bms import BmsConfig
 from gateway.core.model import Quality
 from gateway.sim.cells import Chemistry
 from gateway.sim.rack import Profile, RackSim, RackSpec
+from gateway.sim.toml_text import dumps
 
 DT = 10.0
 DAY = 86_400.0
@@ -28,25 +29,19 @@ DAY = 86_400.0
 
 def config(tmp_path: Path, boards: int, *, target: str = "soc") -> BmsConfig:
     path = tmp_path / "gridgate.toml"
-    path.write_text(
-        f"""[gateway]
-site = "s"
-id = "g"
-state_dir = "{tmp_path}"
-[bms]
-chemistry = "nmc"
-[bms.cells]
-capacity_ah = 94.0
-[bms.balancing]
-mode = "active"
-target = "{target}"
-max_data_age_s = {2 * DT}
-[[bms.lines]]
-name = "a"
-port = "/dev/null"
-boards = {boards}
-"""
-    )
+    doc = {
+        "gateway": {"site": "s", "id": "g", "state_dir": str(tmp_path)},
+        "bms": {
+            "chemistry": "nmc",
+            "cells": {"capacity_ah": 94.0},
+            # The stale-data interlock: readings come once per DT step here; two steps' age is
+            # still fresh, a stalled feed still trips it.
+            "balancing": {"mode": "active", "target": target, "max_data_age_s": 2 * DT},
+            # Never opened: the monitor runs without the daemon, send_masks hands frames to the sim.
+            "lines": [{"name": "a", "port": "/dev/null", "boards": boards}],
+        },
+    }
+    path.write_text(dumps(doc))
     cfg = load_config(path, env={}).bms
     assert cfg is not None
     return cfg

@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,39 +25,37 @@ from gateway.core.config.bms import BmsConfig, RecordingSettings
 from gateway.core.model import Quality
 from gateway.sim.cells import CellParams, Chemistry, maker_curve
 from gateway.sim.rack import Profile, RackSim, RackSpec
+from gateway.sim.toml_text import dumps
 
 BOARDS = 4
 CLI = (sys.executable, "-m", "gateway.cli")
 
 
 def config_text(tmp_path: Path, chem: str, *, cell_ocv: bool, boards: int = BOARDS) -> Path:
-    # The simulated cell as its maker describes it: the low-rate OCV test (1 % steps) and a
-    # 1RC fit (the two RC pairs lumped: summed resistance, the slow time constant).
     p = CellParams.nominal(Chemistry(chem))
-    soc, volts = maker_curve(Chemistry(chem))
-    ocv = (
-        f"ocv_soc = {soc.tolist()}\nocv_v = {volts.tolist()}\n"
-        f"r0_ohm = {p.r0}\nr1_ohm = {p.r1 + p.r2}\nc1_farad = {p.tau2 / (p.r1 + p.r2)}\n"
-        if cell_ocv
-        else ""
-    )
+    cells: dict[str, Any] = {"capacity_ah": p.capacity_ah}
+    if cell_ocv:
+        # The simulated cell as its maker describes it: the low-rate OCV test (1 % steps) and a
+        # 1RC fit (the two RC pairs lumped: summed resistance, the slow time constant).
+        soc, volts = maker_curve(Chemistry(chem))
+        cells |= {
+            "ocv_soc": soc.tolist(),
+            "ocv_v": volts.tolist(),
+            "r0_ohm": p.r0,
+            "r1_ohm": p.r1 + p.r2,
+            "c1_farad": p.tau2 / (p.r1 + p.r2),
+        }
+    doc = {
+        "gateway": {"site": "s", "id": "g", "state_dir": str(tmp_path)},
+        "bms": {
+            "chemistry": chem,
+            "cells": cells,
+            # Never opened: replay reads the recording, not the bus.
+            "lines": [{"name": "a", "port": "/dev/null", "boards": boards}],
+        },
+    }
     path = tmp_path / f"{chem}-{cell_ocv}.toml"
-    path.write_text(
-        f"""[gateway]
-site = "s"
-id = "g"
-state_dir = "{tmp_path}"
-[bms]
-chemistry = "{chem}"
-[bms.cells]
-capacity_ah = {p.capacity_ah}
-{ocv}
-[[bms.lines]]
-name = "a"
-port = "/dev/null"
-boards = {boards}
-"""
-    )
+    path.write_text(dumps(doc))
     return path
 
 
