@@ -193,6 +193,32 @@ static inline lookup_t lookup_ocv(const double *ocv, size_t m, double soc)
     return r;
 }
 
+/* The hysteresis decay exp(-x), x = g |I| >= 0, is about 1e-3 at rack currents. There it is the
+ * Taylor series to the x^8 term (the rest is below 1e-21 of the result, rounding leaves a few
+ * ulp), which needs no call: a libm call in the EKF loop costs little itself but makes the
+ * compiler keep every live lane in memory around it. Each lane above SMALL_DECAY takes exp().
+ * decay2 and decay4 do the same operations per lane, so two and four lanes give the same bits. */
+static const double SMALL_DECAY = 1.0 / 64.0;
+
+static inline v2d decay2(v2d x)
+{
+    const v2d y = -x;
+    v2d p = 1.0 + y * (1.0 / 8.0);
+    p = 1.0 + y * (1.0 / 7.0) * p;
+    p = 1.0 + y * (1.0 / 6.0) * p;
+    p = 1.0 + y * (1.0 / 5.0) * p;
+    p = 1.0 + y * (1.0 / 4.0) * p;
+    p = 1.0 + y * (1.0 / 3.0) * p;
+    p = 1.0 + y * (1.0 / 2.0) * p;
+    p = 1.0 + y * p;
+    for (int l = 0; l < 2; l++) {
+        if (!(x[l] <= SMALL_DECAY)) {
+            p[l] = exp(y[l]);
+        }
+    }
+    return p;
+}
+
 /* What the EKF needs besides the cell. */
 typedef struct {
     const double *ocv;
@@ -238,7 +264,8 @@ ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
     const double p11 = a * a * s->p11[i] + k->qv;
     double ocv_now;
     if (with_hyst) {
-        const double d = k->decay ? exp(-c->g[i] * k->abs_i) : 1.0;
+        const double x = c->g[i] * k->abs_i;
+        const double d = k->decay ? decay2((v2d){x, x})[0] : 1.0;
         hs = clamp11(d * s->h[i] - (1.0 - d) * k->sgn_i);
         p02 = d * s->p02[i];
         p12 = a * d * s->p12[i];
@@ -355,8 +382,7 @@ ekf_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
     if (with_hyst) {
         v2d d = {1.0, 1.0};
         if (k->decay) {
-            d[0] = exp(-c->g[i] * k->abs_i);
-            d[1] = exp(-c->g[i + 1] * k->abs_i);
+            d = decay2(ld2(c->g + i) * k->abs_i);
         }
         hs = clamp2(d * ld2(s->h + i) - (1.0 - d) * k->sgn_i, -1.0, 1.0);
         p02 = d * ld2(s->p02 + i);
@@ -454,12 +480,33 @@ ekf_all(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef,
 }
 
 #if GG_QUAD
-/* ekf_pair without hysteresis for cells i..i + 3, the same operations in the same order on four
- * lanes (so the same bits: C99 never contracts to FMA, and the flags and clamps follow the same
- * rules). gg_cells_step uses it where the CPU has x86-64-v3; tests run both and compare. */
+/* decay2 on four lanes. */
+static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d decay4(v4d x)
+{
+    const v4d y = -x;
+    v4d p = 1.0 + y * (1.0 / 8.0);
+    p = 1.0 + y * (1.0 / 7.0) * p;
+    p = 1.0 + y * (1.0 / 6.0) * p;
+    p = 1.0 + y * (1.0 / 5.0) * p;
+    p = 1.0 + y * (1.0 / 4.0) * p;
+    p = 1.0 + y * (1.0 / 3.0) * p;
+    p = 1.0 + y * (1.0 / 2.0) * p;
+    p = 1.0 + y * p;
+    for (int l = 0; l < 4; l++) {
+        if (!(x[l] <= SMALL_DECAY)) {
+            p[l] = exp(y[l]);
+        }
+    }
+    return p;
+}
+
+/* ekf_pair for cells i..i + 3, the same operations in the same order on four lanes (so the same
+ * bits: C99 never contracts to FMA, and the flags and clamps follow the same rules).
+ * gg_cells_step uses it where the CPU has x86-64-v3; tests run both and compare. */
 static inline __attribute__((always_inline)) GG_QUAD_TARGET void
 ekf_quad(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i,
-         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k)
+         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
+         const int with_hyst)
 {
     const double current = k->current;
     const v4d vi = ld4(v + i);
@@ -478,8 +525,19 @@ ekf_quad(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
     const v4d p00 = ld4(s->p00 + i) + k->qs;
     const v4d p01 = a * ld4(s->p01 + i);
     const v4d p11 = a * a * ld4(s->p11 + i) + k->qv;
+    v4d hs = zero;
+    v4d p02 = zero;
+    v4d p12 = zero;
+    v4d p22 = zero;
+    if (with_hyst) {
+        const v4d d = k->decay ? decay4(ld4(c->g + i) * k->abs_i) : splat4(1.0);
+        hs = min4(splat4(1.0), max4(splat4(-1.0), d * ld4(s->h + i) - (1.0 - d) * k->sgn_i));
+        p02 = d * ld4(s->p02 + i);
+        p12 = a * d * ld4(s->p12 + i);
+        p22 = d * d * ld4(s->p22 + i) + k->qh;
+    }
 
-    /* The measurement: OCV on the segment of the predicted SOC. */
+    /* The measurement: OCV (and M) on the segment of the predicted SOC. */
     const double *ocv = k->ocv;
     const double span = (double)(k->m - 1);
     const v4d x = soc * span;
@@ -493,8 +551,20 @@ ekf_quad(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
     const v4d f = x - fk;
     const v4d d = o1 - o0;
     const v4d ocv_now = o0 + f * d;
-    const v4d h0 = d * span;
-    const v4d innov = vi - (ocv_now - v1 - r0 * current);
+    v4d h0;
+    v4d hm = zero;
+    v4d innov;
+    if (with_hyst) {
+        const double *hy = k->hyst;
+        const v4d m0 = {hy[k0], hy[k1], hy[k2], hy[k3]};
+        const v4d dm = (v4d){hy[k0 + 1], hy[k1 + 1], hy[k2 + 1], hy[k3 + 1]} - m0;
+        hm = m0 + f * dm;
+        h0 = d * span + dm * span * hs;
+        innov = vi - (ocv_now + hm * hs - v1 - r0 * current);
+    } else {
+        h0 = d * span;
+        innov = vi - (ocv_now - v1 - r0 * current);
+    }
     const v4i abs_mask = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
     const v4d abs_innov = (v4d)((v4i)innov & abs_mask);
     const v4i gate_fail = v_good & ~(abs_innov <= splat4(k->jump_v));
@@ -510,9 +580,18 @@ ekf_quad(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
     }
 
     /* Update, with gains masked to 0 where it does not run. */
-    const v4d ph0 = p00 * h0 - p01;
-    const v4d ph1 = p01 * h0 - p11;
-    const v4d inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
+    v4d ph0, ph1, ph2, inv_s;
+    if (with_hyst) {
+        ph0 = p00 * h0 - p01 + p02 * hm;
+        ph1 = p01 * h0 - p11 + p12 * hm;
+        ph2 = p02 * h0 - p12 + p22 * hm;
+        inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + k->r_v);
+    } else {
+        ph0 = p00 * h0 - p01;
+        ph1 = p01 * h0 - p11;
+        ph2 = zero; /* h is not tracked */
+        inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
+    }
     const v4d innov_u = (v4d)(used & (v4i)innov);
     const v4d g0 = (v4d)(used & (v4i)(ph0 * inv_s));
     const v4d g1 = (v4d)(used & (v4i)(ph1 * inv_s));
@@ -521,24 +600,48 @@ ekf_quad(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, si
     st4(s->p00 + i, p00 - g0 * ph0);
     st4(s->p01 + i, p01 - g0 * ph1);
     st4(s->p11 + i, p11 - g1 * ph1);
+    if (with_hyst) {
+        const v4d g2 = (v4d)(used & (v4i)(ph2 * inv_s));
+        st4(s->h + i, min4(splat4(1.0), max4(splat4(-1.0), hs + g2 * innov_u)));
+        st4(s->p02 + i, p02 - g0 * ph2);
+        st4(s->p12 + i, p12 - g1 * ph2);
+        st4(s->p22 + i, p22 - g2 * ph2);
+    }
 }
 
-/* The EKF without hysteresis over every cell, four at a time, the rest as ekf_all does. */
-static GG_QUAD_TARGET void ekf_all_quad(const gg_cell_state_t *restrict st,
-                                        const gg_cell_coef_t *restrict coef, size_t n,
-                                        const double *restrict v, const uint8_t *restrict vq,
-                                        const ekf_in_t *k)
+/* The EKF over every cell, four at a time, the rest as ekf_all does. */
+static inline __attribute__((always_inline)) GG_QUAD_TARGET void
+ekf_all_quad(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef, size_t n,
+             const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
+             const int with_hyst)
 {
     const size_t n4 = n & ~(size_t)3;
     for (size_t i = 0; i < n4; i += 4) {
-        ekf_quad(st, coef, i, v, vq, k);
+        ekf_quad(st, coef, i, v, vq, k, with_hyst);
     }
     for (size_t i = n4; i + 1 < n; i += 2) {
-        ekf_pair(st, coef, i, v, vq, k, 0);
+        ekf_pair(st, coef, i, v, vq, k, with_hyst);
     }
     if (n % 2 == 1) {
-        ekf_cell(st, coef, n - 1, v[n - 1], vq[n - 1], k, 0);
+        ekf_cell(st, coef, n - 1, v[n - 1], vq[n - 1], k, with_hyst);
     }
+}
+
+/* The two copies gg_cells_step chooses from on x86-64-v3. */
+static GG_QUAD_TARGET void ekf_quad_hyst(const gg_cell_state_t *restrict st,
+                                         const gg_cell_coef_t *restrict coef, size_t n,
+                                         const double *restrict v, const uint8_t *restrict vq,
+                                         const ekf_in_t *k)
+{
+    ekf_all_quad(st, coef, n, v, vq, k, 1);
+}
+
+static GG_QUAD_TARGET void ekf_quad_plain(const gg_cell_state_t *restrict st,
+                                          const gg_cell_coef_t *restrict coef, size_t n,
+                                          const double *restrict v, const uint8_t *restrict vq,
+                                          const ekf_in_t *k)
+{
+    ekf_all_quad(st, coef, n, v, vq, k, 0);
 }
 #endif
 
@@ -1099,14 +1202,21 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
         }
     } else {
         /* Copies of the loop, chosen per call: the one without hysteresis drops its decay,
-         * lookup and terms, and runs on four lanes where the CPU has them. */
-        if (hyst_on) {
-            ekf_all(st, coef, n, v, vq, &ek, 1);
+         * lookup and terms; both run on four lanes where the CPU has them. */
+        int done = 0;
 #if GG_QUAD
-        } else if (ctx->lanes != 2 && gg_has_quad()) {
-            ekf_all_quad(st, coef, n, v, vq, &ek);
+        if (ctx->lanes != 2 && gg_has_quad()) {
+            if (hyst_on) {
+                ekf_quad_hyst(st, coef, n, v, vq, &ek);
+            } else {
+                ekf_quad_plain(st, coef, n, v, vq, &ek);
+            }
+            done = 1;
+        }
 #endif
-        } else {
+        if (!done && hyst_on) {
+            ekf_all(st, coef, n, v, vq, &ek, 1);
+        } else if (!done) {
             ekf_all(st, coef, n, v, vq, &ek, 0);
         }
     }

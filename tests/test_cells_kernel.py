@@ -661,20 +661,22 @@ def test_without_hysteresis_the_filter_has_two_states() -> None:
     lib.gg_cells_lanes() != 4, reason="this CPU has no x86-64-v3: only the two-lane EKF exists"
 )
 @pytest.mark.parametrize("n", [4, 61, 63, 1400])
-def test_four_lane_ekf_equals_two_lane(n: int) -> None:
-    """Where the CPU has x86-64-v3 the EKF without hysteresis runs four cells per instruction;
-    it must give the two-lane code's bits exactly: readings good, bad, NaN, out of range and
-    through the gate, SOCs at both clamps, and the remainder cells of a string not a multiple
-    of four."""
+@pytest.mark.parametrize("chem", list(Chemistry))
+def test_four_lane_ekf_equals_two_lane(n: int, chem: Chemistry) -> None:
+    """Where the CPU has x86-64-v3 the EKF runs four cells per instruction; it must give the
+    two-lane code's bits exactly: readings good, bad, NaN, out of range and through the gate,
+    SOCs at both clamps, the remainder cells of a string not a multiple of four, and (LFP) the
+    hysteresis decay on both sides of its series/exp() threshold (capacities of 0.5 to 200 Ah)."""
     rng = np.random.default_rng(n)
-    params = cell_params(
-        n, 94.0 * (1 + 0.02 * rng.standard_normal(n)), 8e-4, 4e-4, 10.0 * (1 + rng.random(n))
-    )
+    params = cell_params(n, rng.uniform(0.5, 200.0, n), 8e-4, 4e-4, 10.0 * (1 + rng.random(n)))
     soc0 = rng.uniform(-0.05, 1.05, n)
-    wide, narrow = (CellEstimator(params, NMC, CellsConfig(jump_v=0.05), soc0) for _ in "ab")
+    cfg = CellsConfig.for_chemistry(chem, jump_v=0.05)
+    hyst = hysteresis_table(chem) if chem is Chemistry.LFP else None
+    ocv = ocv_table(chem)
+    wide, narrow = (CellEstimator(params, ocv, cfg, soc0, hyst=hyst, p0_h=0.1) for _ in "ab")
     narrow._ctx.lanes = 2
     for k in range(12):
-        v = lookup(NMC, np.clip(soc0, 0, 1))[0] + 0.02 * rng.standard_normal(n)
+        v = lookup(ocv, np.clip(soc0, 0, 1))[0] + 0.02 * rng.standard_normal(n)
         v[rng.random(n) < 0.05] = rng.choice([np.nan, np.inf, 0.2, 6.0, 4.1])
         vq = np.where(rng.random(n) < 0.05, 2, 0).astype(np.uint8)
         t, tq = np.full(n, 25.0), np.zeros(n, np.uint8)
