@@ -150,3 +150,11 @@ _value = st.recursive(
 @given(st.dictionaries(_text, _value, max_size=6))
 def test_any_document_reads_back_the_same(data: dict[str, Any]) -> None:
     assert same(round_trip(data), data), dumps(data)
+
+
+def test_numpy_float64_is_written_as_a_plain_float() -> None:
+    """numpy 2's float64 is a float whose repr is "np.float64(0.1)": not TOML."""
+    import numpy as np
+
+    text = dumps({"a": np.float64(0.1), "b": [np.float64(-2.5e-9)]})
+    assert tomllib.loads(text) == {"a": 0.1, "b": [-2.5e-9]}

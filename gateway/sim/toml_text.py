@@ -109,8 +109,9 @@ def _inline(value: Any) -> str:
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
         # repr is the shortest text that reads back to the same float ("0.1", "1e-09"), and its
-        # forms are all TOML floats.
-        return repr(value)
+        # forms are all TOML floats. float() first: numpy 2's float64 (a float subclass) has a
+        # repr of its own, "np.float64(0.1)".
+        return repr(float(value))
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, PurePath):
