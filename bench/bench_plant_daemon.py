@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from gateway.sim.plant import PlantModel
+from gateway.sim.plant_bench_config import plant_bench_config
 from gateway.sim.plant_server import PlantServer
 from gateway.sim.toml_text import dumps
 
@@ -60,33 +61,21 @@ def main() -> int:
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "gridgate.toml"
-        period = 1.0 / args.speed
-        config = {
-            "gateway": {
-                "site": "bench",
-                "id": "gw",
-                "state_dir": f"{tmp}/state",
-                # Quiet: stderr is a pipe nobody reads during the run, and log lines would be CPU
-                # counted against the daemon.
-                "log_level": "warning",
-            },
-            "uplink": {"enabled": False},
-            "plant": {
-                "profile": "gas_turbine",
-                "settle_s": 0,
-                "window": 60,
-                "simulation_speed": args.speed,
-                "opcua": {
-                    "endpoint": server.url,
-                    "security_policy": "None",
-                    "security_mode": "None",
-                    "allow_insecure": True,
-                    # One sample per plant second, as on a real PLC at 1 s sampling.
-                    "sampling_interval": period,
-                    "publishing_interval": period,
-                },
-            },
-        }
+        config = plant_bench_config(
+            Path(tmp) / "state",
+            server.url,
+            args.speed,
+            gateway_id="gw",
+            device=None,
+            window=60,
+            # One sample per plant second, as on a real PLC at 1 s sampling.
+            sampling_interval=1.0 / args.speed,
+            # The daemon's own timeout and backoff: the server is not restarted here.
+            quick_reconnect=False,
+            # Quiet: stderr is a pipe nobody reads during the run, and log lines would be CPU
+            # counted against the daemon.
+            log_level="warning",
+        )
         cfg.write_text(dumps(config))
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "-c", str(cfg), "run", "plant"],

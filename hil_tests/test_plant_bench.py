@@ -24,6 +24,7 @@ import pytest
 
 from gateway.sim.broker import Mosquitto
 from gateway.sim.plant import Fault, PlantModel
+from gateway.sim.plant_bench_config import plant_bench_config
 from gateway.sim.plant_server import PlantServer
 from gateway.sim.toml_text import dumps
 from gateway.sim.upstream import Upstream
@@ -82,35 +83,13 @@ class PlantBench:
         )
         model.run(WARM_S)
         self.plc = PlantThread(model)
-        config = {
-            "gateway": {
-                "site": "bench",
-                "id": "gw-plant",
-                "state_dir": str(self.workdir / "state"),
-                "status_interval": 0.5,
-            },
-            "uplink": {"host": self.broker.host, "port": self.broker.port, "keepalive": 5},
-            "plant": {
-                "profile": "gas_turbine",
-                "device": "gt1",
-                "settle_s": 0,
-                "window": 2,
-                # Plant seconds per wall second: as fast as the simulator serves them.
-                "simulation_speed": SPEED,
-                "opcua": {
-                    "endpoint": self.plc.server.url,
-                    # Loopback to the simulator, which serves without security.
-                    "security_policy": "None",
-                    "security_mode": "None",
-                    "allow_insecure": True,
-                    "sampling_interval": 0.1,
-                    "publishing_interval": 0.1,
-                    "timeout": 1.0,
-                    # Reconnect quickly once the PLC restart in the test is over.
-                    "reconnect_max": 0.5,
-                },
-            },
-        }
+        config = plant_bench_config(
+            self.workdir / "state",
+            self.plc.server.url,
+            SPEED,
+            broker=(self.broker.host, self.broker.port),
+            status_interval=0.5,
+        )
         self.config.write_text(dumps(config))
         for name in ("plant", "uplink"):
             log = (self.workdir / f"{name}.log").open("ab")

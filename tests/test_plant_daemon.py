@@ -18,6 +18,7 @@ from gateway.core.notify import Heartbeats
 from gateway.core.runtime import DaemonContext
 from gateway.daemons.plant import PlantDaemon, build
 from gateway.sim.plant import Fault, PlantModel
+from gateway.sim.plant_bench_config import plant_bench_config
 from gateway.sim.plant_server import PlantServer
 from gateway.sim.toml_text import dumps
 from gateway.uplink.spool import AsyncSpool, Spool
@@ -27,28 +28,9 @@ SPEED = 10.0  # plant seconds per wall second, for server and daemon alike
 
 def write_config(tmp_path: Path, url: str) -> Path:
     cfg = tmp_path / "gridgate.toml"
-    config = {
-        "gateway": {"site": "s", "id": "g", "state_dir": str(tmp_path / "state")},
-        "uplink": {"enabled": False},
-        "plant": {
-            "profile": "gas_turbine",
-            "device": "gt1",
-            "settle_s": 0,  # the simulator starts warm: nothing to settle
-            "window": 2,
-            "simulation_speed": SPEED,
-            "opcua": {
-                "endpoint": url,
-                "security_policy": "None",
-                "security_mode": "None",
-                "allow_insecure": True,
-                "sampling_interval": 0.1,
-                "publishing_interval": 0.1,
-                "timeout": 1.0,
-                "reconnect_max": 0.5,
-            },
-            "maintenance": {"save_every_s": 1},
-        },
-    }
+    config = plant_bench_config(
+        tmp_path / "state", url, SPEED, site="s", gateway_id="g", save_every_s=1
+    )
     cfg.write_text(dumps(config))
     return cfg
 
