@@ -196,8 +196,7 @@ static inline lookup_t lookup_ocv(const double *ocv, size_t m, double soc)
 /* The hysteresis decay exp(-x), x = g |I| >= 0, is about 1e-3 at rack currents. There it is the
  * Taylor series to the x^8 term (the rest is below 1e-21 of the result, rounding leaves a few
  * ulp), which needs no call: a libm call in the EKF loop costs little itself but makes the
- * compiler keep every live lane in memory around it. Each lane above SMALL_DECAY takes exp().
- * decay2 and decay4 do the same operations per lane, so two and four lanes give the same bits. */
+ * compiler keep every live lane in memory around it. Each lane above SMALL_DECAY takes exp(). */
 static const double SMALL_DECAY = 1.0 / 64.0;
 
 static inline v2d decay2(v2d x)
@@ -480,24 +479,13 @@ ekf_all(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef,
 }
 
 #if GG_QUAD
-/* decay2 on four lanes. */
+/* decay2 on four lanes: two halves through decay2 itself, so the series is written once and
+ * two and four lanes take the same operations per lane by construction. */
 static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d decay4(v4d x)
 {
-    const v4d y = -x;
-    v4d p = 1.0 + y * (1.0 / 8.0);
-    p = 1.0 + y * (1.0 / 7.0) * p;
-    p = 1.0 + y * (1.0 / 6.0) * p;
-    p = 1.0 + y * (1.0 / 5.0) * p;
-    p = 1.0 + y * (1.0 / 4.0) * p;
-    p = 1.0 + y * (1.0 / 3.0) * p;
-    p = 1.0 + y * (1.0 / 2.0) * p;
-    p = 1.0 + y * p;
-    for (int l = 0; l < 4; l++) {
-        if (!(x[l] <= SMALL_DECAY)) {
-            p[l] = exp(y[l]);
-        }
-    }
-    return p;
+    const v2d lo = decay2((v2d){x[0], x[1]});
+    const v2d hi = decay2((v2d){x[2], x[3]});
+    return (v4d){lo[0], lo[1], hi[0], hi[1]};
 }
 
 /* ekf_pair for cells i..i + 3, the same operations in the same order on four lanes (so the same
