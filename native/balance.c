@@ -138,6 +138,22 @@ static inline v2d plan_pair(const plan_in_t *p, size_t i, v2i *cand)
     return p->by_voltage ? over_target : excess;
 }
 
+/* plan_pair for cell i alone (the odd last cell of a board, where a pair would read past its
+ * parameters), both lanes that cell; the scalar form of the same operations. */
+static inline v2d plan_cell(const plan_in_t *p, size_t i, v2i *cand)
+{
+    const gg_cell_state_t *st = p->st;
+    const double over = st->soc[i] - p->ref_soc;
+    const double excess = over > 0.0 ? over * p->par[i].capacity_ah : 0.0;
+    p->excess_ah[i] = excess;
+    p->bleed_s[i] = excess > 0.0 ? excess * p->k_time / st->v_last[i] : 0.0;
+    const double over_target = (p->by_voltage ? st->v_last[i] : st->soc[i]) - p->target;
+    const int64_t is_cand = -(int64_t)(over_target > p->window);
+    const double score = p->by_voltage ? over_target : excess;
+    *cand = (v2i){is_cand, is_cand};
+    return (v2d){score, score};
+}
+
 /* Cells lo..hi of one board: writes their excess and bleed time, and returns the bleed mask
  * (0 when interlocked): every candidate when they fit the thermal limit, else the max_on with
  * the highest score, ties to the lower cell. Scores of candidates are finite.
@@ -156,35 +172,17 @@ board_plan(const plan_in_t *p, size_t lo, size_t hi, int interlocked, uint32_t g
     v2d in_min = inf;   /* over the guessed candidates */
     v2d out_max = -inf; /* over the other candidates */
     const size_t m = hi - lo;
-    /* An odd last cell is computed as the pair (hi - 2, hi - 1), a repeat of cell hi - 2 with
-     * the same result; a one-cell board as a pair of itself. */
     for (size_t k = 0; k < m; k += 2) {
-        const size_t j = k + 2 <= m ? k : (m >= 2 ? m - 2 : 0);
+        const int pair = k + 1 < m;
         v2i c;
-        v2d s;
-        if (m >= 2) {
-            s = plan_pair(p, lo + j, &c);
-        } else {
-            /* One cell on its own: the pair (lo, lo) reads par[lo + 1], so go scalar. */
-            const gg_cell_state_t *st = p->st;
-            const double over = st->soc[lo] - p->ref_soc;
-            const double excess = over > 0.0 ? over * p->par[lo].capacity_ah : 0.0;
-            p->excess_ah[lo] = excess;
-            p->bleed_s[lo] = excess > 0.0 ? excess * p->k_time / st->v_last[lo] : 0.0;
-            const double over_target = (p->by_voltage ? st->v_last[lo] : st->soc[lo]) - p->target;
-            const int64_t is_c = -(int64_t)(over_target > p->window);
-            const double sc = p->by_voltage ? over_target : excess;
-            s = (v2d){sc, sc};
-            c = (v2i){is_c, is_c};
-        }
-        st2(score + j, s);
-        const v2i g = {-(int64_t)((guess >> j) & 1u), -(int64_t)((guess >> (j + 1)) & 1u)};
+        const v2d s = pair ? plan_pair(p, lo + k, &c) : plan_cell(p, lo + k, &c);
+        /* The guess's bits of the two lanes; a lone cell is in both. */
+        const uint32_t gb = pair ? guess >> k : ((guess >> k) & 1u) * 3u;
+        const v2i g = {-(int64_t)(gb & 1u), -(int64_t)((gb >> 1) & 1u)};
+        st2(score + k, s); /* k + 1 <= 31: a lone cell means m <= 31 */
         in_min = min2(sel2(c & g, s, inf), in_min);
         out_max = max2(sel2(c & ~g, s, -inf), out_max);
-        cand |= bits2(c) << j;
-    }
-    if (m == 1) {
-        cand &= 1u; /* the second lane was the same cell */
+        cand |= (bits2(c) & (pair ? 3u : 1u)) << k;
     }
     if (interlocked) {
         return 0;
