@@ -47,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.core.issues import IssueSink, join
+from gateway.estimate.solar import clear_sky_ghi
 from gateway.sim.profiles_data import MINUTES_PER_DAY, ProfileSet, load_profiles
 
 ComplexArray = npt.NDArray[np.complex128]
@@ -233,23 +234,6 @@ def _seed_rng(seed: int, tag: int, key: int) -> np.random.Generator:
     return np.random.default_rng([seed, tag, key])
 
 
-def _clear_sky_ghi(t: float, latitude_deg: float, longitude_deg: float) -> float:
-    """Global horizontal irradiance (W/m2) under a clear sky, Haurwitz model."""
-    days = t / _DAY_S
-    doy = math.floor(days) % 365 + 1  # good enough: the epoch day count mod 365 drifts 1/4 a year
-    utc_h = (days - math.floor(days)) * 24.0
-    b = 2.0 * math.pi * (doy - 81) / 364.0
-    eot_min = 9.87 * math.sin(2 * b) - 7.53 * math.cos(b) - 1.5 * math.sin(b)
-    solar_h = utc_h + longitude_deg / 15.0 + eot_min / 60.0
-    decl = math.radians(23.44) * math.sin(2.0 * math.pi * (284 + doy) / 365.0)
-    lat = math.radians(latitude_deg)
-    omega = math.radians(15.0 * (solar_h - 12.0))
-    cos_zenith = math.sin(lat) * math.sin(decl) + math.cos(lat) * math.cos(decl) * math.cos(omega)
-    if cos_zenith <= 0.01:
-        return 0.0
-    return 1098.0 * cos_zenith * math.exp(-0.057 / cos_zenith)
-
-
 @dataclass(frozen=True)
 class _Clouds:
     """One day's passing clouds: centre (s of the UTC day), half-width (s), depth (0..1)."""
@@ -370,7 +354,7 @@ class FeederModel:
         out = np.zeros(self._kwp.size)
         for i in np.flatnonzero(self._kwp):
             tl = t - float(self._cloud_lag_s[i])
-            ghi = _clear_sky_ghi(tl, cfg.latitude_deg, cfg.longitude_deg)
+            ghi = clear_sky_ghi(tl, cfg.latitude_deg, cfg.longitude_deg)
             if ghi <= 0.0:
                 continue
             day = math.floor(tl / _DAY_S)

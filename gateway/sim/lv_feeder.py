@@ -33,7 +33,8 @@ import numpy.typing as npt
 from gateway.estimate.feeder_model import BASE_POWER_1P, FloatArray
 from gateway.estimate.loadflow import Feeder, Loads
 from gateway.estimate.loadflow_result import FlowResult
-from gateway.sim.feeder import POINT_NAMES, _clear_sky_ghi, _Clouds, _power_factor, _seed_rng
+from gateway.estimate.solar import clear_sky_ghi
+from gateway.sim.feeder import POINT_NAMES, _Clouds, _power_factor, _seed_rng
 
 DATA: Final = Path(__file__).parent / "data"
 FEEDER_JSON: Final = DATA / "ieee_eu_lv.json"
@@ -176,7 +177,7 @@ class LvFeederModel:
         return clouds
 
     def _pv_w(self, t: float) -> FloatArray:
-        ghi = _clear_sky_ghi(t, self._lat, self._lon)
+        ghi = clear_sky_ghi(t, self._lat, self._lon)
         if ghi <= 0.0:
             return np.zeros_like(self.pv_kwp)
         day = math.floor(t / _DAY_S)
