@@ -37,7 +37,8 @@ format:
 typecheck:
 	$(VENV)/bin/mypy
 
-native:  # rebuild the C kernels after editing native/
+native:  # rebuild the C kernels (and the package metadata) after editing native/ or setup.cfg
+	rm -rf gridgate.egg-info
 	$(PY) -m pip install -q --no-build-isolation -e '.[test,dev]'
 
 bench:  # each prints a markdown table and writes JSON to bench/out/; see bench/README.md

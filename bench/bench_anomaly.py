@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.estimate.anomaly import MODELS_DIR, AnomalyDetector, AnomalyModel
+from gateway.plant.anomaly import MODELS_DIR, AnomalyDetector, AnomalyModel
 from gateway.sim.plant import PlantModel
 
 OUT = Path(__file__).resolve().parent / "out" / "anomaly.json"

@@ -4,7 +4,7 @@ Issue 4: "the rack's full cycle (read, decode, estimate, summarise) per second o
 4 lines x 25 boards x 14 cells = 1,400 cells. The rack simulator (gateway.sim.rack_server) runs in
 its own process on pseudo-terminals, so its CPU is not counted. Two measurements:
 
-1. In process, free running: a :class:`~gateway.daemons.bms.BmsDaemon` built by the runtime's own
+1. In process, free running: a :class:`~gateway.bms.daemon.BmsDaemon` built by the runtime's own
    ``build_daemon`` from the same TOML config as part 2, its ``_cycle()`` called back to back (no
    ticker). The daemon's parts are wrapped on the instance with timers, so the code path is the
    daemon's, unchanged: read (``CellRack.read``: bus I/O, frame parsing and payload decoding are
@@ -197,16 +197,16 @@ def stats(values: list[float]) -> dict[str, float]:
 
 
 async def in_process(config_path: Path, seconds: float, warmup: int) -> dict[str, Any]:
-    from gateway.core.config import load_config
+    from gateway.config import load_config
     from gateway.core.notify import Heartbeats
     from gateway.core.runtime import DaemonContext, build_daemon, open_spool
-    from gateway.uplink.spool import AsyncSpool
+    from gateway.spool.store import AsyncSpool
 
     config = load_config(config_path)
     spool = open_spool(config)
     daemon: Any = build_daemon("bms", DaemonContext(config, AsyncSpool(spool), Heartbeats()))
-    assert config.bms is not None
-    per_window = max(1, round(config.bms.window / config.bms.cycle))
+    assert config.sections["bms"] is not None
+    per_window = max(1, round(config.sections["bms"].window / config.sections["bms"].cycle))
     meter = Meter()
     instrument(daemon, meter)
     cpu: list[float] = []

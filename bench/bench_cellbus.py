@@ -21,7 +21,7 @@ import numpy as np
 from drivers.cellbus.config import parse_rack
 from drivers.cellbus.frame import FrameParser, encode
 from drivers.cellbus.rack import CellRack
-from gateway.core.issues import IssueSink
+from gateway.config.issues import IssueSink
 
 
 async def run(seconds: float, lines: int, boards: int) -> None:

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.estimate import cells_ref
-from gateway.estimate._native import lib, ptr
-from gateway.estimate.cells import CellEstimator, CellsConfig, cell_params
-from gateway.estimate.ocv import Chemistry, hysteresis_table, lookup, ocv_table
+from gateway.native import cells_ref
+from gateway.native.cells import CellEstimator, CellsConfig, cell_params
+from gateway.native.ffi import lib, ptr
+from gateway.native.ocv import Chemistry, hysteresis_table, lookup, ocv_table
 
 OUT = Path(__file__).resolve().parent / "out" / "cells.json"
 TARGET_US = 25.0

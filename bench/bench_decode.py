@@ -23,7 +23,7 @@ import numpy as np
 from drivers.modbus.codec import build_specs, encode_point, reference_decode
 from drivers.modbus.plan import compile_plan
 from drivers.modbus.types import ByteOrder, DataType, RegisterPoint, Table
-from gateway.estimate.decode import decode
+from gateway.native.decode import decode
 
 OUT = Path(__file__).resolve().parent / "out" / "decode.json"
 MIXED = [t for t in DataType if t not in (DataType.STRING, DataType.BOOL)]

@@ -47,8 +47,8 @@ def _worker(root: Path, repeats: int) -> dict[str, float]:
     sys.path.insert(0, str(root))
     import numpy as np
 
-    from gateway.estimate._native import ffi, lib
-    from gateway.estimate.loadflow import Feeder, Loads
+    from gateway.native.ffi import ffi, lib
+    from gateway.native.loadflow import Feeder, Loads
     from tests.test_loadflow_support import IEEE_JSON, ieee_loads
 
     feeder = Feeder.from_pgm_json(IEEE_JSON)
@@ -134,7 +134,7 @@ def main() -> int:
     from power_grid_model import CalculationMethod, PowerGridModel
     from power_grid_model.utils import json_deserialize
 
-    from gateway.estimate.loadflow import Feeder
+    from gateway.native.loadflow import Feeder
     from tests.test_loadflow_support import (
         IEEE_JSON,
         ieee_doc,

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.uplink.spool import NewRow, Spool
+from gateway.spool.store import NewRow, Spool
 
 OUT = Path(__file__).resolve().parent / "out" / "spool.json"
 # a realistic summary: a handful of points with min/mean/max/last/count

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.estimate import stats_ref
-from gateway.estimate._native import lib, ptr
-from gateway.estimate.stats import STAT_DTYPE, ReportByException, WindowStats
+from gateway.native import stats_ref
+from gateway.native.ffi import lib, ptr
+from gateway.native.stats import STAT_DTYPE, ReportByException, WindowStats
 
 OUT = Path(__file__).resolve().parent / "out" / "summarise.json"
 

@@ -38,7 +38,7 @@ from typing import IO, Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.core.config import load_config
+from gateway.config import load_config
 from gateway.core.status import read_status
 from gateway.sim.broker import Mosquitto
 from gateway.sim.toml_text import dumps
@@ -282,8 +282,8 @@ def run(args: argparse.Namespace) -> int:
         cfg_path = workdir / "gridgate.toml"
         cfg_path.write_text(_config(workdir, broker, ports["gridgate"], args.devices, args.window))
         cfg = load_config(cfg_path)
-        assert cfg.grid is not None
-        plan_requests = {m.name: len(m.plan.requests) for m in cfg.grid.meters.values()}
+        assert cfg.sections["grid"] is not None
+        plan_requests = {m.name: len(m.plan.requests) for m in cfg.sections["grid"].meters.values()}
         upstream = Upstream(broker.host, broker.port)
         upstream.start()
         counter = _Counter(broker.host, broker.port)

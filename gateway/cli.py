@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.core.config import DEFAULT_PATH, load_or_report
+from gateway.config import DEFAULT_PATH, load_or_report
 from gateway.core.errors import GatewayError
 from gateway.core.runtime import EX_CONFIG
 
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="state of every daemon, spool depth, uplink state")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
-    from gateway import loadflow_cli
+    from gateway.grid import loadflow_cli
 
     loadflow_cli.add_parser(sub)
 
@@ -78,13 +78,11 @@ def _check_config(path: Path) -> int:
     files = ", ".join(str(f) for f in config.files)
     print(f"config OK: {files}")
     print(f"daemons: {', '.join(config.daemons()) or 'none'}")
-    if config.grid is not None:
-        for m in config.grid.meters.values():
-            plan = m.plan
-            print(
-                f"  meter {m.name}: {len(plan.points)} points in {len(plan.requests)} "
-                f"request(s), every {m.connection.poll_interval:g} s"
-            )
+    for section in config.registered:
+        parsed = config.sections.get(section.name)
+        if parsed is not None and section.describe is not None:
+            for line in section.describe(parsed):
+                print(line)
     return 0
 
 
@@ -96,7 +94,7 @@ def _age(ts: float | None) -> str:
 
 def _status(path: Path, as_json: bool) -> int:
     from gateway.core.status import read_status
-    from gateway.uplink.spool import Spool
+    from gateway.spool.store import Spool
 
     config = load_or_report(path)
     if config is None:
@@ -177,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         return _status(args.config, args.json)
     if args.command == "loadflow":
-        from gateway import loadflow_cli
+        from gateway.grid import loadflow_cli
 
         return loadflow_cli.run(args)
     if args.command == "replay":

@@ -19,7 +19,7 @@ from gateway.sim.cells import Chemistry
 from gateway.sim.rack import RackSim, RackSpec
 from gateway.sim.rack_server import RackServer
 from gateway.sim.toml_text import dumps
-from gateway.uplink.spool import Spool
+from gateway.spool.store import Spool
 from hil_tests.loop_thread import LoopThread
 
 T = TypeVar("T")

@@ -1,7 +1,7 @@
 """The watchdog means something: pings stop while the daemon is really hung, and do not stop for
 trouble that a restart cannot fix and that the daemon already bounds by its own timeouts.
 
-Allowance arithmetic (gateway/daemons/grid.py ``loops()``; here window 3 s, poll 1 s, timeout 1 s):
+Allowance arithmetic (gateway/grid/daemon.py ``loops()``; here window 3 s, poll 1 s, timeout 1 s):
 
 - poll loop of a meter: 5 polls x 1 s + 1 s timeout x 1 request + 5 s = 11 s without a frame;
 - summarise loop: 2 x 3 s window + 10 s = 16 s without a committed (or retried) window;
@@ -263,10 +263,10 @@ def test_plant_and_uplink_libraries_work_under_memory_deny_write_execute() -> No
     # cryptography) and the uplink's paho/ssl: loaded and run once under MDWE.
     if not _mdwe_available():
         pytest.skip("kernel without PR_SET_MDWE (Linux < 6.3): MemoryDenyWriteExecute unchecked")
-    model = Path(__file__).parents[1] / "gateway/estimate/models/gas_turbine.tflite"
+    model = Path(__file__).parents[1] / "gateway/plant/models/gas_turbine.tflite"
     code = (
         "import numpy as np, ssl, asyncua, paho.mqtt.client, gateway._native\n"
-        "from gateway.estimate.tflite import load_model\n"
+        "from gateway.plant.tflite import load_model\n"
         f"m = load_model({str(model)!r})\n"
         "y = m.run(np.zeros((1, m.input_size), dtype=np.float32))\n"
         "assert np.all(np.isfinite(y)), y\n"

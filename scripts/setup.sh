@@ -33,5 +33,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip setuptools wheel cffi
 # Editable, so a developer's edits take effect; the C kernels are built in place by the same step.
+# A gridgate.egg-info left in the checkout by an earlier install shadows the installed metadata
+# (the config section registry reads its entry points), so it goes first.
+rm -rf gridgate.egg-info
 .venv/bin/python -m pip install -q --no-build-isolation -e '.[test,dev]'
-.venv/bin/python -c 'import gateway.estimate._native as n; print("setup: ok, native kernels", n.EXPECTED_NATIVE_VERSION)'
+.venv/bin/python -c 'import gateway.native.ffi as n; print("setup: ok, native kernels", n.EXPECTED_NATIVE_VERSION)'

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from gateway.core.config.estimation import EstimationConfig, MeterLocation, parse_estimation
-from gateway.core.issues import IssueSink
-from gateway.estimate.estimator import MeterReading
+from gateway.config.issues import IssueSink
+from gateway.grid.estimation_config import EstimationConfig, MeterLocation, parse_estimation
+from gateway.grid.estimator import MeterReading
 from gateway.sim.lv_feeder import FEEDER_JSON, LvFeederModel
 
 MIDSUMMER = 1718928000.0  # 2024-06-21 00:00 UTC: long PV day

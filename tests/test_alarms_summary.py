@@ -6,7 +6,7 @@ import numpy as np
 
 from gateway.core.alarms import DeviceLostAlarm, LimitAlarms
 from gateway.core.model import Frame, PointSpec, Quality
-from gateway.core.summarise import Summariser
+from gateway.grid.summarise import Summariser
 
 G, B = Quality.GOOD, Quality.BAD
 POINTS = (

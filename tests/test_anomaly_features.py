@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gateway.core.errors import ConfigError
-from gateway.estimate.features import Normaliser, WindowBuilder, WindowSpec, make_windows
-from gateway.estimate.plant_features import RUNNING_STATE, FeatureSet, feature_set
+from gateway.plant.feature_sets import RUNNING_STATE, FeatureSet, feature_set
+from gateway.plant.features import Normaliser, WindowBuilder, WindowSpec, make_windows
 
 SPEC = WindowSpec(sample_period_s=1.0, block_samples=4, blocks=3)
 

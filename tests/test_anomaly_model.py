@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from gateway.estimate.anomaly import MODELS_DIR, AnomalyDetector, AnomalyModel, ModelCard
-from gateway.estimate.plant_features import feature_set
+from gateway.plant.anomaly import MODELS_DIR, AnomalyDetector, AnomalyModel, ModelCard
+from gateway.plant.feature_sets import feature_set
 from gateway.sim.plant import Fault, PlantModel
 
 PROFILES = ("gas_turbine", "biogas_chp")

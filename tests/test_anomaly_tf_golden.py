@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from gateway.estimate.tflite import TfliteModel, choose_backend
+from gateway.plant.tflite import TfliteModel, choose_backend
 
 
 def _train_module() -> Any:

@@ -15,8 +15,8 @@ import os
 import numpy as np
 import pytest
 
-from gateway.estimate.anomaly import MODELS_DIR, AnomalyModel
-from gateway.estimate.tflite import (
+from gateway.plant.anomaly import MODELS_DIR, AnomalyModel
+from gateway.plant.tflite import (
     BACKEND_ENV,
     BACKENDS,
     LITERT,

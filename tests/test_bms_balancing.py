@@ -14,10 +14,10 @@ import pytest
 
 from drivers.cellbus import protocol as p
 from drivers.cellbus.frame import FrameParser, encode
+from gateway.bms.config import BmsConfig
 from gateway.bms.layout import StringLayout
 from gateway.bms.monitor import StringMonitor
-from gateway.core.config import load_config
-from gateway.core.config.bms import BmsConfig
+from gateway.config import load_config
 from gateway.core.model import Quality
 from gateway.sim.cells import Chemistry
 from gateway.sim.rack import Profile, RackSim, RackSpec
@@ -42,7 +42,7 @@ def config(tmp_path: Path, boards: int, *, target: str = "soc") -> BmsConfig:
         },
     }
     path.write_text(dumps(doc))
-    cfg = load_config(path, env={}).bms
+    cfg = load_config(path, env={}).sections["bms"]
     assert cfg is not None
     return cfg
 

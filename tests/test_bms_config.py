@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.core.config import load_config
-from gateway.estimate.cells import BalanceMode, CellsConfig
+from gateway.config import load_config
+from gateway.native.cells import BalanceMode, CellsConfig
 
 CASES = Path(__file__).parent / "cases" / "config"
 
@@ -13,7 +13,7 @@ CASES = Path(__file__).parent / "cases" / "config"
 def test_ok_case_reaches_the_kernel_config() -> None:
     config = load_config(CASES / "bms_ok" / "gridgate.toml", env={})
     assert config.daemons() == ["bms", "uplink"]  # producers before the uplink
-    bms = config.bms
+    bms = config.sections["bms"]
     assert bms is not None
     assert bms.rack.n_cells == 50 * 14
     assert bms.cycle == 0.1
@@ -41,7 +41,7 @@ def test_advisory_is_the_default(tmp_path: Path) -> None:
         "[uplink]\nenabled = false\n"
     )
     config = load_config(cfg, env={})
-    assert config.bms is not None
-    assert config.bms.balancing.mode == "advisory"
-    assert config.bms.recording is None
+    assert config.sections["bms"] is not None
+    assert config.sections["bms"].balancing.mode == "advisory"
+    assert config.sections["bms"].recording is None
     assert config.daemons() == ["bms"]

@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from gateway.core.config import load_config
+from gateway.bms.daemon import BmsDaemon, build
+from gateway.config import load_config
 from gateway.core.notify import Heartbeats
 from gateway.core.runtime import DaemonContext
-from gateway.daemons.bms import BmsDaemon, build
 from gateway.sim.cells import Chemistry
 from gateway.sim.rack import RackSim, RackSpec
 from gateway.sim.rack_server import RackServer
 from gateway.sim.toml_text import dumps
-from gateway.uplink.spool import AsyncSpool, Spool
+from gateway.spool.store import AsyncSpool, Spool
 
 BOARDS, CELLS = 3, 14
 DEBOUNCE_SET, DEBOUNCE_CLEAR = 3, 5

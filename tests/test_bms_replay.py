@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gateway.bms.config import BmsConfig, RecordingSettings
 from gateway.bms.recorder import Recorder, header
 from gateway.bms.replay import ReplayError, replay
-from gateway.core.config import load_config
-from gateway.core.config.bms import BmsConfig, RecordingSettings
+from gateway.config import load_config
 from gateway.core.model import Quality
 from gateway.sim.cells import CellParams, Chemistry, maker_curve
 from gateway.sim.rack import Profile, RackSim, RackSpec
@@ -60,7 +60,7 @@ def config_text(tmp_path: Path, chem: str, *, cell_ocv: bool, boards: int = BOAR
 
 
 def load(path: Path) -> BmsConfig:
-    cfg = load_config(path, env={}).bms
+    cfg = load_config(path, env={}).sections["bms"]
     assert cfg is not None
     return cfg
 

@@ -8,8 +8,8 @@ import pytest
 
 from drivers.cellbus import protocol as p
 from drivers.cellbus.config import RackConfig, parse_rack
+from gateway.config.issues import IssueSink
 from gateway.core.errors import ConfigError
-from gateway.core.issues import IssueSink
 
 RACK = """
 [bms.bus]

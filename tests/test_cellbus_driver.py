@@ -21,7 +21,7 @@ from drivers.cellbus import protocol as p
 from drivers.cellbus.config import RackConfig, parse_rack
 from drivers.cellbus.errors import ErrorKind
 from drivers.cellbus.rack import CellRack, RackSample
-from gateway.core.issues import IssueSink
+from gateway.config.issues import IssueSink
 from gateway.core.model import Quality
 from gateway.sim.rack import RackSim, RackSpec
 from gateway.sim.rack_server import RackServer

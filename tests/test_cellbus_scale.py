@@ -17,7 +17,7 @@ import numpy as np
 
 from drivers.cellbus.config import parse_rack
 from drivers.cellbus.rack import CellRack
-from gateway.core.issues import IssueSink
+from gateway.config.issues import IssueSink
 from gateway.core.model import Quality
 
 CYCLE = 0.1

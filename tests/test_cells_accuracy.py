@@ -5,7 +5,7 @@ capacity, resistance, initial SOC and self-discharge, AFE noise and 100 uV quant
 estimator knows only the nominal parameters of the chemistry (lumped into one RC pair) and its own
 OCV table, and starts 20 % SOC above the truth. Two tables: the cell maker's (here the simulated
 cell's mean-branch curve, as a deployment would load the maker's low-rate OCV test) and the
-generic published-shape table of gateway/estimate/ocv.py, which differs from this cell by up to
+generic published-shape table of gateway/native/ocv.py, which differs from this cell by up to
 30 mV (NMC) and so bounds the accuracy a site without its own table gets. Traces of several hours
 run at 1 s steps, far faster than real time. Reported: RMSE over all cells and every step from
 30 min on.
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from gateway.core.model import Quality
-from gateway.estimate.cells import CellEstimator, CellsConfig, cell_params
-from gateway.estimate.ocv import Chemistry, hysteresis_table, ocv_table
+from gateway.native.cells import CellEstimator, CellsConfig, cell_params
+from gateway.native.ocv import Chemistry, hysteresis_table, ocv_table
 from gateway.sim import cells as sim_cells
 from gateway.sim.rack import Profile, RackSim, RackSpec, Segment
 

@@ -15,9 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.core.errors import ConfigError, NativeError
-from gateway.estimate import cells_ref
-from gateway.estimate._native import lib
-from gateway.estimate.cells import (
+from gateway.native import cells_ref
+from gateway.native.cells import (
     BalanceMode,
     BoardInterlock,
     CellEstimator,
@@ -25,7 +24,8 @@ from gateway.estimate.cells import (
     CellsConfig,
     cell_params,
 )
-from gateway.estimate.ocv import Chemistry, hysteresis_table, lookup, ocv_table
+from gateway.native.ffi import lib
+from gateway.native.ocv import Chemistry, hysteresis_table, lookup, ocv_table
 
 RTOL = 1e-9
 FLOAT_FIELDS = (

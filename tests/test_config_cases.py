@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.config import load_config
+from gateway.config import load_config
 from gateway.core.errors import ConfigError
 
 CASES = Path(__file__).parent / "cases" / "config"
@@ -82,8 +82,8 @@ def test_secret_never_in_repr(tmp_path: Path) -> None:
         f'[uplink]\nusername = "u"\npassword_file = "{secret}"\n'
     )
     config = load_config(cfg, env={})
-    assert config.uplink.password is not None
-    assert config.uplink.password.reveal() == "s3cr3t-value"
+    assert config.sections["uplink"].password is not None
+    assert config.sections["uplink"].password.reveal() == "s3cr3t-value"
     assert "s3cr3t" not in repr(config)
 
 
@@ -96,8 +96,8 @@ def test_secret_from_systemd_credential(tmp_path: Path) -> None:
         '[uplink]\nusername = "u"\npassword_credential = "mqtt-password"\n'
     )
     config = load_config(cfg, env={"CREDENTIALS_DIRECTORY": str(tmp_path / "creds")})
-    assert config.uplink.password is not None
-    assert config.uplink.password.reveal() == "from-credential"
+    assert config.sections["uplink"].password is not None
+    assert config.sections["uplink"].password.reveal() == "from-credential"
     with pytest.raises(ConfigError) as err:
         load_config(cfg, env={})
     assert "CREDENTIALS_DIRECTORY is not set" in str(err.value)
@@ -111,6 +111,6 @@ def test_dropins_apply_in_name_order(tmp_path: Path) -> None:
     (tmp_path / "conf.d" / "10-a.toml").write_text('[uplink]\nport = 2\nhost = "a"\n')
     (tmp_path / "conf.d" / "ignored.txt").write_text("not toml at all [")
     config = load_config(cfg, env={})
-    assert config.uplink.port == 3
-    assert config.uplink.host == "a"
+    assert config.sections["uplink"].port == 3
+    assert config.sections["uplink"].host == "a"
     assert [p.name for p in config.files] == ["gridgate.toml", "10-a.toml", "20-b.toml"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.estimate.estimator import Estimator
+from gateway.grid.estimator import Estimator
 from gateway.sim.lv_feeder import LvFeederModel
 from tests.estimator_support import MIDSUMMER, estimation_config, readings
 
@@ -89,8 +89,8 @@ def test_summary_names_extremes_and_flags(model: LvFeederModel) -> None:
 
 
 def test_non_convergence_gives_a_flag_and_no_numbers(model: LvFeederModel) -> None:
-    from gateway.estimate.loadflow import Feeder
-    from gateway.estimate.violations import FeederAlarms
+    from gateway.grid.violations import FeederAlarms
+    from gateway.native.loadflow import Feeder
 
     cfg = estimation_config(model, ALL)
     inj = sorted({c.node for c in cfg.connections})

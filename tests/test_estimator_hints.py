@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gateway.estimate.estimator import Estimate, Estimator
-from gateway.estimate.hints import plan
-from gateway.estimate.loadflow import Loads
-from gateway.estimate.violations import FeederAlarms
+from gateway.grid.estimator import Estimate, Estimator
+from gateway.grid.hints import plan
+from gateway.grid.violations import FeederAlarms
+from gateway.native.loadflow import Loads
 from gateway.sim.lv_feeder import LvFeederModel
 from tests.estimator_support import MIDSUMMER, estimation_config, readings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.core.config import load_config
+from gateway.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gridgate.toml"
@@ -29,14 +29,17 @@ def test_example_validates(tmp_path: Path) -> None:
     cfg.write_text(text)
     config = load_config(cfg, env={"CREDENTIALS_DIRECTORY": str(creds)})
     assert config.daemons() == ["grid", "uplink"]
-    assert config.grid is not None
-    head = config.grid.meters["head"]
+    assert config.sections["grid"] is not None
+    head = config.sections["grid"].meters["head"]
     assert len(head.plan.points) == 35
     by_name = {p.name: p for p in head.plan.points}
     assert (by_name["voltage_l1"].low, by_name["voltage_l1"].high) == (207.0, 253.0)
     assert by_name["current_l1"].high == 250.0
-    cab3 = config.grid.meters["cab3"]
+    cab3 = config.sections["grid"].meters["cab3"]
     assert "breaker_closed" in {p.name for p in cab3.plan.points}
     assert cab3.connection.bus == "rs485-1"
-    assert config.uplink.tls is not None and config.uplink.port == 8883
-    assert config.uplink.password is not None and config.uplink.password.reveal() == "secret"
+    assert config.sections["uplink"].tls is not None and config.sections["uplink"].port == 8883
+    assert (
+        config.sections["uplink"].password is not None
+        and config.sections["uplink"].password.reveal() == "secret"
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.estimate.loadflow import Feeder
+from gateway.native.loadflow import Feeder
 from tests.test_loadflow_support import (
     IEEE_JSON,
     ieee_doc,

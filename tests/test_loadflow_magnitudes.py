@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.estimate.loadflow import Feeder, Loads
-from gateway.estimate.loadflow_result import ReducedSolution
+from gateway.native.loadflow import Feeder, Loads
+from gateway.native.loadflow_result import ReducedSolution
 from tests.test_loadflow_support import IEEE_JSON, ieee_loads
 
 

@@ -10,10 +10,10 @@ import os
 import numpy as np
 import pytest
 
-from gateway.core.issues import IssueSink
-from gateway.estimate.feeder_model import BASE_POWER_1P, build
-from gateway.estimate.loadflow import Feeder
-from gateway.estimate.loadflow_ref import solve_ref
+from gateway.config.issues import IssueSink
+from gateway.native.feeder_model import BASE_POWER_1P, build
+from gateway.native.loadflow import Feeder
+from gateway.native.loadflow_ref import solve_ref
 from tests.test_loadflow_support import pgm_solve, pgm_voltages, random_feeder
 
 # LOADFLOW_SEEDS=500 for the long run; the default keeps the suite quick.

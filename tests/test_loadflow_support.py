@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.estimate.loadflow import Feeder, Loads
+from gateway.native.loadflow import Feeder, Loads
 
 IEEE_DIR = Path(__file__).parent / "data" / "ieee_eu_lv"
 IEEE_JSON = IEEE_DIR / "ieee_eu_lv.json"

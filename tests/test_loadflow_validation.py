@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gateway.core.errors import ConfigError
-from gateway.estimate.loadflow import Feeder, Loads
+from gateway.native.loadflow import Feeder, Loads
 from tests.test_loadflow_support import IEEE_JSON, pgm_solve, random_feeder
 
 
@@ -119,7 +119,7 @@ def test_cli_output_reads_back_in_power_grid_model(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "gateway.loadflow_cli",
+        "gateway.grid.loadflow_cli",
         "loadflow",
         str(feeder_path),
         "--update",
@@ -140,7 +140,7 @@ def test_cli_output_reads_back_in_power_grid_model(tmp_path: Path) -> None:
     doc["data"]["line"][0]["r1"] = -1
     bad.write_text(json.dumps(doc))
     r = subprocess.run(
-        [sys.executable, "-m", "gateway.loadflow_cli", "loadflow", str(bad)],
+        [sys.executable, "-m", "gateway.grid.loadflow_cli", "loadflow", str(bad)],
         check=False,
         capture_output=True,
         text=True,

@@ -32,7 +32,7 @@ from drivers.modbus.plan import compile_plan
 from drivers.modbus.types import ByteOrder, DataType, RegisterPoint, Table
 from gateway.core.errors import NativeError
 from gateway.core.model import Quality
-from gateway.estimate.decode import SPEC_DTYPE, decode
+from gateway.native.decode import SPEC_DTYPE, decode
 
 NUMERIC = [t for t in DataType if t not in (DataType.STRING, DataType.BOOL)]
 INT_RANGES = {

@@ -14,7 +14,7 @@ from drivers.modbus.codec import encode_registers
 from drivers.modbus.plan import ReadPlan, compile_plan
 from drivers.modbus.regmap import parse_register_map
 from drivers.modbus.types import ByteOrder, DataType, RegisterPoint, Table
-from gateway.core.issues import IssueSink
+from gateway.config.issues import IssueSink
 from gateway.core.model import Quality
 
 REGISTER_TYPES = [t for t in DataType if t not in (DataType.BOOL, DataType.STRING)]

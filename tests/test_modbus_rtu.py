@@ -31,7 +31,7 @@ from drivers.modbus.device import (
 from drivers.modbus.plan import ReadPlan, compile_plan
 from drivers.modbus.source import ModbusRtuSource, poll_forever
 from drivers.modbus.types import DataType, RegisterPoint, Table
-from gateway.core.issues import IssueSink
+from gateway.config.issues import IssueSink
 from gateway.core.model import Frame, Quality
 
 REGISTERS = {1: [101, 102, 103, 104], 2: [201, 202, 203, 204]}

@@ -26,7 +26,7 @@ from drivers.modbus.plan import ReadPlan, compile_plan
 from drivers.modbus.source import ModbusTcpSource, poll_forever
 from drivers.modbus.types import ByteOrder, RegisterPoint, Table
 from drivers.modbus.types import DataType as PointType
-from gateway.core.issues import IssueSink
+from gateway.config.issues import IssueSink
 from gateway.core.model import Frame, Quality
 
 HOLDING = [1234, 0, 65535, 42, 7, 8, 9, 10]  # addresses 0..7

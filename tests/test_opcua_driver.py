@@ -25,7 +25,7 @@ from asyncua.ua.status_codes import StatusCodes
 
 from drivers.opcua.client import OpcUaSource, _Session
 from drivers.opcua.config import OpcUaConfig, parse_opcua
-from gateway.core.issues import IssueSink
+from gateway.config.issues import IssueSink
 from gateway.core.model import Frame, Quality
 from gateway.sim.plant import PlantModel
 from gateway.sim.plant_server import PlantServer

@@ -15,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from drivers.opcua.client import OpcUaSource
 from drivers.opcua.config import OpcUaConfig, parse_opcua
 from drivers.opcua.errors import OpcUaError, UntrustedServerError
-from gateway.core.issues import IssueSink
+from gateway.config.issues import IssueSink
 from gateway.core.model import Quality
 from gateway.sim.plant import PlantModel
 from gateway.sim.plant_server import APPLICATION_URI, PlantServer, ServerSecurity

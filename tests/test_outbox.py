@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.outbox import Outbox
-from gateway.uplink.spool import AsyncSpool, Spool
+from gateway.spool.outbox import Outbox
+from gateway.spool.store import AsyncSpool, Spool
 
 
 async def test_rows_survive_a_locked_spool_and_keep_their_order(

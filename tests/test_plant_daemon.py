@@ -13,15 +13,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from gateway.core.config import load_config
+from gateway.config import load_config
 from gateway.core.notify import Heartbeats
 from gateway.core.runtime import DaemonContext
-from gateway.daemons.plant import PlantDaemon, build
+from gateway.plant.daemon import PlantDaemon, build
 from gateway.sim.plant import Fault, PlantModel
 from gateway.sim.plant_bench_config import plant_bench_config
 from gateway.sim.plant_server import PlantServer
 from gateway.sim.toml_text import dumps
-from gateway.uplink.spool import AsyncSpool, Spool
+from gateway.spool.store import AsyncSpool, Spool
 
 SPEED = 10.0  # plant seconds per wall second, for server and daemon alike
 

@@ -13,10 +13,10 @@ CASES = Path(__file__).parent / "cases" / "config"
 PROBE = """
 import json, sys
 from pathlib import Path
-from gateway.core.config import load_config
+from gateway.config import load_config
 from gateway.core.notify import Heartbeats
 from gateway.core.runtime import DaemonContext, build_daemon
-from gateway.uplink.spool import AsyncSpool, Spool
+from gateway.spool.store import AsyncSpool, Spool
 import gateway.cli
 gateway.cli._parser()  # every command builds the whole command line first
 config = load_config(Path(sys.argv[1]), env={}, only=sys.argv[2])
@@ -62,13 +62,13 @@ def test_grid_loads_modbus_and_the_kernels_but_no_mqtt(tmp_path: Path) -> None:
 
 
 def test_a_broken_battery_section_does_not_stop_the_uplink(tmp_path: Path) -> None:
-    from gateway.core.config import load_config
+    from gateway.config import load_config
     from gateway.core.errors import ConfigError
 
     cfg = _config_with_everything(tmp_path)
     cfg.write_text(cfg.read_text().replace('chemistry = "lfp"', 'chemistry = "lead-acid"'))
     config = load_config(cfg, env={}, only="uplink")
-    assert config.uplink.enabled
+    assert config.sections["uplink"].enabled
     try:
         load_config(cfg, env={})
     except ConfigError as exc:

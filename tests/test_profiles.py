@@ -11,7 +11,7 @@ from drivers.modbus.codec import encode_registers
 from drivers.modbus.plan import compile_plan
 from drivers.modbus.regmap import known_profiles, load_profile, load_register_map
 from drivers.modbus.types import ByteOrder, DataType, Table
-from gateway.core.issues import IssueSink
+from gateway.config.issues import IssueSink
 
 COMMON = [
     *(f"voltage_l{i}" for i in (1, 2, 3)),

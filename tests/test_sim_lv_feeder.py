@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.estimate.loadflow import Loads
+from gateway.native.loadflow import Loads
 from gateway.sim.lv_feeder import LvFeederModel
 from tests.estimator_support import MIDSUMMER
 from tests.test_loadflow_support import ieee_doc, pgm_solve, pgm_update, pgm_voltages

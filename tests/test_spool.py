@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.core.errors import SpoolFullError
-from gateway.uplink.spool import AsyncSpool, NewRow, Spool
+from gateway.spool.store import AsyncSpool, NewRow, Spool
 
 
 def _rows(n: int, size: int = 10, daemon: str = "grid", start: int = 0) -> list[NewRow]:
@@ -146,7 +146,7 @@ def test_reject_new_refuses_whole_batch_and_counts(tmp_path: Path) -> None:
 _CHILD = textwrap.dedent(
     """
     import sys
-    from gateway.uplink.spool import NewRow, Spool
+    from gateway.spool.store import NewRow, Spool
     sp = Spool(sys.argv[1], synchronous=sys.argv[2])
     i = 0
     while True:
@@ -197,7 +197,7 @@ def test_two_processes_append_concurrently(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys
-        from gateway.uplink.spool import NewRow, Spool
+        from gateway.spool.store import NewRow, Spool
         sp = Spool(sys.argv[1], synchronous="normal")
         for i in range(200):
             sp.append_many([NewRow(0.0, sys.argv[2], "summary", b"{}")] * 5)

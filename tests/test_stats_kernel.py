@@ -13,9 +13,10 @@ from hypothesis.extra import numpy as hnp
 
 from gateway.core.errors import NativeError
 from gateway.core.model import Quality
-from gateway.estimate import _native, stats_ref
-from gateway.estimate._native import check, check_version, ffi, lib, ptr
-from gateway.estimate.stats import STAT_DTYPE, ReportByException, WindowStats, WindowSummary
+from gateway.native import ffi as _native
+from gateway.native import stats_ref
+from gateway.native.ffi import check, check_version, ffi, lib, ptr
+from gateway.native.stats import STAT_DTYPE, ReportByException, WindowStats, WindowSummary
 
 REPO = Path(__file__).resolve().parent.parent
 RTOL = 1e-12

@@ -23,10 +23,10 @@ import pytest
 
 from gateway.core.backoff import Backoff
 from gateway.core.errors import SpoolFullError
+from gateway.spool.store import NewRow, Spool
 from gateway.uplink.encode import JsonEncoder
 from gateway.uplink.forwarder import Forwarder
 from gateway.uplink.mqtt import MqttConnectError, MqttSession, MqttSettings
-from gateway.uplink.spool import NewRow, Spool
 from tests.mosquitto import Address, Broker, Recorder, TopicIds
 
 SITE, GW = "site1", "gw1"
@@ -409,8 +409,8 @@ def test_forwarder_cli_help_runs() -> None:
 
 
 def test_json_encoder_is_compact_and_maps_nan_to_null() -> None:
+    from gateway.spool.store import SpoolRow
     from gateway.uplink.encode import EncodeContext, EncodeError
-    from gateway.uplink.spool import SpoolRow
 
     ctx = EncodeContext(SITE, GW)
     row = SpoolRow(7, 12.5, "grid", "summary", b'{"u": NaN, "p": [1, Infinity], "q": 2}')

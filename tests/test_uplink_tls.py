@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from gateway.core.backoff import Backoff
+from gateway.spool.store import NewRow, Spool
 from gateway.uplink.encode import JsonEncoder
 from gateway.uplink.forwarder import Forwarder
 from gateway.uplink.mqtt import MqttError, MqttSession, MqttSettings
-from gateway.uplink.spool import NewRow, Spool
 from tests.mosquitto import Broker, BrokerTls, ClientTls, Recorder
 
 SITE, GW = "tls-site", "gw1"

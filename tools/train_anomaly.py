@@ -21,7 +21,7 @@ faster than real time, split in time so that no evaluation sample was seen in tr
    does not end it: the fault stays and the model scores again once the unit runs steady. Then
    the fault is cleared and the unit recovers for two hours before the next episode.
 
-Writes ``gateway/estimate/models/<profile>.tflite``, ``<profile>.json`` (the sidecar, with the
+Writes ``gateway/plant/models/<profile>.tflite``, ``<profile>.json`` (the sidecar, with the
 evaluation), and ``<profile>.golden.json`` (fixed inputs and the Keras outputs for them).
 """
 
@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from gateway.estimate.anomaly import MODELS_DIR, SIDECAR_FORMAT, AnomalyDetector, AnomalyModel
-from gateway.estimate.features import Normaliser, WindowSpec, make_windows
-from gateway.estimate.plant_features import FeatureSet, feature_set
+from gateway.plant.anomaly import MODELS_DIR, SIDECAR_FORMAT, AnomalyDetector, AnomalyModel
+from gateway.plant.feature_sets import FeatureSet, feature_set
+from gateway.plant.features import Normaliser, WindowSpec, make_windows
 from gateway.sim.plant import FAULT_KINDS, Fault, PlantModel, PlantState
 
 DAY = 86_400.0

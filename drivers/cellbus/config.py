@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.cellbus import protocol as p
-from gateway.core.issues import IssueSink, check_keys, join, take
+from gateway.config.issues import IssueSink, check_keys, join, take
 
 BAUDRATES = (115_200, 230_400, 460_800, 500_000, 921_600, 1_000_000)
 _MAX_LOAD = 0.8  # of the cycle: leaves room for a few silent boards' timeouts and retries

@@ -1,6 +1,6 @@
 """Register codec: decoder specs, the numpy reference decoder, and the encoder.
 
-The production decoder is the C kernel (:mod:`gateway.estimate.decode`). The reference decoder
+The production decoder is the C kernel (:mod:`gateway.native.decode`). The reference decoder
 here is written independently of it: it turns registers into big-endian bytes and reads them
 back with explicit numpy dtypes (``'>u4'``, ``'>f8'``...), where the C code shifts integers.
 Tests require both to agree bit for bit. The encoder is the inverse (value -> registers) and
@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from drivers.modbus.types import ByteOrder, DataType, RegisterPoint, Table
 from gateway.core.model import FloatArray, Quality, QualityArray
-from gateway.estimate.decode import SPEC_DTYPE, SpecArray
+from gateway.native.decode import SPEC_DTYPE, SpecArray
 
 # Big-endian numpy dtype of each numeric type's raw value (BIT/BOOL read their register as u16).
 _NUMPY_RAW: Final[dict[DataType, np.dtype[Any]]] = {

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway.core.issues import IssueSink, check_keys, join, take
+from gateway.config.issues import IssueSink, check_keys, join, take
 
 Transport = Literal["tcp", "rtu"]
 Parity = Literal["N", "E", "O"]

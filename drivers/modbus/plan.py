@@ -16,7 +16,7 @@ import numpy.typing as npt
 from drivers.modbus.codec import build_specs, decode_text
 from drivers.modbus.types import MAX_READ_BITS, MAX_READ_REGISTERS, RegisterPoint, Table
 from gateway.core.model import FloatArray, PointSpec, Quality, QualityArray
-from gateway.estimate.decode import SpecArray, decode_into
+from gateway.native.decode import SpecArray, decode_into
 
 Block = npt.NDArray[np.uint16] | npt.NDArray[np.uint8]
 

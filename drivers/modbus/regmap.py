@@ -2,7 +2,7 @@
 
 A map is a table with optional ``[profile]`` metadata (device profiles only), optional
 ``[defaults]`` (table, type, order) and ``[[points]]``. Validation reports every problem into an
-:class:`~gateway.core.issues.IssueSink` with its key path and carries on; a point with a problem
+:class:`~gateway.config.issues.IssueSink` with its key path and carries on; a point with a problem
 is left out of the result, so callers must check the sink before using the points.
 """
 
@@ -26,7 +26,7 @@ from drivers.modbus.types import (
     RegisterPoint,
     Table,
 )
-from gateway.core.issues import IssueSink, check_keys, join, take
+from gateway.config.issues import IssueSink, check_keys, join, take
 
 _MAP_KEYS: Final = frozenset({"profile", "defaults", "points"})
 _PROFILE_KEYS: Final = frozenset({"name", "manufacturer", "model", "source", "notes"})

@@ -41,8 +41,8 @@ from asyncua import ua
 from asyncua.ua.uaerrors import UaStringParsingError
 
 from drivers.opcua.policies import INSECURE_POLICIES, MODES, SECURE_POLICIES
-from gateway.core.config.secrets import Secret, allowed_secret_keys, read_secret
-from gateway.core.issues import IssueSink, check_keys, join, take
+from gateway.config.issues import IssueSink, check_keys, join, take
+from gateway.config.secrets import Secret, allowed_secret_keys, read_secret
 from gateway.core.model import PointSpec
 
 ACQUISITION = ("auto", "subscribe", "poll")

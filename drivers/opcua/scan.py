@@ -24,7 +24,7 @@ from drivers.opcua.config import INSECURE_POLICIES, SecurityConfig
 from drivers.opcua.errors import OpcUaError, UntrustedServerError
 from drivers.opcua.quality import status_name
 from drivers.opcua.security import configure
-from gateway.core.config.secrets import Secret
+from gateway.config.secrets import Secret
 
 EX_OK, EX_USAGE, EX_UNAVAILABLE, EX_NOPERM = 0, 64, 69, 77
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from gateway.core.config.bms import BalancingSettings
+from gateway.bms.config import BalancingSettings
 
 U16Array = npt.NDArray[np.uint16]
 

@@ -14,12 +14,12 @@ import math
 
 import numpy as np
 
+from gateway.bms.config import BmsConfig
 from gateway.bms.layout import StringLayout, cell_id
 from gateway.core.alarms import AlarmEvent
-from gateway.core.config.bms import BmsConfig
 from gateway.core.model import FloatArray, Quality, QualityArray
-from gateway.estimate.cells import FAULTS, CellEstimator, CellFlag, StringSummary, cell_params
-from gateway.estimate.ocv import DEFAULT_POINTS, Chemistry, hysteresis_table, ocv_table, pchip
+from gateway.native.cells import FAULTS, CellEstimator, CellFlag, StringSummary, cell_params
+from gateway.native.ocv import DEFAULT_POINTS, Chemistry, hysteresis_table, ocv_table, pchip
 
 _ALARM_BITS = tuple(f for f in CellFlag if f & FAULTS)
 # Which reading a raised flag is about: the technician wants the value that tripped it.

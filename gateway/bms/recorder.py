@@ -18,7 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
-from gateway.core.config.bms import RecordingSettings
+from gateway.bms.config import RecordingSettings
 from gateway.core.model import FloatArray, Quality, QualityArray
 
 log = logging.getLogger(__name__)

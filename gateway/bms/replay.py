@@ -17,12 +17,12 @@ from typing import TextIO
 
 import numpy as np
 
+from gateway.bms.config import BmsConfig
 from gateway.bms.layout import StringLayout, cell_id
 from gateway.bms.monitor import StringMonitor
-from gateway.core.config.bms import BmsConfig
 from gateway.core.errors import GatewayError
 from gateway.core.model import FloatArray, Quality, QualityArray
-from gateway.estimate.cells import StringSummary
+from gateway.native.cells import StringSummary
 
 EX_DATAERR = 65  # sysexits.h: the input data was incorrect
 

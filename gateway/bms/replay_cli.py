@@ -30,12 +30,14 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway.core.config import load_or_report
+    from gateway.bms.config import BmsConfig
+    from gateway.config import load_or_report
 
     config = load_or_report(args.config)
     if config is None:
         return EX_CONFIG
-    if config.bms is None:
+    bms = config.section("bms", BmsConfig)
+    if bms is None:
         print(f"{args.config}: no [bms] section: nothing to replay with", flush=True)
         return EX_CONFIG
     if args.soc0 is not None and not 0.0 <= args.soc0 <= 1.0:
@@ -43,4 +45,4 @@ def run(args: argparse.Namespace) -> int:
         return 64  # EX_USAGE
     from gateway.bms.replay import run_replay
 
-    return run_replay(args.recording, config.bms, args.output, args.soc0)
+    return run_replay(args.recording, bms, args.output, args.soc0)

@@ -16,7 +16,7 @@ import numpy as np
 from drivers.cellbus.errors import ErrorKind
 from drivers.cellbus.rack import RackSample
 from gateway.bms.layout import cell_id
-from gateway.estimate.cells import StringSummary
+from gateway.native.cells import StringSummary
 
 
 def _num(x: float, digits: int) -> float | None:

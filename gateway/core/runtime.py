@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.core.config import Config, load_config, load_or_report
+from gateway.config import Config, load_config, load_or_report
 from gateway.core.errors import ConfigError, SpoolError
 from gateway.core.notify import Heartbeats, Notifier, watchdog_loop
 from gateway.core.status import write_status
 from gateway.core.supervisor import LoopFactory, Supervisor
-from gateway.uplink.spool import AsyncSpool, Spool
+from gateway.spool.store import AsyncSpool, Spool
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class DaemonContext:
 def build_daemon(name: str, ctx: DaemonContext) -> Daemon:
     # Imported by name so that an uplink-only process never loads pymodbus and the grid daemon
     # never loads paho: every megabyte counts on a gateway.
-    module = importlib.import_module(f"gateway.daemons.{name}")
+    module = importlib.import_module(ctx.config.definition(name).daemon)
     daemon: Daemon = module.build(ctx)
     return daemon
 

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from gateway.core.issues import IssueSink, join
-from gateway.estimate.solar import clear_sky_ghi
+from gateway.config.issues import IssueSink, join
+from gateway.grid.solar import clear_sky_ghi
 from gateway.sim.profiles_data import MINUTES_PER_DAY, ProfileSet, load_profiles
 
 ComplexArray = npt.NDArray[np.complex128]

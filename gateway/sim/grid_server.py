@@ -52,7 +52,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from drivers.modbus.codec import encode_point
 from drivers.modbus.regmap import load_profile
 from drivers.modbus.types import RegisterPoint, Table
-from gateway.core.issues import IssueSink, join
+from gateway.config.issues import IssueSink, join
 from gateway.sim.feeder import FeederModel
 
 _LOG = logging.getLogger(__name__)

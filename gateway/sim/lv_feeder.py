@@ -3,7 +3,7 @@
 Each of the feeder's 55 single-phase households follows its own IEEE profile (one-minute kW,
 interpolated within the minute, times seeded per-second noise, PF 0.95 inductive); a seeded fifth
 of them (11 houses) also has PV (3 to 8 kWp, clear sky times passing clouds, unity PF). Every
-instant is one exact load flow (:class:`gateway.estimate.loadflow.Feeder`) of the whole feeder.
+instant is one exact load flow (:class:`gateway.native.loadflow.Feeder`) of the whole feeder.
 
 Meters, same point names as :mod:`gateway.sim.feeder` (a drop-in model for
 :class:`gateway.sim.grid_server.GridSimulator`):
@@ -30,10 +30,10 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from gateway.estimate.feeder_model import BASE_POWER_1P, FloatArray
-from gateway.estimate.loadflow import Feeder, Loads
-from gateway.estimate.loadflow_result import FlowResult
-from gateway.estimate.solar import clear_sky_ghi
+from gateway.grid.solar import clear_sky_ghi
+from gateway.native.feeder_model import BASE_POWER_1P, FloatArray
+from gateway.native.loadflow import Feeder, Loads
+from gateway.native.loadflow_result import FlowResult
 from gateway.sim.feeder import POINT_NAMES, _Clouds, _power_factor, _seed_rng
 
 DATA: Final = Path(__file__).parent / "data"

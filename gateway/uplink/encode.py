@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.core.errors import GatewayError
-from gateway.uplink.spool import SpoolRow
+from gateway.spool.store import SpoolRow
 
 
 class EncodeError(GatewayError):

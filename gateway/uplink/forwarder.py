@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, Literal
 
 from gateway.core.backoff import Backoff
+from gateway.spool.store import AsyncSpool, Spool, SpoolRow
 from gateway.uplink.encode import EncodeContext, EncodeError, Encoder, JsonEncoder
 from gateway.uplink.mqtt import (
     MqttConnectError,
@@ -35,7 +36,6 @@ from gateway.uplink.mqtt import (
     Protocol,
     Will,
 )
-from gateway.uplink.spool import AsyncSpool, Spool, SpoolRow
 
 log = logging.getLogger(__name__)
 

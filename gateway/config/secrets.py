@@ -1,0 +1,94 @@
+"""Secrets (MQTT password, key passphrases) come from a file or a systemd credential, never from
+the TOML itself, and never reach a log line: :class:`Secret` hides its value in repr and str."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.config.issues import IssueSink, check_keys, join, take
+
+
+class Secret:
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def credential_path(name: str, env: Mapping[str, str] | None = None) -> Path | None:
+    """Where systemd put a ``LoadCredential=`` file, or None outside a unit that has one."""
+    base = (env if env is not None else os.environ).get("CREDENTIALS_DIRECTORY")
+    return Path(base) / name if base else None
+
+
+def read_secret(
+    sink: IssueSink,
+    path: str,
+    table: Mapping[str, Any],
+    stem: str,
+    env: Mapping[str, str] | None = None,
+) -> Secret | None:
+    """Resolve ``<stem>_file`` or ``<stem>_credential`` of ``table``; both set is an error.
+
+    A plain ``<stem> = "..."`` is refused: a password in a config file ends up in backups and
+    support tickets.
+    """
+    if stem in table:
+        sink.error(
+            join(path, stem),
+            f"secrets are not written inline; use {stem}_file or {stem}_credential",
+        )
+    file_key, cred_key = f"{stem}_file", f"{stem}_credential"
+    file_name = take(sink, path, table, file_key, str, None)
+    cred_name = take(sink, path, table, cred_key, str, None)
+    if file_name and cred_name:
+        sink.error(join(path, cred_key), f"set either {file_key} or {cred_key}, not both")
+        return None
+    if cred_name:
+        source = credential_path(cred_name, env)
+        if source is None:
+            sink.error(
+                join(path, cred_key),
+                "CREDENTIALS_DIRECTORY is not set (not started by systemd with LoadCredential=)",
+            )
+            return None
+        where = join(path, cred_key)
+    elif file_name:
+        source = Path(file_name)
+        where = join(path, file_key)
+    else:
+        return None
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        sink.error(where, f"cannot read secret from {source}: {exc.strerror}")
+        return None
+    value = text.rstrip("\r\n")
+    if not value:
+        sink.error(where, f"secret file {source} is empty")
+        return None
+    return Secret(value)
+
+
+def allowed_secret_keys(stem: str) -> set[str]:
+    return {stem, f"{stem}_file", f"{stem}_credential"}
+
+
+__all__ = ["Secret", "allowed_secret_keys", "check_keys", "credential_path", "read_secret"]

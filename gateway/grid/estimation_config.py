@@ -1,0 +1,296 @@
+"""``[grid.estimation]`` and the meters' places on the feeder: what the estimator needs to know.
+
+Meters say where they sit with keys on their own table (``[grid.meters.NAME]``):
+
+- ``node = ID``: the meter measures what flows *into the feeder* at that node. At the LV busbar
+  (the transformer's LV node) that is the whole feeder: the head meter. At any other node it is
+  one connection (a smart meter at a house): its P/Q replace that node's pseudo-loads.
+- ``line = ID``: the meter measures what passes through that line away from the busbar, i.e. the
+  whole subtree behind it (a cable-cabinet meter on an outgoing cable). Positive P means power
+  flowing away from the busbar; the current transformers must be mounted that way.
+- ``phases = "abc"``: the feeder phase of the meter's L1, L2, L3 in that order (``"b"`` for a
+  single-phase meter on phase b; ``"bca"`` for a rotated connection). Default ``"abc"``.
+
+The feeder file is read here only as JSON (its ids), so ``check-config`` names unknown nodes and
+lines without loading numpy; the full electrical validation runs when the daemon builds its model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from gateway.config.issues import IssueSink, check_keys, join, take
+
+CONTROLLABLE_KINDS: Final = ("pv", "charger", "heat_pump")
+PROFILES: Final = ("household", "flat")  # gateway.grid.slp.BUILTIN; no numpy import here
+METER_KEYS: Final = frozenset({"node", "line", "phases"})
+
+_KEYS: Final = {
+    "feeder",
+    "period",
+    "u_min_pu",
+    "u_max_pu",
+    "loading_max_pct",
+    "hysteresis_pu",
+    "hysteresis_pct",
+    "balance_iterations",
+    "max_age",
+    "utc_offset_h",
+    "latitude_deg",
+    "longitude_deg",
+    "clear_sky_index",
+    "pv_performance_ratio",
+    "hints",
+    "publish_nodes",
+    "connections",
+}
+_CONNECTION_KEYS: Final = {
+    "node",
+    "phases",
+    "annual_kwh",
+    "profile",
+    "pv_kwp",
+    "controllable",
+    "max_kw",
+}
+
+
+@dataclass(frozen=True)
+class MeterLocation:
+    """Where a meter measures: a node injection (``node``) or a line flow (``line``)."""
+
+    node: int | None
+    line: int | None
+    phases: str  # feeder phase of the meter's L1, L2, L3
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One connection point without a real-time meter."""
+
+    name: str
+    node: int
+    phases: str
+    annual_kwh: float
+    profile: str
+    pv_kwp: float
+    controllable: str | None
+    max_kw: float
+
+
+@dataclass(frozen=True)
+class EstimationConfig:
+    feeder: Path
+    period: float
+    u_min_pu: float
+    u_max_pu: float
+    loading_max_pct: float
+    hysteresis_pu: float
+    hysteresis_pct: float
+    balance_iterations: int
+    max_age: float
+    utc_offset_h: float
+    latitude_deg: float
+    longitude_deg: float
+    clear_sky_index: float
+    pv_performance_ratio: float
+    hints: bool
+    publish_nodes: bool  # every node's voltages in each estimate body (commissioning, tests)
+    connections: tuple[Connection, ...]
+    meters: dict[str, MeterLocation]  # the meters the estimator uses, by meter name
+    head_meter: str
+
+
+def _phases(sink: IssueSink, path: str, table: Mapping[str, Any], default: str | None) -> str:
+    where = join(path, "phases")
+    value = take(sink, path, table, "phases", str, default)
+    if value is None:
+        return ""
+    if not (1 <= len(value) <= 3 and set(value) <= set("abc") and len(set(value)) == len(value)):
+        sink.error(where, f'must be 1 to 3 distinct letters of "abc", got {value!r}')
+        return ""
+    return str(value)
+
+
+def parse_meter_location(
+    sink: IssueSink, path: str, table: Mapping[str, Any]
+) -> MeterLocation | None:
+    """The ``node``/``line``/``phases`` keys of a meter; None when it has no place on the feeder."""
+    if not any(k in table for k in METER_KEYS):
+        return None
+    node = take(sink, path, table, "node", int, None)
+    line = take(sink, path, table, "line", int, None)
+    phases = _phases(sink, path, table, "abc")
+    if node is not None and line is not None:
+        sink.error(path, "give either node (an injection) or line (a flow), not both")
+    elif node is None and line is None:
+        sink.error(join(path, "phases"), "phases needs node or line to say where the meter is")
+    return MeterLocation(node, line, phases)
+
+
+def _feeder_ids(sink: IssueSink, where: str, path: Path) -> tuple[set[int], set[int], int] | None:
+    """Node ids, line ids and the LV busbar of a power-grid-model input file."""
+    from gateway.native import pgm_json
+
+    inner = IssueSink(lambda _p: str(path))
+    data = pgm_json.load(path, inner)
+    if inner or data.dataset_type != "input" or data.is_batch:
+        reason = "; ".join(i.reason for i in inner.issues) or "not a single input dataset"
+        sink.error(where, f"cannot use feeder file {path}: {reason}")
+        return None
+    comps = data.scenarios[0]
+    nodes = {int(r["id"]) for r in comps.get("node", []) if "id" in r}
+    lines = {int(r["id"]) for r in comps.get("line", []) if "id" in r}
+    trafos = comps.get("transformer", [])
+    sources = comps.get("source", [])
+    if trafos and "to_node" in trafos[0]:
+        busbar = int(trafos[0]["to_node"])
+    elif sources and "node" in sources[0]:
+        busbar = int(sources[0]["node"])
+    else:
+        sink.error(where, f"feeder file {path} has neither a transformer nor a source")
+        return None
+    return nodes, lines, busbar
+
+
+def _number(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: float,
+    lo: float, hi: float,
+) -> float:  # fmt: skip
+    value = take(sink, path, table, key, float, default)
+    if value is None:
+        return default
+    if not (math.isfinite(value) and lo <= value <= hi):
+        sink.error(join(path, key), f"must be in {lo:g}..{hi:g}, got {value}")
+        return default
+    return float(value)
+
+
+def _connection(
+    sink: IssueSink, path: str, name: str, table: Any, nodes: set[int] | None
+) -> Connection | None:
+    if not isinstance(table, dict):
+        sink.error(path, "expected a table")
+        return None
+    before = len(sink.issues)
+    check_keys(sink, path, table, _CONNECTION_KEYS)
+    node = take(sink, path, table, "node", int)
+    if node is not None and nodes is not None and node not in nodes:
+        sink.error(join(path, "node"), f"no node {node} in the feeder file")
+    phases = _phases(sink, path, table, "a")
+    annual = _number(sink, path, table, "annual_kwh", 0.0, 0.0, 1e7)
+    prof = take(sink, path, table, "profile", str, "household")
+    if prof is not None and prof not in PROFILES:
+        sink.error(
+            join(path, "profile"), f"unknown profile {prof!r} (known: {', '.join(PROFILES)})"
+        )
+    pv_kwp = _number(sink, path, table, "pv_kwp", 0.0, 0.0, 1e4)
+    kind = take(sink, path, table, "controllable", str, None)
+    if kind is not None and kind not in CONTROLLABLE_KINDS:
+        sink.error(
+            join(path, "controllable"),
+            f"must be one of {', '.join(CONTROLLABLE_KINDS)}, got {kind!r}",
+        )
+    max_kw = _number(sink, path, table, "max_kw", pv_kwp if kind == "pv" else 0.0, 0.0, 1e4)
+    if kind in CONTROLLABLE_KINDS and max_kw <= 0:
+        sink.error(join(path, "max_kw"), f"a controllable {kind} needs max_kw > 0")
+    if kind is None and "max_kw" in table:
+        sink.error(join(path, "max_kw"), "only a controllable connection has max_kw")
+    if len(sink.issues) > before or node is None:
+        return None
+    return Connection(name, node, phases, annual, str(prof), pv_kwp, kind, max_kw)
+
+
+def parse_estimation(
+    sink: IssueSink,
+    table: Any,
+    config_dir: Path,
+    meters: Mapping[str, MeterLocation],
+    path: str = "grid.estimation",
+) -> EstimationConfig | None:
+    """Validate ``[grid.estimation]`` against the meters' locations and the feeder's ids."""
+    if not isinstance(table, dict):
+        sink.error(path, "expected a table")
+        return None
+    before = len(sink.issues)
+    check_keys(sink, path, table, _KEYS)
+    feeder_raw = take(sink, path, table, "feeder", str)
+    feeder = config_dir / feeder_raw if feeder_raw is not None else None
+    ids = _feeder_ids(sink, join(path, "feeder"), feeder) if feeder is not None else None
+    nodes, lines, busbar = ids if ids is not None else (None, None, None)
+
+    period = _number(sink, path, table, "period", 5.0, 0.5, 3600.0)
+    u_min = _number(sink, path, table, "u_min_pu", 0.90, 0.5, 1.5)
+    u_max = _number(sink, path, table, "u_max_pu", 1.10, 0.5, 1.5)
+    if u_min >= u_max:
+        sink.error(join(path, "u_min_pu"), f"must be below u_max_pu ({u_max}), got {u_min}")
+    loading = _number(sink, path, table, "loading_max_pct", 100.0, 1.0, 1000.0)
+    hyst_pu = _number(sink, path, table, "hysteresis_pu", 0.005, 0.0, 0.1)
+    hyst_pct = _number(sink, path, table, "hysteresis_pct", 2.0, 0.0, 50.0)
+    iters = take(sink, path, table, "balance_iterations", int, 3)
+    if iters is not None and not 0 <= iters <= 20:
+        sink.error(join(path, "balance_iterations"), f"must be 0..20, got {iters}")
+        iters = 3
+    max_age = _number(sink, path, table, "max_age", 3.0 * period, 0.1, 86400.0)
+    utc = _number(sink, path, table, "utc_offset_h", 0.0, -14.0, 14.0)
+    lat = _number(sink, path, table, "latitude_deg", 52.0, -90.0, 90.0)
+    lon = _number(sink, path, table, "longitude_deg", 0.0, -180.0, 180.0)
+    csi = _number(sink, path, table, "clear_sky_index", 0.8, 0.0, 1.2)
+    pr = _number(sink, path, table, "pv_performance_ratio", 0.85, 0.1, 1.0)
+    hints = take(sink, path, table, "hints", bool, True)
+    publish_nodes = take(sink, path, table, "publish_nodes", bool, False)
+
+    located: dict[str, MeterLocation] = {}
+    heads: list[str] = []
+    for name, loc in meters.items():
+        mpath = f"grid.meters.{name}"
+        if loc.node is not None and nodes is not None and loc.node not in nodes:
+            sink.error(join(mpath, "node"), f"no node {loc.node} in the feeder file")
+        if loc.line is not None and lines is not None and loc.line not in lines:
+            sink.error(join(mpath, "line"), f"no line {loc.line} in the feeder file")
+        if loc.node is not None and loc.node == busbar:
+            heads.append(name)
+        located[name] = loc
+    if busbar is not None and len(heads) != 1:
+        found = ", ".join(sorted(heads)) or "none"
+        sink.error(
+            path,
+            f"exactly one meter must measure the feeder head (node = {busbar}, the LV busbar);"
+            f" found: {found}",
+        )
+
+    conns: list[Connection] = []
+    ctable = take(sink, path, table, "connections", dict, {})
+    for cname, ctab in (ctable or {}).items():
+        c = _connection(sink, join(join(path, "connections"), cname), cname, ctab, nodes)
+        if c is not None:
+            conns.append(c)
+    if not ctable and ctable is not None:
+        sink.error(join(path, "connections"), "the estimator needs at least one connection point")
+    if len(sink.issues) > before or feeder is None or not heads:
+        return None
+    return EstimationConfig(
+        feeder=feeder,
+        period=period,
+        u_min_pu=u_min,
+        u_max_pu=u_max,
+        loading_max_pct=loading,
+        hysteresis_pu=hyst_pu,
+        hysteresis_pct=hyst_pct,
+        balance_iterations=int(iters if iters is not None else 3),
+        max_age=max_age,
+        utc_offset_h=utc,
+        latitude_deg=lat,
+        longitude_deg=lon,
+        clear_sky_index=csi,
+        pv_performance_ratio=pr,
+        hints=bool(hints),
+        publish_nodes=bool(publish_nodes),
+        connections=tuple(conns),
+        meters=located,
+        head_meter=heads[0],
+    )
