@@ -10,10 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from drivers.opcua import scan_cli
 from gateway import __version__
+from gateway.bms import replay_cli
 from gateway.config import DEFAULT_PATH, load_or_report
 from gateway.core.errors import GatewayError
 from gateway.core.runtime import EX_CONFIG
+from gateway.core.status import read_status
+from gateway.grid import loadflow_cli
+from gateway.spool.store import Spool
 
 DAEMON_CHOICES = ("grid", "bms", "plant", "uplink", "all")
 
@@ -40,17 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="state of every daemon, spool depth, uplink state")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
-    from gateway.grid import loadflow_cli
-
     loadflow_cli.add_parser(sub)
-
-    from gateway.bms import replay_cli
-
     replay_cli.add_parser(sub)
 
     scan = sub.add_parser("scan", help="probe a device so a technician can write its config")
-    from drivers.opcua import scan_cli
-
     scan_cli.add_parser(scan.add_subparsers(dest="protocol", required=True, metavar="PROTOCOL"))
 
     pts = sub.add_parser("points", help="live values of every point (from the running daemons)")
@@ -93,9 +91,6 @@ def _age(ts: float | None) -> str:
 
 
 def _status(path: Path, as_json: bool) -> int:
-    from gateway.core.status import read_status
-    from gateway.spool.store import Spool
-
     config = load_or_report(path)
     if config is None:
         return EX_CONFIG
@@ -146,8 +141,6 @@ def _status(path: Path, as_json: bool) -> int:
 
 
 def _points(path: Path, device: str | None) -> int:
-    from gateway.core.status import read_status
-
     config = load_or_report(path)
     if config is None:
         return EX_CONFIG
@@ -175,12 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         return _status(args.config, args.json)
     if args.command == "loadflow":
-        from gateway.grid import loadflow_cli
-
         return loadflow_cli.run(args)
     if args.command == "replay":
-        from gateway.bms import replay_cli
-
         return replay_cli.run(args)
     if args.command == "scan":
         scanned: int = args.func(args)
@@ -188,10 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "points":
         return _points(args.config, args.device)
     if args.command == "run":
+        # start-up: asyncio and the supervisor are for daemons; status and check-config skip them.
         from gateway.core.runtime import run
 
         return run(args.config, args.daemon)
     if args.command == "demo":
+        # start-up: the demo loads every simulator (pymodbus, asyncua, paho); only it needs them.
         from gateway.demo import run_demo
 
         code: int = run_demo(duration=args.duration, speed=args.speed, workdir=args.workdir)

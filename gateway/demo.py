@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,6 +178,4 @@ def run_demo(duration: float | None, speed: float, workdir: Path | None) -> int:
                 upstream.stop()
         broker.stop()
         if not keep:
-            import shutil
-
             shutil.rmtree(base, ignore_errors=True)

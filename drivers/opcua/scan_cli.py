@@ -32,6 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # start-up: asyncua takes about a second to import; only `gridgate scan opcua` needs it.
     from drivers.opcua.scan import run
 
     return run(args)

@@ -30,6 +30,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: the parser is built by every gridgate command, the config and the estimator
+    # (numpy, the C kernels) are loaded by this one only.
     from gateway.bms.config import BmsConfig
     from gateway.config import load_or_report
 
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.soc0 is not None and not 0.0 <= args.soc0 <= 1.0:
         print(f"--soc0 must be 0..1, got {args.soc0}")
         return 64  # EX_USAGE
+    # start-up: the replay estimator loads numpy and the C kernels.
     from gateway.bms.replay import run_replay
 
     return run_replay(args.recording, bms, args.output, args.soc0)

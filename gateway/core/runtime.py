@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from gateway.config import Config, load_config, load_or_report
 from gateway.core.errors import ConfigError, SpoolError
+from gateway.core.logs import setup_logging
 from gateway.core.notify import Heartbeats, Notifier, watchdog_loop
 from gateway.core.status import write_status
 from gateway.core.supervisor import LoopFactory, Supervisor
@@ -215,8 +216,6 @@ def run(config_path: Path, which: str) -> int:
     if which != "all" and which not in config.daemons():
         print(f"{config_path}: {which}: daemon is not enabled in this config", file=sys.stderr)
         return EX_CONFIG
-    from gateway.core.logs import setup_logging
-
     setup_logging(config.gateway.log_level)
     try:
         return asyncio.run(Runtime(config_path, which).run(config))

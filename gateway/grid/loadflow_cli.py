@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: the parser is built by every gridgate command, the solver (numpy, the C
+    # start-up: the parser is built by every gridgate command, the solver (numpy, the C
     # kernels) only by this one.
     from gateway.grid.pgm_output import apply_updates, results_to_pgm
     from gateway.native import pgm_json

@@ -387,6 +387,8 @@ def _parse_start(text: str) -> float:
 async def _serve(args: argparse.Namespace) -> None:
     model: MeterModel
     if args.feeder == "ieee-eu-lv":
+        # start-up: the IEEE feeder solves a load flow per step (numpy, the C kernels); the
+        # default synthetic feeder needs neither.
         from gateway.sim.lv_feeder import LvFeederModel
 
         model = LvFeederModel(args.seed, _parse_start(args.start))
