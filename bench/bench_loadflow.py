@@ -47,8 +47,12 @@ def _worker(root: Path, repeats: int) -> dict[str, float]:
     sys.path.insert(0, str(root))
     import numpy as np
 
-    from gateway.native.ffi import ffi, lib
-    from gateway.native.loadflow import Feeder, Loads
+    try:
+        from gateway.native.ffi import ffi, lib
+        from gateway.native.loadflow import Feeder, Loads
+    except ModuleNotFoundError:  # a tree from before the layout by domain, for --compare-root
+        from gateway.estimate._native import ffi, lib  # type: ignore[no-redef]
+        from gateway.estimate.loadflow import Feeder, Loads  # type: ignore[no-redef]
     from tests.test_loadflow_support import IEEE_JSON, ieee_loads
 
     feeder = Feeder.from_pgm_json(IEEE_JSON)
