@@ -90,7 +90,6 @@ int gg_cells_check(const gg_cells_ctx_t *ctx)
 }
 
 static inline double clamp01(double x) { return x < 0.0 ? 0.0 : (x > 1.0 ? 1.0 : x); }
-static inline double clamp11(double x) { return x < -1.0 ? -1.0 : (x > 1.0 ? 1.0 : x); }
 
 /* Every array of the state and of the coefficient cache is set. */
 static int soa_ok(const gg_cells_ctx_t *ctx)
@@ -142,16 +141,12 @@ int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, doubl
     return GG_OK;
 }
 
-/* OCV and the hysteresis half gap M, piecewise linear on the same uniform grid: one segment
- * index for both, the slopes of the segment are the derivatives. The index is clamped to the
- * table, so values outside 0..1 extrapolate the end segments. It is floor(x) clamped to 0..m-2,
- * computed by truncation where x is positive (a conversion is far cheaper than floor() without
- * SSE4.1). */
-typedef struct {
-    double ocv, slope, m, m_slope;
-} lookup_t;
-
-static inline lookup_t lookup(const double *ocv, const double *hyst, size_t m, double soc)
+/* The OCV of one SOC: piecewise linear on a uniform grid of m points over 0..1, the index of the
+ * segment clamped to the table (values outside 0..1 extrapolate the end segments). The index is
+ * floor(x) clamped to 0..m-2, computed by truncation where x is positive (a conversion is far
+ * cheaper than floor() without SSE4.1). The EKF's form, with the hysteresis table and the slopes,
+ * is in ekf_lanes.h; this one serves the cycles without a current. */
+static inline double ocv_at(const double *ocv, size_t m, double soc)
 {
     const double span = (double)(m - 1);
     const double x = soc * span;
@@ -162,35 +157,7 @@ static inline lookup_t lookup(const double *ocv, const double *hyst, size_t m, d
         k = (size_t)x;
     }
     const double f = x - (double)k;
-    const double d = ocv[k + 1] - ocv[k];
-    const double dm = hyst[k + 1] - hyst[k];
-    lookup_t r;
-    r.ocv = ocv[k] + f * d;
-    r.slope = d * span;
-    r.m = hyst[k] + f * dm;
-    r.m_slope = dm * span;
-    return r;
-}
-
-/* lookup without the hysteresis table (m and m_slope left 0). */
-static inline lookup_t lookup_ocv(const double *ocv, size_t m, double soc)
-{
-    const double span = (double)(m - 1);
-    const double x = soc * span;
-    size_t k = 0;
-    if (x >= span - 1.0) {
-        k = m - 2;
-    } else if (x > 0.0) {
-        k = (size_t)x;
-    }
-    const double f = x - (double)k;
-    const double d = ocv[k + 1] - ocv[k];
-    lookup_t r;
-    r.ocv = ocv[k] + f * d;
-    r.slope = d * span;
-    r.m = 0.0;
-    r.m_slope = 0.0;
-    return r;
+    return ocv[k] + f * (ocv[k + 1] - ocv[k]);
 }
 
 /* The hysteresis decay exp(-x), x = g |I| >= 0, is about 1e-3 at rack currents. There it is the
@@ -241,246 +208,27 @@ static inline uint32_t ekf_bits(uint32_t old, int v_good, int in_range, int gate
            | (uint32_t)gate_fail * GATE_FAIL;
 }
 
-/* Predict and (when the reading is plausible and passes the gate) update cell i. With
- * with_hyst == 0 the caller guarantees hyst_gamma == 0 and M == 0 on the whole grid: then h
- * does not reach the voltage, and the filter is the two-state one (SOC, v1): h and its
- * covariance entries p02, p12, p22 keep the values they have, and no term of theirs is
- * computed (about a sixth of the EKF's time). */
-static inline __attribute__((always_inline)) void
-ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i, double vi,
-         uint8_t vqi, const ekf_in_t *k, const int with_hyst)
-{
-    const int v_good = vqi == Q_GOOD && isfinite(vi);
-    const int in_range = v_good && vi >= k->v_lo && vi <= k->v_hi;
-    const double current = k->current;
-    const double a = c->a[i];
-    const double soc = clamp01(s->soc[i] - (current * k->dt) * c->inv_q[i]);
-    const double v1 = a * s->v1[i] + c->b[i] * current;
-    const double r0 = c->r0[i];
-    double hs, p02, p12, p22, h0, hm, innov;
-    const double p00 = s->p00[i] + k->qs;
-    const double p01 = a * s->p01[i];
-    const double p11 = a * a * s->p11[i] + k->qv;
-    double ocv_now;
-    if (with_hyst) {
-        const double x = c->g[i] * k->abs_i;
-        const double d = k->decay ? decay2((v2d){x, x})[0] : 1.0;
-        hs = clamp11(d * s->h[i] - (1.0 - d) * k->sgn_i);
-        p02 = d * s->p02[i];
-        p12 = a * d * s->p12[i];
-        p22 = d * d * s->p22[i] + k->qh;
-        const lookup_t lk = lookup(k->ocv, k->hyst, k->m, soc);
-        h0 = lk.slope + lk.m_slope * hs; /* d v / d soc */
-        hm = lk.m;                       /* d v / d h; d v / d v1 = -1 */
-        ocv_now = lk.ocv;
-        innov = vi - (lk.ocv + hm * hs - v1 - r0 * current);
-    } else {
-        hs = s->h[i];
-        p02 = s->p02[i];
-        p12 = s->p12[i];
-        p22 = s->p22[i];
-        const lookup_t lk = lookup_ocv(k->ocv, k->m, soc);
-        h0 = lk.slope;
-        hm = 0.0;
-        ocv_now = lk.ocv;
-        innov = vi - (lk.ocv - v1 - r0 * current);
-    }
-    const int gate_fail = v_good && !(fabs(innov) <= k->jump_v);
-    const int used = in_range && !gate_fail;
-    s->ocv[i] = ocv_now;
-    s->innov[i] = v_good ? innov : NAN;
-    s->flags[i] = ekf_bits(s->flags[i], v_good, in_range, gate_fail, used);
-    if (used) {
-        double ph0, ph1, ph2, inv_s;
-        if (with_hyst) {
-            ph0 = p00 * h0 - p01 + p02 * hm;
-            ph1 = p01 * h0 - p11 + p12 * hm;
-            ph2 = p02 * h0 - p12 + p22 * hm;
-            inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + k->r_v);
-        } else {
-            ph0 = p00 * h0 - p01;
-            ph1 = p01 * h0 - p11;
-            ph2 = 0.0; /* h is not tracked */
-            inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
-        }
-        const double k0 = ph0 * inv_s;
-        const double k1 = ph1 * inv_s;
-        const double k2 = ph2 * inv_s;
-        s->soc[i] = clamp01(soc + k0 * innov);
-        s->v1[i] = v1 + k1 * innov;
-        s->p00[i] = p00 - k0 * ph0;
-        s->p01[i] = p01 - k0 * ph1;
-        s->p11[i] = p11 - k1 * ph1;
-        if (with_hyst) {
-            s->h[i] = clamp11(hs + k2 * innov);
-            s->p02[i] = p02 - k0 * ph2;
-            s->p12[i] = p12 - k1 * ph2;
-            s->p22[i] = p22 - k2 * ph2;
-        }
-    } else {
-        s->soc[i] = soc;
-        s->v1[i] = v1;
-        s->h[i] = hs;
-        s->p00[i] = p00;
-        s->p01[i] = p01;
-        s->p02[i] = p02;
-        s->p11[i] = p11;
-        s->p12[i] = p12;
-        s->p22[i] = p22;
-    }
-}
+/* decay2 on one lane and on four: the same series per lane by construction. */
+static inline v1d decay1(v1d x) { return (v1d){decay2((v2d){x[0], x[0]})[0]}; }
 
-/* x < lo ? lo : (x > hi ? hi : x) per lane (lo < hi), in two instructions: min2 and max2
- * return their second operand unless the first wins strictly, so a NaN x stays NaN and -0.0
- * stays -0.0, as in the scalar clamp. */
-static inline v2d clamp2(v2d x, double lo, double hi)
-{
-    const v2d vlo = {lo, lo};
-    const v2d vhi = {hi, hi};
-    return min2(vhi, max2(vlo, x));
-}
+#define EKF_W 1
+#define EKF_TARGET
+#include "ekf_lanes.h"
+#define EKF_W 2
+#define EKF_TARGET
+#include "ekf_lanes.h"
 
-/* The segment index of lookup_ocv for one lane: x clamped to [0, span - 1] (NaN to 0) and
- * truncated, which is floor(x) clamped to 0..m-2 as lookup_ocv computes it. */
-static inline int64_t seg1(double x, double top)
-{
-    const double xc = x > 0.0 ? x : 0.0;
-    return (int64_t)(xc >= top ? top : xc);
-}
-
-/* ekf_cell for cells i and i + 1: the same operations in the same order, two cells per
- * instruction. A cell without the update gets gains and innovation 0: its state plus or minus
- * 0 times a finite number is the prediction exactly (soc and h are already inside their
- * clamps), so no lane is selected afterwards. */
-static inline __attribute__((always_inline)) void
-ekf_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i,
-         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
-         const int with_hyst)
-{
-    const double current = k->current;
-    const v2d vi = ld2(v + i);
-    const v2i q_good = {-(int64_t)(vq[i] == Q_GOOD), -(int64_t)(vq[i + 1] == Q_GOOD)};
-    const v2d zero = {0.0, 0.0};
-    const v2i v_good = q_good & ((vi - vi) == zero); /* inf - inf and NaN - NaN are NaN */
-    const v2d v_lo = {k->v_lo, k->v_lo};
-    const v2d v_hi = {k->v_hi, k->v_hi};
-    const v2i in_range = v_good & (vi >= v_lo) & (vi <= v_hi);
-
-    /* Predict. */
-    const v2d a = ld2(c->a + i);
-    const v2d soc = clamp2(ld2(s->soc + i) - (current * k->dt) * ld2(c->inv_q + i), 0.0, 1.0);
-    const v2d v1 = a * ld2(s->v1 + i) + ld2(c->b + i) * current;
-    const v2d r0 = ld2(c->r0 + i);
-    const v2d p00 = ld2(s->p00 + i) + k->qs;
-    const v2d p01 = a * ld2(s->p01 + i);
-    const v2d p11 = a * a * ld2(s->p11 + i) + k->qv;
-    v2d hs = zero;
-    v2d p02 = zero;
-    v2d p12 = zero;
-    v2d p22 = zero;
-    if (with_hyst) {
-        v2d d = {1.0, 1.0};
-        if (k->decay) {
-            d = decay2(ld2(c->g + i) * k->abs_i);
-        }
-        hs = clamp2(d * ld2(s->h + i) - (1.0 - d) * k->sgn_i, -1.0, 1.0);
-        p02 = d * ld2(s->p02 + i);
-        p12 = a * d * ld2(s->p12 + i);
-        p22 = d * d * ld2(s->p22 + i) + k->qh;
-    }
-
-    /* The measurement: OCV (and M) on the segment of the predicted SOC. */
-    const double *ocv = k->ocv;
-    const double span = (double)(k->m - 1);
-    const v2d x = soc * span;
-    const int64_t k0 = seg1(x[0], span - 1.0);
-    const int64_t k1 = seg1(x[1], span - 1.0);
-    const v2d fk = {(double)k0, (double)k1};
-    const v2d o0 = {ocv[k0], ocv[k1]};
-    const v2d o1 = {ocv[k0 + 1], ocv[k1 + 1]};
-    const v2d f = x - fk;
-    const v2d d = o1 - o0;
-    const v2d ocv_now = o0 + f * d;
-    v2d h0;
-    v2d hm = zero;
-    v2d innov;
-    if (with_hyst) {
-        const double *hy = k->hyst;
-        const v2d m0 = {hy[k0], hy[k1]};
-        const v2d dm = (v2d){hy[k0 + 1], hy[k1 + 1]} - m0;
-        hm = m0 + f * dm;
-        h0 = d * span + dm * span * hs;
-        innov = vi - (ocv_now + hm * hs - v1 - r0 * current);
-    } else {
-        h0 = d * span;
-        innov = vi - (ocv_now - v1 - r0 * current);
-    }
-    const v2i abs_mask = {INT64_MAX, INT64_MAX};
-    const v2d abs_innov = (v2d)((v2i)innov & abs_mask);
-    const v2d jump = {k->jump_v, k->jump_v};
-    const v2i gate_fail = v_good & ~(abs_innov <= jump);
-    const v2i used = in_range & ~gate_fail;
-    st2(s->ocv + i, ocv_now);
-    const v2d nan2 = {NAN, NAN};
-    st2(s->innov + i, sel2(v_good, innov, nan2));
-    /* ekf_bits for both lanes at once (masks are all ones or all zeros), both cells' flags in
-     * one 64-bit read and write (the same layout either way round). */
-    const v2i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
-                     | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
-    uint64_t both;
-    uint64_t fresh = pack_low32(bits);
-    memcpy(&both, s->flags + i, sizeof both);
-    both = (both & ((uint64_t)DEBOUNCED << 32 | DEBOUNCED)) | fresh;
-    memcpy(s->flags + i, &both, sizeof both);
-
-    /* Update, with gains masked to 0 where it does not run. */
-    v2d ph0, ph1, ph2, inv_s;
-    if (with_hyst) {
-        ph0 = p00 * h0 - p01 + p02 * hm;
-        ph1 = p01 * h0 - p11 + p12 * hm;
-        ph2 = p02 * h0 - p12 + p22 * hm;
-        inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + k->r_v);
-    } else {
-        ph0 = p00 * h0 - p01;
-        ph1 = p01 * h0 - p11;
-        ph2 = zero; /* h is not tracked */
-        inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
-    }
-    const v2d innov_u = (v2d)(used & (v2i)innov);
-    const v2d g0 = (v2d)(used & (v2i)(ph0 * inv_s));
-    const v2d g1 = (v2d)(used & (v2i)(ph1 * inv_s));
-    st2(s->soc + i, clamp2(soc + g0 * innov_u, 0.0, 1.0));
-    st2(s->v1 + i, v1 + g1 * innov_u);
-    st2(s->p00 + i, p00 - g0 * ph0);
-    st2(s->p01 + i, p01 - g0 * ph1);
-    st2(s->p11 + i, p11 - g1 * ph1);
-    if (with_hyst) {
-        const v2d g2 = (v2d)(used & (v2i)(ph2 * inv_s));
-        st2(s->h + i, clamp2(hs + g2 * innov_u, -1.0, 1.0));
-        st2(s->p02 + i, p02 - g0 * ph2);
-        st2(s->p12 + i, p12 - g1 * ph2);
-        st2(s->p22 + i, p22 - g2 * ph2);
-    }
-}
-
-/* The EKF over every cell, two at a time; an odd last cell goes through ekf_cell. */
+/* The EKF over every cell, two at a time, an odd last cell on one lane. */
 static inline __attribute__((always_inline)) void
 ekf_all(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef, size_t n,
         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
         const int with_hyst)
 {
-    const size_t n2 = n & ~(size_t)1;
-    for (size_t i = 0; i < n2; i += 2) {
-        ekf_pair(st, coef, i, v, vq, k, with_hyst);
-    }
-    if (n2 < n) {
-        ekf_cell(st, coef, n2, v[n2], vq[n2], k, with_hyst);
-    }
+    const size_t i = ekf_from2(st, coef, 0, n, v, vq, k, with_hyst);
+    ekf_from1(st, coef, i, n, v, vq, k, with_hyst);
 }
 
 #if GG_QUAD
-/* decay2 on four lanes: two halves through decay2 itself, so the series is written once and
- * two and four lanes take the same operations per lane by construction. */
 static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d decay4(v4d x)
 {
     const v2d lo = decay2((v2d){x[0], x[1]});
@@ -488,131 +236,20 @@ static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d decay4(v4d x)
     return (v4d){lo[0], lo[1], hi[0], hi[1]};
 }
 
-/* ekf_pair for cells i..i + 3, the same operations in the same order on four lanes (so the same
- * bits: C99 never contracts to FMA, and the flags and clamps follow the same rules).
- * gg_cells_step uses it where the CPU has x86-64-v3; tests run both and compare. */
-static inline __attribute__((always_inline)) GG_QUAD_TARGET void
-ekf_quad(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i,
-         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
-         const int with_hyst)
-{
-    const double current = k->current;
-    const v4d vi = ld4(v + i);
-    const v4i q_good = {-(int64_t)(vq[i] == Q_GOOD), -(int64_t)(vq[i + 1] == Q_GOOD),
-                        -(int64_t)(vq[i + 2] == Q_GOOD), -(int64_t)(vq[i + 3] == Q_GOOD)};
-    const v4d zero = splat4(0.0);
-    const v4i v_good = q_good & ((vi - vi) == zero); /* inf - inf and NaN - NaN are NaN */
-    const v4i in_range = v_good & (vi >= splat4(k->v_lo)) & (vi <= splat4(k->v_hi));
+#define EKF_W 4
+#define EKF_TARGET GG_QUAD_TARGET
+#include "ekf_lanes.h"
 
-    /* Predict. */
-    const v4d a = ld4(c->a + i);
-    const v4d soc = min4(splat4(1.0),
-                         max4(zero, ld4(s->soc + i) - (current * k->dt) * ld4(c->inv_q + i)));
-    const v4d v1 = a * ld4(s->v1 + i) + ld4(c->b + i) * current;
-    const v4d r0 = ld4(c->r0 + i);
-    const v4d p00 = ld4(s->p00 + i) + k->qs;
-    const v4d p01 = a * ld4(s->p01 + i);
-    const v4d p11 = a * a * ld4(s->p11 + i) + k->qv;
-    v4d hs = zero;
-    v4d p02 = zero;
-    v4d p12 = zero;
-    v4d p22 = zero;
-    if (with_hyst) {
-        const v4d d = k->decay ? decay4(ld4(c->g + i) * k->abs_i) : splat4(1.0);
-        hs = min4(splat4(1.0), max4(splat4(-1.0), d * ld4(s->h + i) - (1.0 - d) * k->sgn_i));
-        p02 = d * ld4(s->p02 + i);
-        p12 = a * d * ld4(s->p12 + i);
-        p22 = d * d * ld4(s->p22 + i) + k->qh;
-    }
-
-    /* The measurement: OCV (and M) on the segment of the predicted SOC. */
-    const double *ocv = k->ocv;
-    const double span = (double)(k->m - 1);
-    const v4d x = soc * span;
-    const int64_t k0 = seg1(x[0], span - 1.0);
-    const int64_t k1 = seg1(x[1], span - 1.0);
-    const int64_t k2 = seg1(x[2], span - 1.0);
-    const int64_t k3 = seg1(x[3], span - 1.0);
-    const v4d fk = {(double)k0, (double)k1, (double)k2, (double)k3};
-    const v4d o0 = {ocv[k0], ocv[k1], ocv[k2], ocv[k3]};
-    const v4d o1 = {ocv[k0 + 1], ocv[k1 + 1], ocv[k2 + 1], ocv[k3 + 1]};
-    const v4d f = x - fk;
-    const v4d d = o1 - o0;
-    const v4d ocv_now = o0 + f * d;
-    v4d h0;
-    v4d hm = zero;
-    v4d innov;
-    if (with_hyst) {
-        const double *hy = k->hyst;
-        const v4d m0 = {hy[k0], hy[k1], hy[k2], hy[k3]};
-        const v4d dm = (v4d){hy[k0 + 1], hy[k1 + 1], hy[k2 + 1], hy[k3 + 1]} - m0;
-        hm = m0 + f * dm;
-        h0 = d * span + dm * span * hs;
-        innov = vi - (ocv_now + hm * hs - v1 - r0 * current);
-    } else {
-        h0 = d * span;
-        innov = vi - (ocv_now - v1 - r0 * current);
-    }
-    const v4i abs_mask = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
-    const v4d abs_innov = (v4d)((v4i)innov & abs_mask);
-    const v4i gate_fail = v_good & ~(abs_innov <= splat4(k->jump_v));
-    const v4i used = in_range & ~gate_fail;
-    st4(s->ocv + i, ocv_now);
-    st4(s->innov + i, sel4(v_good, innov, splat4(NAN)));
-    const v4i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
-                     | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
-    uint32_t fresh[4];
-    pack4_low32(bits, fresh);
-    for (int l = 0; l < 4; l++) {
-        s->flags[i + (size_t)l] = (s->flags[i + (size_t)l] & DEBOUNCED) | fresh[l];
-    }
-
-    /* Update, with gains masked to 0 where it does not run. */
-    v4d ph0, ph1, ph2, inv_s;
-    if (with_hyst) {
-        ph0 = p00 * h0 - p01 + p02 * hm;
-        ph1 = p01 * h0 - p11 + p12 * hm;
-        ph2 = p02 * h0 - p12 + p22 * hm;
-        inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + k->r_v);
-    } else {
-        ph0 = p00 * h0 - p01;
-        ph1 = p01 * h0 - p11;
-        ph2 = zero; /* h is not tracked */
-        inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
-    }
-    const v4d innov_u = (v4d)(used & (v4i)innov);
-    const v4d g0 = (v4d)(used & (v4i)(ph0 * inv_s));
-    const v4d g1 = (v4d)(used & (v4i)(ph1 * inv_s));
-    st4(s->soc + i, min4(splat4(1.0), max4(zero, soc + g0 * innov_u)));
-    st4(s->v1 + i, v1 + g1 * innov_u);
-    st4(s->p00 + i, p00 - g0 * ph0);
-    st4(s->p01 + i, p01 - g0 * ph1);
-    st4(s->p11 + i, p11 - g1 * ph1);
-    if (with_hyst) {
-        const v4d g2 = (v4d)(used & (v4i)(ph2 * inv_s));
-        st4(s->h + i, min4(splat4(1.0), max4(splat4(-1.0), hs + g2 * innov_u)));
-        st4(s->p02 + i, p02 - g0 * ph2);
-        st4(s->p12 + i, p12 - g1 * ph2);
-        st4(s->p22 + i, p22 - g2 * ph2);
-    }
-}
-
-/* The EKF over every cell, four at a time, the rest as ekf_all does. */
+/* The EKF over every cell, four at a time, the rest as ekf_all does. gg_cells_step uses it where
+ * the CPU has x86-64-v3; tests run both and compare. */
 static inline __attribute__((always_inline)) GG_QUAD_TARGET void
 ekf_all_quad(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef, size_t n,
              const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
              const int with_hyst)
 {
-    const size_t n4 = n & ~(size_t)3;
-    for (size_t i = 0; i < n4; i += 4) {
-        ekf_quad(st, coef, i, v, vq, k, with_hyst);
-    }
-    for (size_t i = n4; i + 1 < n; i += 2) {
-        ekf_pair(st, coef, i, v, vq, k, with_hyst);
-    }
-    if (n % 2 == 1) {
-        ekf_cell(st, coef, n - 1, v[n - 1], vq[n - 1], k, with_hyst);
-    }
+    size_t i = ekf_from4(st, coef, 0, n, v, vq, k, with_hyst);
+    i = ekf_from2(st, coef, i, n, v, vq, k, with_hyst);
+    ekf_from1(st, coef, i, n, v, vq, k, with_hyst);
 }
 
 /* The two copies gg_cells_step chooses from on x86-64-v3. */
@@ -1184,7 +821,7 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
             st->p00[i] = st->p00[i] + qs;
             st->p11[i] = st->p11[i] + qv;
             st->p22[i] = st->p22[i] + (hyst_on ? qh : 0.0);
-            st->ocv[i] = lookup(ocv, hyst, m, st->soc[i]).ocv;
+            st->ocv[i] = ocv_at(ocv, m, st->soc[i]);
             st->innov[i] = NAN;
             st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
         }
