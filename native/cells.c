@@ -763,46 +763,72 @@ static inline uint32_t pass2_interlock(const pass2_acc_t *a)
            | (uint32_t)((a->il_fault[0] | a->il_fault[1]) != 0) * GG_BAL_IL_FAULT;
 }
 
-GG_V3_CLONE
-int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
-                  const uint8_t *vq, const double *t, const uint8_t *tq)
+/* What the passes of one cycle hand on to the later ones and to the summary. */
+typedef struct {
+    extremes_t v; /* plausible voltages */
+    extremes_t soc;
+    extremes_t temp; /* GOOD finite temperatures */
+    long n_plaus;
+    long n_predict_only;
+    long n_faulted;
+    long n_temp;
+    double med;   /* of the plausible voltages, NaN without one */
+    double sigma; /* max(1.4826 MAD, dev_sigma_min), NaN without a plausible voltage */
+    long low;     /* the lowest good cell, the balancing target; -1 without one */
+} cycle_t;
+
+/* The arguments of gg_cells_step: every pointer it follows set, and a finite dt > 0. */
+static int step_args_ok(const gg_cells_ctx_t *ctx, double dt, const double *v, const uint8_t *vq,
+                        const double *t, const uint8_t *tq)
 {
-    if (ctx == NULL || v == NULL || vq == NULL || t == NULL || tq == NULL || ctx->n == 0
-        || !soa_ok(ctx) || ctx->param == NULL || ctx->cfg == NULL || ctx->ocv == NULL
-        || ctx->hyst == NULL || ctx->scratch == NULL || ctx->summary == NULL
-        || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
-        || ctx->board_interlock == NULL || ctx->n > (size_t)INT32_MAX || !pos_finite(dt)) {
-        return GG_EINVAL;
-    }
-    if (!(dt == ctx->coef_dt)) {
-        refresh_coef(ctx, dt);
-    }
-    const gg_cells_cfg_t *cfg = ctx->cfg;
-    const size_t n = ctx->n;
-    const size_t m = ctx->n_ocv;
-    const double *ocv = ctx->ocv;
-    const int cur_ok = isfinite(current);
-    const double qs = cfg->q_soc * dt;
-    const double qv = cfg->q_v1 * dt;
+    return ctx != NULL && v != NULL && vq != NULL && t != NULL && tq != NULL && ctx->n != 0
+           && soa_ok(ctx) && ctx->param != NULL && ctx->cfg != NULL && ctx->ocv != NULL
+           && ctx->hyst != NULL && ctx->scratch != NULL && ctx->summary != NULL
+           && ctx->excess_ah != NULL && ctx->bleed_s != NULL && ctx->board_mask != NULL
+           && ctx->board_interlock != NULL && ctx->n <= (size_t)INT32_MAX && pos_finite(dt);
+}
+
+/* Pass 1a without a current (not finite): no model, so the state is held and the uncertainty
+ * grows; no reading is used. */
+static inline __attribute__((always_inline)) void hold_pass(const gg_cells_ctx_t *ctx,
+                                                            const ekf_in_t *ek, int hyst_on,
+                                                            const double *v, const uint8_t *vq)
+{
     const gg_cell_state_t *restrict st = ctx->state;
-    const gg_cell_coef_t *restrict coef = ctx->coef;
-    double *restrict scratch = ctx->scratch;
-    const double *hyst = ctx->hyst;
-    const double qh = cfg->q_h * dt;
-    /* M == 0 everywhere and no decay: the copy of the EKF without hysteresis is exact. */
+    for (size_t i = 0; i < ctx->n; i++) {
+        const double vi = v[i];
+        const int v_good = vq[i] == Q_GOOD && isfinite(vi);
+        const int in_range = v_good && vi >= ek->v_lo && vi <= ek->v_hi;
+        st->p00[i] = st->p00[i] + ek->qs;
+        st->p11[i] = st->p11[i] + ek->qv;
+        st->p22[i] = st->p22[i] + (hyst_on ? ek->qh : 0.0);
+        st->ocv[i] = ocv_at(ek->ocv, ek->m, st->soc[i]);
+        st->innov[i] = NAN;
+        st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
+    }
+}
+
+/* Pass 1a: the EKF, leaving this cycle's reading verdict in the flags. Copies of the filter are
+ * chosen per call: the one without hysteresis (M == 0 everywhere and no decay, where it is exact)
+ * drops its decay, lookup and terms; both run on four lanes where the CPU has them, unless the
+ * context asks for two. */
+static inline __attribute__((always_inline)) void
+ekf_pass(const gg_cells_ctx_t *ctx, double dt, double current, const double *v, const uint8_t *vq)
+{
+    const gg_cells_cfg_t *cfg = ctx->cfg;
     int hyst_on = cfg->hyst_gamma != 0.0;
-    for (size_t k = 0; k < m && !hyst_on; k++) {
-        hyst_on = hyst[k] != 0.0;
+    for (size_t k = 0; k < ctx->n_ocv && !hyst_on; k++) {
+        hyst_on = ctx->hyst[k] != 0.0;
     }
     ekf_in_t ek;
-    ek.ocv = ocv;
-    ek.hyst = hyst;
-    ek.m = m;
+    ek.ocv = ctx->ocv;
+    ek.hyst = ctx->hyst;
+    ek.m = ctx->n_ocv;
     ek.current = current;
     ek.dt = dt;
-    ek.qs = qs;
-    ek.qv = qv;
-    ek.qh = qh;
+    ek.qs = cfg->q_soc * dt;
+    ek.qv = cfg->q_v1 * dt;
+    ek.qh = cfg->q_h * dt;
     ek.sgn_i = current > 0.0 ? 1.0 : (current < 0.0 ? -1.0 : 0.0);
     ek.abs_i = fabs(current);
     ek.jump_v = cfg->jump_v;
@@ -810,197 +836,252 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     ek.v_lo = cfg->v_lo;
     ek.v_hi = cfg->v_hi;
     ek.decay = cfg->hyst_gamma > 0.0;
-
-    /* Pass 1a: the EKF, leaving this cycle's reading verdict in the flags. */
-    if (!cur_ok) {
-        /* No current, no model: hold the state and let the uncertainty grow. */
-        for (size_t i = 0; i < n; i++) {
-            const double vi = v[i];
-            const int v_good = vq[i] == Q_GOOD && isfinite(vi);
-            const int in_range = v_good && vi >= ek.v_lo && vi <= ek.v_hi;
-            st->p00[i] = st->p00[i] + qs;
-            st->p11[i] = st->p11[i] + qv;
-            st->p22[i] = st->p22[i] + (hyst_on ? qh : 0.0);
-            st->ocv[i] = ocv_at(ocv, m, st->soc[i]);
-            st->innov[i] = NAN;
-            st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
-        }
-    } else {
-        /* Copies of the loop, chosen per call: the one without hysteresis drops its decay,
-         * lookup and terms; both run on four lanes where the CPU has them. */
-        int done = 0;
-#if GG_QUAD
-        if (ctx->lanes != 2 && gg_has_quad()) {
-            if (hyst_on) {
-                ekf_quad_hyst(st, coef, n, v, vq, &ek);
-            } else {
-                ekf_quad_plain(st, coef, n, v, vq, &ek);
-            }
-            done = 1;
-        }
-#endif
-        if (!done && hyst_on) {
-            ekf_all(st, coef, n, v, vq, &ek, 1);
-        } else if (!done) {
-            ekf_all(st, coef, n, v, vq, &ek, 0);
-        }
+    if (!isfinite(current)) {
+        hold_pass(ctx, &ek, hyst_on, v, vq);
+        return;
     }
+    const gg_cell_state_t *restrict st = ctx->state;
+    const gg_cell_coef_t *restrict coef = ctx->coef;
+#if GG_QUAD
+    if (ctx->lanes != 2 && gg_has_quad()) {
+        if (hyst_on) {
+            ekf_quad_hyst(st, coef, ctx->n, v, vq, &ek);
+        } else {
+            ekf_quad_plain(st, coef, ctx->n, v, vq, &ek);
+        }
+        return;
+    }
+#endif
+    if (hyst_on) {
+        ekf_all(st, coef, ctx->n, v, vq, &ek, 1);
+    } else {
+        ekf_all(st, coef, ctx->n, v, vq, &ek, 0);
+    }
+}
 
-    /* Pass 1b: the flags that need only the cell itself, and the voltage statistics. Two cells
-     * at a time where both are quiet (see pass1_pair), else one by one. */
+/* Pass 1b: the flags that need only the cell itself, and the voltage statistics (into cy->v,
+ * n_plaus, n_predict_only; the plausible readings into scratch). Two cells at a time where both
+ * are quiet (see pass1_pair), else one by one. */
+static inline __attribute__((always_inline)) void flag_pass(const gg_cells_ctx_t *ctx, double dt,
+                                                            const double *v, const double *t,
+                                                            const uint8_t *tq, cycle_t *cy)
+{
+    const gg_cell_state_t *restrict st = ctx->state;
+    const size_t n = ctx->n;
     pass1_in_t p1;
-    p1.cfg = cfg;
+    p1.cfg = ctx->cfg;
     p1.dt = dt;
     pass1_acc_t a1;
-    a1.scratch = scratch;
+    a1.scratch = ctx->scratch;
     a1.n_plaus = 0;
     a1.n_predict_only = 0;
     a1.v_sum = 0.0;
     a1.v_sum2 = (v2d){0.0, 0.0};
     ext2_init(&a1.v);
-    size_t i1 = 0;
-    for (; i1 + 1 < n; i1 += 2) {
-        if (!pass1_pair(st, v, t, tq, i1, &p1, &a1)) {
-            pass1_cell(st, v, t, tq, i1, &p1, &a1);
-            pass1_cell(st, v, t, tq, i1 + 1, &p1, &a1);
+    size_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        if (!pass1_pair(st, v, t, tq, i, &p1, &a1)) {
+            pass1_cell(st, v, t, tq, i, &p1, &a1);
+            pass1_cell(st, v, t, tq, i + 1, &p1, &a1);
         }
     }
-    if (i1 < n) {
-        pass1_cell(st, v, t, tq, i1, &p1, &a1);
+    if (i < n) {
+        pass1_cell(st, v, t, tq, i, &p1, &a1);
     }
-    const long n_plaus = a1.n_plaus;
-    const long n_predict_only = a1.n_predict_only;
-    extremes_t ev;
-    ev.sum = a1.v_sum + (a1.v_sum2[0] + a1.v_sum2[1]);
-    ev.lo = NAN;
-    ev.hi = NAN;
-    ev.lo_idx = -1;
-    ev.hi_idx = -1;
-    if (n_plaus > 0) {
+    cy->n_plaus = a1.n_plaus;
+    cy->n_predict_only = a1.n_predict_only;
+    extremes_t *ev = &cy->v;
+    ev->sum = a1.v_sum + (a1.v_sum2[0] + a1.v_sum2[1]);
+    ev->lo = NAN;
+    ev->hi = NAN;
+    ev->lo_idx = -1;
+    ev->hi_idx = -1;
+    if (a1.n_plaus > 0) {
         /* IN_RANGE is still in the flags until pass 2. */
-        ev.lo = lo_of(&a1.v);
-        ev.hi = hi_of(&a1.v);
-        first_eq(v, st->flags, IN_RANGE, 1, n, &ev);
-        ev.lo = v[ev.lo_idx];
-        ev.hi = v[ev.hi_idx];
+        ev->lo = lo_of(&a1.v);
+        ev->hi = hi_of(&a1.v);
+        first_eq(v, st->flags, IN_RANGE, 1, n, ev);
+        ev->lo = v[ev->lo_idx];
+        ev->hi = v[ev->hi_idx];
     }
+}
 
-    /* Robust centre and spread of the plausible readings (scratch is reordered, then reused). */
-    double med = NAN;
-    double sigma = NAN;
-    if (n_plaus > 0) {
-        /* Searched first near last cycle's values: the median moved with the mean (a current
-         * step shifts every cell alike), the MAD hardly at all. A window of a quarter MAD each
-         * side holds about a tenth of a normal string. excess_ah is free until the plan. */
-        const double mean = ev.sum / (double)n_plaus;
-        const double guess = ctx->hint_median + (mean - ctx->hint_mean);
-        const double half = WINDOW_MADS * ctx->hint_mad;
-        med = median_near(scratch, n_plaus, NAN, guess - half, guess + half, ctx->excess_ah);
-        const double mad = median_near(scratch, n_plaus, med, ctx->hint_mad - half,
-                                       ctx->hint_mad + half, ctx->excess_ah);
-        ctx->hint_median = med;
-        ctx->hint_mad = mad;
-        ctx->hint_mean = mean;
-        sigma = MAD_TO_SIGMA * mad;
-        if (sigma < cfg->dev_sigma_min) {
-            sigma = cfg->dev_sigma_min;
-        }
+/* Robust centre and spread of the plausible readings (scratch is reordered, then reused), into
+ * cy->med and cy->sigma, and the hints of the next cycle. */
+static inline __attribute__((always_inline)) void robust_pass(gg_cells_ctx_t *ctx, cycle_t *cy)
+{
+    cy->med = NAN;
+    cy->sigma = NAN;
+    const long n_plaus = cy->n_plaus;
+    if (n_plaus == 0) {
+        return;
     }
+    /* Searched first near last cycle's values: the median moved with the mean (a current step
+     * shifts every cell alike), the MAD hardly at all. A window of a quarter MAD each side holds
+     * about a tenth of a normal string. excess_ah is free until the plan. */
+    double *restrict scratch = ctx->scratch;
+    const double mean = cy->v.sum / (double)n_plaus;
+    const double guess = ctx->hint_median + (mean - ctx->hint_mean);
+    const double half = WINDOW_MADS * ctx->hint_mad;
+    const double med =
+        median_near(scratch, n_plaus, NAN, guess - half, guess + half, ctx->excess_ah);
+    const double mad = median_near(scratch, n_plaus, med, ctx->hint_mad - half,
+                                   ctx->hint_mad + half, ctx->excess_ah);
+    ctx->hint_median = med;
+    ctx->hint_mad = mad;
+    ctx->hint_mean = mean;
+    double sigma = MAD_TO_SIGMA * mad;
+    if (sigma < ctx->cfg->dev_sigma_min) {
+        sigma = ctx->cfg->dev_sigma_min;
+    }
+    cy->med = med;
+    cy->sigma = sigma;
+}
 
-    /* Pass 2: deviation from the string, the fault count and the balancing target, which may
-     * only be taken from a cell that is not faulted after this cycle's flags. Two cells per
-     * instruction for the statistics, the interlocks and the target (see pass2_pair). */
-    const int dev_usable = n_plaus >= 3;
-    const int mode = cfg->bal_mode;
+/* Pass 2 over every board: deviation from the string, the fault count, the interlocks and the
+ * balancing target, which may only be taken from a cell that is not faulted after this cycle's
+ * flags. Two cells per instruction (see pass2_pair). */
+static inline __attribute__((always_inline)) void board_pass(const gg_cells_ctx_t *ctx,
+                                                             const double *v, const double *t,
+                                                             const uint8_t *tq,
+                                                             const cycle_t *cy, pass2_acc_t *acc)
+{
+    const gg_cells_cfg_t *cfg = ctx->cfg;
+    const gg_cell_state_t *restrict st = ctx->state;
+    const size_t n = ctx->n;
     pass2_in_t p2;
-    p2.med = med;
-    p2.dev_set = cfg->dev_k_set * sigma;
-    p2.dev_clear = cfg->dev_k_clear * sigma;
-    p2.dev_usable = dev_usable;
-    p2.by_voltage = mode == GG_BAL_VOLTAGE;
+    p2.med = cy->med;
+    p2.dev_set = cfg->dev_k_set * cy->sigma;
+    p2.dev_clear = cfg->dev_k_clear * cy->sigma;
+    p2.dev_usable = cy->n_plaus >= 3;
+    p2.by_voltage = cfg->bal_mode == GG_BAL_VOLTAGE;
     p2.max_age = cfg->bal_max_age_s;
     p2.min_v = cfg->bal_min_v;
     p2.max_temp = cfg->bal_max_temp;
     p2.cfg = cfg;
-    pass2_acc_t acc;
-    pass2_init(&acc);
+    pass2_init(acc);
     const size_t cpb = (size_t)cfg->cells_per_board;
     for (size_t lo = 0, b = 0; lo < n; lo += cpb, b++) {
         const size_t hi = lo + cpb < n ? lo + cpb : n;
         const v2i zero_i = {0, 0};
-        acc.il_low_v = zero_i;
-        acc.il_hot = zero_i;
-        acc.il_stale = zero_i;
-        acc.il_fault = zero_i;
+        acc->il_low_v = zero_i;
+        acc->il_hot = zero_i;
+        acc->il_stale = zero_i;
+        acc->il_fault = zero_i;
         size_t i = lo;
         for (; i + 1 < hi; i += 2) {
-            pass2_pair(st, v, t, tq, i, 0, &p2, &acc);
+            pass2_pair(st, v, t, tq, i, 0, &p2, acc);
         }
         if (i < hi) {
             /* The odd cell twice: a duplicate changes no minimum, maximum or first index. */
-            pass2_pair(st, v, t, tq, i, 1, &p2, &acc);
+            pass2_pair(st, v, t, tq, i, 1, &p2, acc);
         }
-        ctx->board_interlock[b] = pass2_interlock(&acc);
+        ctx->board_interlock[b] = pass2_interlock(acc);
     }
-    const long n_faulted = (long)(acc.n_faulted[0] + acc.n_faulted[1]);
-    const long n_temp = (long)(acc.n_temp[0] + acc.n_temp[1]);
-    /* The first index of each extreme: ties resolve to the first cell. */
-    extremes_t es;
-    extremes_t et;
-    es.sum = acc.soc_sum[0] + acc.soc_sum[1];
-    es.lo = lo_of(&acc.soc);
-    es.hi = hi_of(&acc.soc);
-    first_eq(st->soc, NULL, 0, 0, n, &es);
-    et.sum = 0.0;
-    et.lo = lo_of(&acc.temp);
-    et.hi = hi_of(&acc.temp);
-    et.lo_idx = -1;
-    et.hi_idx = -1;
-    if (n_temp > 0) {
-        first_eq(t, st->flags, GG_CELL_T_BAD, 0, n, &et);
+}
+
+/* The first good cell whose SOC (VOLTAGE mode: last plausible voltage) is low_x, the lowest
+ * among good cells; -1 when balancing is off or no cell is good. */
+static long target_cell(const gg_cells_ctx_t *ctx, double low_x)
+{
+    const gg_cells_cfg_t *cfg = ctx->cfg;
+    const gg_cell_state_t *st = ctx->state;
+    if (cfg->bal_mode == GG_BAL_OFF || !(low_x < INFINITY)) {
+        return -1;
+    }
+    const double *x = cfg->bal_mode == GG_BAL_VOLTAGE ? st->v_last : st->soc;
+    for (size_t i = 0; i < ctx->n; i++) {
+        if (x[i] == low_x && gg_cell_good(st, i, cfg)) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* Pass 2 and what it gathered: counts, the SOC and temperature extremes with the index of their
+ * first occurrence (ties resolve to the first cell), and the balancing target cell. */
+static inline __attribute__((always_inline)) void string_pass(const gg_cells_ctx_t *ctx,
+                                                              const double *v, const double *t,
+                                                              const uint8_t *tq, cycle_t *cy)
+{
+    const gg_cell_state_t *restrict st = ctx->state;
+    const size_t n = ctx->n;
+    pass2_acc_t acc;
+    board_pass(ctx, v, t, tq, cy, &acc);
+    cy->n_faulted = (long)(acc.n_faulted[0] + acc.n_faulted[1]);
+    cy->n_temp = (long)(acc.n_temp[0] + acc.n_temp[1]);
+    extremes_t *es = &cy->soc;
+    extremes_t *et = &cy->temp;
+    es->sum = acc.soc_sum[0] + acc.soc_sum[1];
+    es->lo = lo_of(&acc.soc);
+    es->hi = hi_of(&acc.soc);
+    first_eq(st->soc, NULL, 0, 0, n, es);
+    et->sum = 0.0;
+    et->lo = lo_of(&acc.temp);
+    et->hi = hi_of(&acc.temp);
+    et->lo_idx = -1;
+    et->hi_idx = -1;
+    if (cy->n_temp > 0) {
+        first_eq(t, st->flags, GG_CELL_T_BAD, 0, n, et);
     }
     /* The value of that cell: -0.0 and 0.0 compare equal, and the first one is reported. */
-    es.lo = st->soc[es.lo_idx];
-    es.hi = st->soc[es.hi_idx];
-    if (n_temp > 0) {
-        et.lo = t[et.lo_idx];
-        et.hi = t[et.hi_idx];
+    es->lo = st->soc[es->lo_idx];
+    es->hi = st->soc[es->hi_idx];
+    if (cy->n_temp > 0) {
+        et->lo = t[et->lo_idx];
+        et->hi = t[et->hi_idx];
     }
-    long low = -1;
-    const double low_x = lo_of(&acc.low);
-    if (mode != GG_BAL_OFF && low_x < INFINITY) {
-        const double *x = p2.by_voltage ? st->v_last : st->soc;
-        for (size_t i = 0; i < n; i++) {
-            if (x[i] == low_x && gg_cell_good(st, i, cfg)) {
-                low = (long)i;
-                break;
-            }
-        }
-    }
-    ext_close(&et, n_temp);
+    cy->low = target_cell(ctx, lo_of(&acc.low));
+    ext_close(et, cy->n_temp);
+}
 
+/* The summary of the cycle, but for the balancing target and n_bleeding (the plan's). */
+static void write_summary(const gg_cells_ctx_t *ctx, const cycle_t *cy)
+{
     gg_cells_summary_t *sm = ctx->summary;
-    sm->soc_min = es.lo;
-    sm->soc_max = es.hi;
-    sm->soc_mean = es.sum / (double)n;
-    sm->soc_min_idx = es.lo_idx;
-    sm->soc_max_idx = es.hi_idx;
-    sm->v_min = ev.lo;
-    sm->v_max = ev.hi;
-    sm->v_mean = n_plaus > 0 ? ev.sum / (double)n_plaus : NAN;
-    sm->v_spread = ev.hi - ev.lo;
-    sm->v_min_idx = ev.lo_idx;
-    sm->v_max_idx = ev.hi_idx;
-    sm->v_median = med;
-    sm->v_sigma = sigma;
-    sm->t_min = et.lo;
-    sm->t_max = et.hi;
-    sm->t_min_idx = et.lo_idx;
-    sm->t_max_idx = et.hi_idx;
-    sm->n_plausible = n_plaus;
-    sm->n_predict_only = n_predict_only;
-    sm->n_faulted = n_faulted;
+    const extremes_t *es = &cy->soc;
+    const extremes_t *ev = &cy->v;
+    const extremes_t *et = &cy->temp;
+    sm->soc_min = es->lo;
+    sm->soc_max = es->hi;
+    sm->soc_mean = es->sum / (double)ctx->n;
+    sm->soc_min_idx = es->lo_idx;
+    sm->soc_max_idx = es->hi_idx;
+    sm->v_min = ev->lo;
+    sm->v_max = ev->hi;
+    sm->v_mean = cy->n_plaus > 0 ? ev->sum / (double)cy->n_plaus : NAN;
+    sm->v_spread = ev->hi - ev->lo;
+    sm->v_min_idx = ev->lo_idx;
+    sm->v_max_idx = ev->hi_idx;
+    sm->v_median = cy->med;
+    sm->v_sigma = cy->sigma;
+    sm->t_min = et->lo;
+    sm->t_max = et->hi;
+    sm->t_min_idx = et->lo_idx;
+    sm->t_max_idx = et->hi_idx;
+    sm->n_plausible = cy->n_plaus;
+    sm->n_predict_only = cy->n_predict_only;
+    sm->n_faulted = cy->n_faulted;
+}
 
-    gg_cells_plan(ctx, low);
-    return (int)n_faulted;
+/* One cycle, pass by pass; the passes are inlined here, so that they are compiled in both of
+ * this function's clones. */
+GG_V3_CLONE
+int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
+                  const uint8_t *vq, const double *t, const uint8_t *tq)
+{
+    if (!step_args_ok(ctx, dt, v, vq, t, tq)) {
+        return GG_EINVAL;
+    }
+    if (!(dt == ctx->coef_dt)) {
+        refresh_coef(ctx, dt);
+    }
+    cycle_t cy;
+    ekf_pass(ctx, dt, current, v, vq);
+    flag_pass(ctx, dt, v, t, tq, &cy);
+    robust_pass(ctx, &cy);
+    string_pass(ctx, v, t, tq, &cy);
+    write_summary(ctx, &cy);
+    gg_cells_plan(ctx, cy.low);
+    return (int)cy.n_faulted;
 }
