@@ -1,5 +1,7 @@
-/* gridgate native kernels: the public C API. One section per kernel; each section is also the
- * cffi cdef of that kernel (native/cdef/<kernel>.h) so the two cannot drift. */
+/* gridgate native kernels: the public C API. One section per kernel, between the markers
+ * [cdef NAME] and [end cdef]: the build generates each kernel's cffi cdef (native/cdef/NAME.h)
+ * from its section (native/header_cdef.py), so the two cannot drift. What lies outside the
+ * sections is internal to native/. */
 #ifndef GRIDGATE_H
 #define GRIDGATE_H
 
@@ -10,13 +12,16 @@
  * compiled module whose number differs from the one the Python side was written for. */
 #define GG_NATIVE_VERSION 2
 
+/* [cdef core] */
 /* Status codes shared by every kernel. Kernels never abort and never print. */
 #define GG_OK 0
 #define GG_EINVAL (-1)   /* an argument is out of range (size, index, NULL) */
 #define GG_ENOCONV (-2)  /* an iterative method did not converge within its cap */
 
 int gg_native_version(void);
+/* [end cdef] */
 
+/* [cdef stats] */
 /* ---- stats: windowed summaries and report-by-exception (native/stats.c) ----------------------
  * A sample enters the statistics only when its quality is 0 (GOOD) and its value is finite; any
  * other sample only increments `bad`. Arrays of points are contiguous; frames are row-major
@@ -50,7 +55,9 @@ int gg_stats_variance(const gg_stat_t *st, size_t n, double *out);
  * last_reported/last_quality; out_report[i] is 1 or 0. deadband must be >= 0 (inf allowed) and not
  * NaN. Returns the number of reported points, or a negative GG_ status. */
 int gg_rbe(size_t n, const double *value, const uint8_t *quality, double *last_reported, uint8_t *last_quality, const double *deadband, uint8_t *out_report);
+/* [end cdef] */
 
+/* [cdef decode] */
 /* ---- decode: Modbus registers to numbers (native/decode.c) ------------------------------------
  * A register is the 16-bit value (first byte << 8) | second byte. A spec names where one point's
  * value starts in the register block, its type, its byte/word order, and value = raw*scale+offset.
@@ -83,7 +90,9 @@ typedef struct {
 /* Decodes n_points specs from regs[0..n_regs). GG_EINVAL, before anything is written, when a spec
  * reads beyond n_regs or has an unknown type, order or bit index. */
 int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points, double *out, uint8_t *quality);
+/* [end cdef] */
 
+/* [cdef cells] */
 /* ---- cells: per-cell SOC EKF, fault flags, string statistics, balancing plan (native/cells.c,
  * native/balance.c) ------------------------------------------------------------------------------
  * One call of gg_cells_step per measurement cycle for all n cells of a string. Current is the pack
@@ -262,6 +271,7 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
 /* Cells per instruction of the EKF without hysteresis on this CPU: 4 with x86-64-v3 (AVX2), else
  * 2 (SSE2, NEON). */
 int gg_cells_lanes(void);
+/* [end cdef] */
 
 #include <math.h> /* isfinite, for the inlines below */
 
@@ -289,6 +299,7 @@ static inline uint32_t gg_cell_interlock(const gg_cell_state_t *s, size_t i, dou
  * BLEED flag clear; gg_cells_step gathers both in its last pass over the states. */
 void gg_cells_plan(gg_cells_ctx_t *ctx, long low);
 
+/* [cdef loadflow] */
 /* ---- loadflow: unbalanced backward/forward sweep of a radial LV feeder (native/loadflow.c) ----
  * Complex numbers are (re, im) pairs of doubles; a three-phase quantity is 6 doubles (a, b, c).
  * All values are per-unit (power-grid-model's bases: 1 MVA three-phase, u_rated/sqrt(3) per
@@ -364,5 +375,6 @@ int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const in
  * (each step is filled in through scratch[n_nodes*6] doubles, which stays in cache). Steps whose
  * status[t] is not GG_OK (status may be NULL: all converged) are NaN. GG_OK or GG_EINVAL. */
 int gg_lf_expand_u(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *scratch, double *u_out);
+/* [end cdef] */
 
 #endif

@@ -1,3 +1,4 @@
+/* Generated from native/gridgate.h by the build: edit the header, not this file. */
 #define GG_DT_U16 0
 #define GG_DT_I16 1
 #define GG_DT_U32 2

@@ -1,3 +1,4 @@
+/* Generated from native/gridgate.h by the build: edit the header, not this file. */
 typedef struct {
     size_t n_nodes;
     size_t n_kept;

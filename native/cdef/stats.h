@@ -1,3 +1,4 @@
+/* Generated from native/gridgate.h by the build: edit the header, not this file. */
 typedef struct {
     int64_t count;
     int64_t bad;
