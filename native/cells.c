@@ -18,8 +18,8 @@ static const double WINDOW_MADS = 0.25;
 
 enum { CNT_OV = 0, CNT_UV = 1, CNT_OT = 2, CNT_UT = 3, CNT_DEV = 4, CNT_IMPL = 5 };
 
-static const uint32_t DEBOUNCED = GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT
-                                  | GG_CELL_DEVIATION | GG_CELL_IMPLAUSIBLE;
+static const uint32_t DEBOUNCED =
+    GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT | GG_CELL_DEVIATION | GG_CELL_IMPLAUSIBLE;
 
 static int pos_finite(double x) { return isfinite(x) && x > 0.0; }
 
@@ -64,10 +64,9 @@ static int soa_ok(const gg_cells_ctx_t *ctx);
 int gg_cells_check(const gg_cells_ctx_t *ctx)
 {
     if (ctx == NULL || ctx->n == 0 || ctx->n > (size_t)INT32_MAX || ctx->n_ocv < 2
-        || ctx->ocv == NULL || ctx->hyst == NULL || ctx->param == NULL
-        || ctx->cfg == NULL || !soa_ok(ctx) || ctx->scratch == NULL
-        || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
-        || ctx->board_interlock == NULL || ctx->summary == NULL) {
+        || ctx->ocv == NULL || ctx->hyst == NULL || ctx->param == NULL || ctx->cfg == NULL
+        || !soa_ok(ctx) || ctx->scratch == NULL || ctx->excess_ah == NULL || ctx->bleed_s == NULL
+        || ctx->board_mask == NULL || ctx->board_interlock == NULL || ctx->summary == NULL) {
         return GG_EINVAL;
     }
     /* OCV divides the bleed time, so it must be a positive voltage everywhere. */
@@ -97,18 +96,18 @@ static int soa_ok(const gg_cells_ctx_t *ctx)
     const gg_cell_state_t *s = ctx->state;
     const gg_cell_coef_t *c = ctx->coef;
     return s != NULL && c != NULL && s->soc != NULL && s->v1 != NULL && s->h != NULL
-           && s->p00 != NULL && s->p01 != NULL && s->p02 != NULL && s->p11 != NULL
-           && s->p12 != NULL && s->p22 != NULL && s->ocv != NULL && s->v_last != NULL
-           && s->age_s != NULL && s->innov != NULL && s->flags != NULL && s->count != NULL
-           && c->a != NULL && c->b != NULL && c->inv_q != NULL && c->g != NULL && c->r0 != NULL;
+           && s->p00 != NULL && s->p01 != NULL && s->p02 != NULL && s->p11 != NULL && s->p12 != NULL
+           && s->p22 != NULL && s->ocv != NULL && s->v_last != NULL && s->age_s != NULL
+           && s->innov != NULL && s->flags != NULL && s->count != NULL && c->a != NULL
+           && c->b != NULL && c->inv_q != NULL && c->g != NULL && c->r0 != NULL;
 }
 
 int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1,
                    double p0_h)
 {
     if (ctx == NULL || !soa_ok(ctx) || ctx->n == 0 || soc0 == NULL
-        || !(p0_soc >= 0.0 && isfinite(p0_soc) && p0_v1 >= 0.0 && isfinite(p0_v1)
-             && p0_h >= 0.0 && isfinite(p0_h))) {
+        || !(p0_soc >= 0.0 && isfinite(p0_soc) && p0_v1 >= 0.0 && isfinite(p0_v1) && p0_h >= 0.0
+             && isfinite(p0_h))) {
         return GG_EINVAL;
     }
     for (size_t i = 0; i < ctx->n; i++) {
@@ -219,10 +218,11 @@ static inline v1d decay1(v1d x) { return (v1d){decay2((v2d){x[0], x[0]})[0]}; }
 #include "ekf_lanes.h"
 
 /* The EKF over every cell, two at a time, an odd last cell on one lane. */
-static inline __attribute__((always_inline)) void
-ekf_all(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef, size_t n,
-        const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
-        const int with_hyst)
+static inline __attribute__((always_inline)) void ekf_all(const gg_cell_state_t *restrict st,
+                                                          const gg_cell_coef_t *restrict coef,
+                                                          size_t n, const double *restrict v,
+                                                          const uint8_t *restrict vq,
+                                                          const ekf_in_t *k, const int with_hyst)
 {
     const size_t i = ekf_from2(st, coef, 0, n, v, vq, k, with_hyst);
     ekf_from1(st, coef, i, n, v, vq, k, with_hyst);
@@ -289,7 +289,7 @@ static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
 }
 
 static inline uint32_t debounce(uint32_t flags, uint32_t bit, uint8_t *count, int usable, int set,
-                         int clear, const gg_cells_cfg_t *cfg)
+                                int clear, const gg_cells_cfg_t *cfg)
 {
     if (!usable) {
         *count = 0;
@@ -461,7 +461,6 @@ static void ext_close(extremes_t *e, long count)
     }
 }
 
-
 /* Running minimum and maximum of two lanes, values only: the index of the first occurrence is
  * found afterwards by a scan (first_eq), so that ties resolve to the first cell as before. */
 typedef struct {
@@ -541,8 +540,8 @@ typedef struct {
     double *scratch; /* the plausible readings, in cell order */
     long n_plaus;
     long n_predict_only;
-    double v_sum;  /* of the cells taken one by one */
-    v2d v_sum2;    /* of the quiet pairs: a chain of additions half as long */
+    double v_sum; /* of the cells taken one by one */
+    v2d v_sum2;   /* of the quiet pairs: a chain of additions half as long */
     extremes2_t v;
 } pass1_acc_t;
 
@@ -583,16 +582,16 @@ pass1_cell(const gg_cell_state_t *restrict st, const double *restrict v, const d
                       && !(vi < cfg->uv_set) && t_good && !(ti > cfg->ot_set)
                       && !(ti < cfg->ut_set);
     if (!quiet) {
-        fl = debounce(fl, GG_CELL_OV, &cnt[CNT_OV], in_range, vi > cfg->ov_set,
-                      vi < cfg->ov_clear, cfg);
-        fl = debounce(fl, GG_CELL_UV, &cnt[CNT_UV], in_range, vi < cfg->uv_set,
-                      vi > cfg->uv_clear, cfg);
-        fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &cnt[CNT_IMPL], v_good, bad_reading,
-                      !bad_reading, cfg);
-        fl = debounce(fl, GG_CELL_OT, &cnt[CNT_OT], t_good, ti > cfg->ot_set,
-                      ti < cfg->ot_clear, cfg);
-        fl = debounce(fl, GG_CELL_UT, &cnt[CNT_UT], t_good, ti < cfg->ut_set,
-                      ti > cfg->ut_clear, cfg);
+        fl = debounce(fl, GG_CELL_OV, &cnt[CNT_OV], in_range, vi > cfg->ov_set, vi < cfg->ov_clear,
+                      cfg);
+        fl = debounce(fl, GG_CELL_UV, &cnt[CNT_UV], in_range, (vi < cfg->uv_set),
+                      (vi > cfg->uv_clear), cfg);
+        fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &cnt[CNT_IMPL], v_good, bad_reading, !bad_reading,
+                      cfg);
+        fl = debounce(fl, GG_CELL_OT, &cnt[CNT_OT], t_good, ti > cfg->ot_set, ti < cfg->ot_clear,
+                      cfg);
+        fl = debounce(fl, GG_CELL_UT, &cnt[CNT_UT], t_good, (ti < cfg->ut_set),
+                      (ti > cfg->ut_clear), cfg);
     }
     fl |= (uint32_t)!t_good * GG_CELL_T_BAD;
     fl |= (uint32_t)(age > cfg->stale_s) * GG_CELL_STALE;
@@ -943,8 +942,8 @@ static inline __attribute__((always_inline)) void robust_pass(gg_cells_ctx_t *ct
  * flags. Two cells per instruction (see pass2_pair). */
 static inline __attribute__((always_inline)) void board_pass(const gg_cells_ctx_t *ctx,
                                                              const double *v, const double *t,
-                                                             const uint8_t *tq,
-                                                             const cycle_t *cy, pass2_acc_t *acc)
+                                                             const uint8_t *tq, const cycle_t *cy,
+                                                             pass2_acc_t *acc)
 {
     const gg_cells_cfg_t *cfg = ctx->cfg;
     const gg_cell_state_t *restrict st = ctx->state;

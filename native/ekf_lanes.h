@@ -46,8 +46,8 @@ EKF_INLINE void LW(ekf_lanes)(const gg_cell_state_t *restrict s, const gg_cell_c
 
     /* Predict. */
     const VD a = LW(ld)(c->a + i);
-    const VD soc = LW(clamp)(LW(ld)(s->soc + i) - (current * k->dt) * LW(ld)(c->inv_q + i), 0.0,
-                             1.0);
+    const VD soc =
+        LW(clamp)(LW(ld)(s->soc + i) - (current * k->dt) * LW(ld)(c->inv_q + i), 0.0, 1.0);
     const VD v1 = a * LW(ld)(s->v1 + i) + LW(ld)(c->b + i) * current;
     const VD r0 = LW(ld)(c->r0 + i);
     const VD p00 = LW(ld)(s->p00 + i) + k->qs;
@@ -81,8 +81,8 @@ EKF_INLINE void LW(ekf_lanes)(const gg_cell_state_t *restrict s, const gg_cell_c
     if (with_hyst) {
         const VD m0 = LW(gather)(k->hyst, seg);
         const VD dm = LW(gather)(k->hyst + 1, seg) - m0;
-        hm = m0 + f * dm;                 /* d v / d h; d v / d v1 = -1 */
-        h0 = d * span + dm * span * hs;   /* d v / d soc */
+        hm = m0 + f * dm;               /* d v / d h; d v / d v1 = -1 */
+        h0 = d * span + dm * span * hs; /* d v / d soc */
         innov = vi - (ocv_now + hm * hs - v1 - r0 * current);
     } else {
         h0 = d * span;

@@ -193,8 +193,8 @@ static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d gather4(const do
     return (v4d){t[k[0]], t[k[1]], t[k[2]], t[k[3]]};
 }
 
-static inline __attribute__((always_inline)) GG_QUAD_TARGET void merge_low32_4(uint32_t *dst,
-                                                                              v4i m, uint32_t keep)
+static inline __attribute__((always_inline)) GG_QUAD_TARGET void merge_low32_4(uint32_t *dst, v4i m,
+                                                                               uint32_t keep)
 {
     uint32_t fresh[4];
     pack4_low32(m, fresh);

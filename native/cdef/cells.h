@@ -99,7 +99,7 @@ typedef struct {
 int gg_cells_check(const gg_cells_ctx_t *ctx);
 int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1,
                    double p0_h);
-int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v, const uint8_t *vq,
-                  const double *t, const uint8_t *tq);
+int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
+                  const uint8_t *vq, const double *t, const uint8_t *tq);
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
 int gg_cells_lanes(void);

@@ -18,4 +18,5 @@ typedef struct {
     double scale;
     double offset;
 } gg_decode_spec_t;
-int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points, double *out, uint8_t *quality);
+int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points,
+              double *out, uint8_t *quality);
