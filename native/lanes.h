@@ -1,7 +1,10 @@
 /* Two doubles per instruction (SSE2 on x86-64, NEON on aarch64) through GCC vector extensions,
  * with no compiler flag: the kernels of cells.c and balance.c process two cells at a time.
  * Lanes are selected with masks rather than branches, and comparisons are written so that a
- * NaN selects what the scalar code's comparison would. Internal to native/, not in the cdef. */
+ * NaN selects what the scalar code's comparison would. Each width (v1d: one lane, v2d, v4d) has
+ * the same set of primitives under the same names with its width as suffix (ld2, sel4, ...), so
+ * that code written once over them (ekf_lanes.h) compiles for each. Internal to native/, not in
+ * the cdef. */
 #ifndef GG_LANES_H
 #define GG_LANES_H
 
