@@ -207,7 +207,7 @@ static inline uint32_t ekf_bits(uint32_t old, int v_good, int in_range, int gate
            | (uint32_t)gate_fail * GATE_FAIL;
 }
 
-/* decay2 on one lane and on four: the same series per lane by construction. */
+/* decay2 on one lane (and decay4 below on four): the same series per lane by construction. */
 static inline v1d decay1(v1d x) { return (v1d){decay2((v2d){x[0], x[0]})[0]}; }
 
 #define EKF_W 1
@@ -229,6 +229,7 @@ static inline __attribute__((always_inline)) void ekf_all(const gg_cell_state_t 
 }
 
 #if GG_QUAD
+/* decay2 on four lanes: two halves through decay2 itself. */
 static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d decay4(v4d x)
 {
     const v2d lo = decay2((v2d){x[0], x[1]});
