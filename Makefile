@@ -29,6 +29,7 @@ lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	clang-format --dry-run --Werror native/*.c native/*.h  # style: .clang-format (cdef/ is generated)
 
 format:
 	$(VENV)/bin/ruff format .

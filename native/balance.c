@@ -68,10 +68,10 @@ static long lowest_good(const gg_cell_state_t *st, size_t n, const gg_cells_cfg_
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq)
 {
     if (ctx == NULL || t == NULL || tq == NULL || ctx->n == 0 || ctx->state == NULL
-        || ctx->param == NULL || ctx->cfg == NULL || ctx->excess_ah == NULL
-        || ctx->bleed_s == NULL || ctx->board_mask == NULL || ctx->board_interlock == NULL
-        || ctx->summary == NULL || ctx->state->flags == NULL || ctx->state->soc == NULL
-        || ctx->state->v_last == NULL || ctx->state->age_s == NULL || ctx->cfg->cells_per_board < 1
+        || ctx->param == NULL || ctx->cfg == NULL || ctx->excess_ah == NULL || ctx->bleed_s == NULL
+        || ctx->board_mask == NULL || ctx->board_interlock == NULL || ctx->summary == NULL
+        || ctx->state->flags == NULL || ctx->state->soc == NULL || ctx->state->v_last == NULL
+        || ctx->state->age_s == NULL || ctx->cfg->cells_per_board < 1
         || ctx->cfg->cells_per_board > 32) {
         return GG_EINVAL;
     }
@@ -109,10 +109,10 @@ typedef struct {
     const gg_cell_param_t *par;
     double *excess_ah;
     double *bleed_s;
-    double ref_soc;  /* the SOC every cell is bled down to; NaN without a target */
-    double target;   /* of the score: SOC, or voltage in VOLTAGE mode */
+    double ref_soc; /* the SOC every cell is bled down to; NaN without a target */
+    double target;  /* of the score: SOC, or voltage in VOLTAGE mode */
     double window;
-    double k_time;   /* 3600 bal_bleed_ohm: hours to seconds over the bleed conductance */
+    double k_time; /* 3600 bal_bleed_ohm: hours to seconds over the bleed conductance */
     int by_voltage;
     int max_on;
 } plan_in_t;

@@ -18,8 +18,8 @@ static const double WINDOW_MADS = 0.25;
 
 enum { CNT_OV = 0, CNT_UV = 1, CNT_OT = 2, CNT_UT = 3, CNT_DEV = 4, CNT_IMPL = 5 };
 
-static const uint32_t DEBOUNCED = GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT
-                                  | GG_CELL_DEVIATION | GG_CELL_IMPLAUSIBLE;
+static const uint32_t DEBOUNCED =
+    GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT | GG_CELL_DEVIATION | GG_CELL_IMPLAUSIBLE;
 
 static int pos_finite(double x) { return isfinite(x) && x > 0.0; }
 
@@ -64,10 +64,9 @@ static int soa_ok(const gg_cells_ctx_t *ctx);
 int gg_cells_check(const gg_cells_ctx_t *ctx)
 {
     if (ctx == NULL || ctx->n == 0 || ctx->n > (size_t)INT32_MAX || ctx->n_ocv < 2
-        || ctx->ocv == NULL || ctx->hyst == NULL || ctx->param == NULL
-        || ctx->cfg == NULL || !soa_ok(ctx) || ctx->scratch == NULL
-        || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
-        || ctx->board_interlock == NULL || ctx->summary == NULL) {
+        || ctx->ocv == NULL || ctx->hyst == NULL || ctx->param == NULL || ctx->cfg == NULL
+        || !soa_ok(ctx) || ctx->scratch == NULL || ctx->excess_ah == NULL || ctx->bleed_s == NULL
+        || ctx->board_mask == NULL || ctx->board_interlock == NULL || ctx->summary == NULL) {
         return GG_EINVAL;
     }
     /* OCV divides the bleed time, so it must be a positive voltage everywhere. */
@@ -90,7 +89,6 @@ int gg_cells_check(const gg_cells_ctx_t *ctx)
 }
 
 static inline double clamp01(double x) { return x < 0.0 ? 0.0 : (x > 1.0 ? 1.0 : x); }
-static inline double clamp11(double x) { return x < -1.0 ? -1.0 : (x > 1.0 ? 1.0 : x); }
 
 /* Every array of the state and of the coefficient cache is set. */
 static int soa_ok(const gg_cells_ctx_t *ctx)
@@ -98,18 +96,18 @@ static int soa_ok(const gg_cells_ctx_t *ctx)
     const gg_cell_state_t *s = ctx->state;
     const gg_cell_coef_t *c = ctx->coef;
     return s != NULL && c != NULL && s->soc != NULL && s->v1 != NULL && s->h != NULL
-           && s->p00 != NULL && s->p01 != NULL && s->p02 != NULL && s->p11 != NULL
-           && s->p12 != NULL && s->p22 != NULL && s->ocv != NULL && s->v_last != NULL
-           && s->age_s != NULL && s->innov != NULL && s->flags != NULL && s->count != NULL
-           && c->a != NULL && c->b != NULL && c->inv_q != NULL && c->g != NULL && c->r0 != NULL;
+           && s->p00 != NULL && s->p01 != NULL && s->p02 != NULL && s->p11 != NULL && s->p12 != NULL
+           && s->p22 != NULL && s->ocv != NULL && s->v_last != NULL && s->age_s != NULL
+           && s->innov != NULL && s->flags != NULL && s->count != NULL && c->a != NULL
+           && c->b != NULL && c->inv_q != NULL && c->g != NULL && c->r0 != NULL;
 }
 
 int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1,
                    double p0_h)
 {
     if (ctx == NULL || !soa_ok(ctx) || ctx->n == 0 || soc0 == NULL
-        || !(p0_soc >= 0.0 && isfinite(p0_soc) && p0_v1 >= 0.0 && isfinite(p0_v1)
-             && p0_h >= 0.0 && isfinite(p0_h))) {
+        || !(p0_soc >= 0.0 && isfinite(p0_soc) && p0_v1 >= 0.0 && isfinite(p0_v1) && p0_h >= 0.0
+             && isfinite(p0_h))) {
         return GG_EINVAL;
     }
     for (size_t i = 0; i < ctx->n; i++) {
@@ -142,16 +140,12 @@ int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, doubl
     return GG_OK;
 }
 
-/* OCV and the hysteresis half gap M, piecewise linear on the same uniform grid: one segment
- * index for both, the slopes of the segment are the derivatives. The index is clamped to the
- * table, so values outside 0..1 extrapolate the end segments. It is floor(x) clamped to 0..m-2,
- * computed by truncation where x is positive (a conversion is far cheaper than floor() without
- * SSE4.1). */
-typedef struct {
-    double ocv, slope, m, m_slope;
-} lookup_t;
-
-static inline lookup_t lookup(const double *ocv, const double *hyst, size_t m, double soc)
+/* The OCV of one SOC: piecewise linear on a uniform grid of m points over 0..1, the index of the
+ * segment clamped to the table (values outside 0..1 extrapolate the end segments). The index is
+ * floor(x) clamped to 0..m-2, computed by truncation where x is positive (a conversion is far
+ * cheaper than floor() without SSE4.1). The EKF's form, with the hysteresis table and the slopes,
+ * is in ekf_lanes.h; this one serves the cycles without a current. */
+static inline double ocv_at(const double *ocv, size_t m, double soc)
 {
     const double span = (double)(m - 1);
     const double x = soc * span;
@@ -162,35 +156,7 @@ static inline lookup_t lookup(const double *ocv, const double *hyst, size_t m, d
         k = (size_t)x;
     }
     const double f = x - (double)k;
-    const double d = ocv[k + 1] - ocv[k];
-    const double dm = hyst[k + 1] - hyst[k];
-    lookup_t r;
-    r.ocv = ocv[k] + f * d;
-    r.slope = d * span;
-    r.m = hyst[k] + f * dm;
-    r.m_slope = dm * span;
-    return r;
-}
-
-/* lookup without the hysteresis table (m and m_slope left 0). */
-static inline lookup_t lookup_ocv(const double *ocv, size_t m, double soc)
-{
-    const double span = (double)(m - 1);
-    const double x = soc * span;
-    size_t k = 0;
-    if (x >= span - 1.0) {
-        k = m - 2;
-    } else if (x > 0.0) {
-        k = (size_t)x;
-    }
-    const double f = x - (double)k;
-    const double d = ocv[k + 1] - ocv[k];
-    lookup_t r;
-    r.ocv = ocv[k] + f * d;
-    r.slope = d * span;
-    r.m = 0.0;
-    r.m_slope = 0.0;
-    return r;
+    return ocv[k] + f * (ocv[k + 1] - ocv[k]);
 }
 
 /* The hysteresis decay exp(-x), x = g |I| >= 0, is about 1e-3 at rack currents. There it is the
@@ -241,246 +207,29 @@ static inline uint32_t ekf_bits(uint32_t old, int v_good, int in_range, int gate
            | (uint32_t)gate_fail * GATE_FAIL;
 }
 
-/* Predict and (when the reading is plausible and passes the gate) update cell i. With
- * with_hyst == 0 the caller guarantees hyst_gamma == 0 and M == 0 on the whole grid: then h
- * does not reach the voltage, and the filter is the two-state one (SOC, v1): h and its
- * covariance entries p02, p12, p22 keep the values they have, and no term of theirs is
- * computed (about a sixth of the EKF's time). */
-static inline __attribute__((always_inline)) void
-ekf_cell(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i, double vi,
-         uint8_t vqi, const ekf_in_t *k, const int with_hyst)
+/* decay2 on one lane (and decay4 below on four): the same series per lane by construction. */
+static inline v1d decay1(v1d x) { return (v1d){decay2((v2d){x[0], x[0]})[0]}; }
+
+#define EKF_W 1
+#define EKF_TARGET
+#include "ekf_lanes.h"
+#define EKF_W 2
+#define EKF_TARGET
+#include "ekf_lanes.h"
+
+/* The EKF over every cell, two at a time, an odd last cell on one lane. */
+static inline __attribute__((always_inline)) void ekf_all(const gg_cell_state_t *restrict st,
+                                                          const gg_cell_coef_t *restrict coef,
+                                                          size_t n, const double *restrict v,
+                                                          const uint8_t *restrict vq,
+                                                          const ekf_in_t *k, const int with_hyst)
 {
-    const int v_good = vqi == Q_GOOD && isfinite(vi);
-    const int in_range = v_good && vi >= k->v_lo && vi <= k->v_hi;
-    const double current = k->current;
-    const double a = c->a[i];
-    const double soc = clamp01(s->soc[i] - (current * k->dt) * c->inv_q[i]);
-    const double v1 = a * s->v1[i] + c->b[i] * current;
-    const double r0 = c->r0[i];
-    double hs, p02, p12, p22, h0, hm, innov;
-    const double p00 = s->p00[i] + k->qs;
-    const double p01 = a * s->p01[i];
-    const double p11 = a * a * s->p11[i] + k->qv;
-    double ocv_now;
-    if (with_hyst) {
-        const double x = c->g[i] * k->abs_i;
-        const double d = k->decay ? decay2((v2d){x, x})[0] : 1.0;
-        hs = clamp11(d * s->h[i] - (1.0 - d) * k->sgn_i);
-        p02 = d * s->p02[i];
-        p12 = a * d * s->p12[i];
-        p22 = d * d * s->p22[i] + k->qh;
-        const lookup_t lk = lookup(k->ocv, k->hyst, k->m, soc);
-        h0 = lk.slope + lk.m_slope * hs; /* d v / d soc */
-        hm = lk.m;                       /* d v / d h; d v / d v1 = -1 */
-        ocv_now = lk.ocv;
-        innov = vi - (lk.ocv + hm * hs - v1 - r0 * current);
-    } else {
-        hs = s->h[i];
-        p02 = s->p02[i];
-        p12 = s->p12[i];
-        p22 = s->p22[i];
-        const lookup_t lk = lookup_ocv(k->ocv, k->m, soc);
-        h0 = lk.slope;
-        hm = 0.0;
-        ocv_now = lk.ocv;
-        innov = vi - (lk.ocv - v1 - r0 * current);
-    }
-    const int gate_fail = v_good && !(fabs(innov) <= k->jump_v);
-    const int used = in_range && !gate_fail;
-    s->ocv[i] = ocv_now;
-    s->innov[i] = v_good ? innov : NAN;
-    s->flags[i] = ekf_bits(s->flags[i], v_good, in_range, gate_fail, used);
-    if (used) {
-        double ph0, ph1, ph2, inv_s;
-        if (with_hyst) {
-            ph0 = p00 * h0 - p01 + p02 * hm;
-            ph1 = p01 * h0 - p11 + p12 * hm;
-            ph2 = p02 * h0 - p12 + p22 * hm;
-            inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + k->r_v);
-        } else {
-            ph0 = p00 * h0 - p01;
-            ph1 = p01 * h0 - p11;
-            ph2 = 0.0; /* h is not tracked */
-            inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
-        }
-        const double k0 = ph0 * inv_s;
-        const double k1 = ph1 * inv_s;
-        const double k2 = ph2 * inv_s;
-        s->soc[i] = clamp01(soc + k0 * innov);
-        s->v1[i] = v1 + k1 * innov;
-        s->p00[i] = p00 - k0 * ph0;
-        s->p01[i] = p01 - k0 * ph1;
-        s->p11[i] = p11 - k1 * ph1;
-        if (with_hyst) {
-            s->h[i] = clamp11(hs + k2 * innov);
-            s->p02[i] = p02 - k0 * ph2;
-            s->p12[i] = p12 - k1 * ph2;
-            s->p22[i] = p22 - k2 * ph2;
-        }
-    } else {
-        s->soc[i] = soc;
-        s->v1[i] = v1;
-        s->h[i] = hs;
-        s->p00[i] = p00;
-        s->p01[i] = p01;
-        s->p02[i] = p02;
-        s->p11[i] = p11;
-        s->p12[i] = p12;
-        s->p22[i] = p22;
-    }
-}
-
-/* x < lo ? lo : (x > hi ? hi : x) per lane (lo < hi), in two instructions: min2 and max2
- * return their second operand unless the first wins strictly, so a NaN x stays NaN and -0.0
- * stays -0.0, as in the scalar clamp. */
-static inline v2d clamp2(v2d x, double lo, double hi)
-{
-    const v2d vlo = {lo, lo};
-    const v2d vhi = {hi, hi};
-    return min2(vhi, max2(vlo, x));
-}
-
-/* The segment index of lookup_ocv for one lane: x clamped to [0, span - 1] (NaN to 0) and
- * truncated, which is floor(x) clamped to 0..m-2 as lookup_ocv computes it. */
-static inline int64_t seg1(double x, double top)
-{
-    const double xc = x > 0.0 ? x : 0.0;
-    return (int64_t)(xc >= top ? top : xc);
-}
-
-/* ekf_cell for cells i and i + 1: the same operations in the same order, two cells per
- * instruction. A cell without the update gets gains and innovation 0: its state plus or minus
- * 0 times a finite number is the prediction exactly (soc and h are already inside their
- * clamps), so no lane is selected afterwards. */
-static inline __attribute__((always_inline)) void
-ekf_pair(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i,
-         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
-         const int with_hyst)
-{
-    const double current = k->current;
-    const v2d vi = ld2(v + i);
-    const v2i q_good = {-(int64_t)(vq[i] == Q_GOOD), -(int64_t)(vq[i + 1] == Q_GOOD)};
-    const v2d zero = {0.0, 0.0};
-    const v2i v_good = q_good & ((vi - vi) == zero); /* inf - inf and NaN - NaN are NaN */
-    const v2d v_lo = {k->v_lo, k->v_lo};
-    const v2d v_hi = {k->v_hi, k->v_hi};
-    const v2i in_range = v_good & (vi >= v_lo) & (vi <= v_hi);
-
-    /* Predict. */
-    const v2d a = ld2(c->a + i);
-    const v2d soc = clamp2(ld2(s->soc + i) - (current * k->dt) * ld2(c->inv_q + i), 0.0, 1.0);
-    const v2d v1 = a * ld2(s->v1 + i) + ld2(c->b + i) * current;
-    const v2d r0 = ld2(c->r0 + i);
-    const v2d p00 = ld2(s->p00 + i) + k->qs;
-    const v2d p01 = a * ld2(s->p01 + i);
-    const v2d p11 = a * a * ld2(s->p11 + i) + k->qv;
-    v2d hs = zero;
-    v2d p02 = zero;
-    v2d p12 = zero;
-    v2d p22 = zero;
-    if (with_hyst) {
-        v2d d = {1.0, 1.0};
-        if (k->decay) {
-            d = decay2(ld2(c->g + i) * k->abs_i);
-        }
-        hs = clamp2(d * ld2(s->h + i) - (1.0 - d) * k->sgn_i, -1.0, 1.0);
-        p02 = d * ld2(s->p02 + i);
-        p12 = a * d * ld2(s->p12 + i);
-        p22 = d * d * ld2(s->p22 + i) + k->qh;
-    }
-
-    /* The measurement: OCV (and M) on the segment of the predicted SOC. */
-    const double *ocv = k->ocv;
-    const double span = (double)(k->m - 1);
-    const v2d x = soc * span;
-    const int64_t k0 = seg1(x[0], span - 1.0);
-    const int64_t k1 = seg1(x[1], span - 1.0);
-    const v2d fk = {(double)k0, (double)k1};
-    const v2d o0 = {ocv[k0], ocv[k1]};
-    const v2d o1 = {ocv[k0 + 1], ocv[k1 + 1]};
-    const v2d f = x - fk;
-    const v2d d = o1 - o0;
-    const v2d ocv_now = o0 + f * d;
-    v2d h0;
-    v2d hm = zero;
-    v2d innov;
-    if (with_hyst) {
-        const double *hy = k->hyst;
-        const v2d m0 = {hy[k0], hy[k1]};
-        const v2d dm = (v2d){hy[k0 + 1], hy[k1 + 1]} - m0;
-        hm = m0 + f * dm;
-        h0 = d * span + dm * span * hs;
-        innov = vi - (ocv_now + hm * hs - v1 - r0 * current);
-    } else {
-        h0 = d * span;
-        innov = vi - (ocv_now - v1 - r0 * current);
-    }
-    const v2i abs_mask = {INT64_MAX, INT64_MAX};
-    const v2d abs_innov = (v2d)((v2i)innov & abs_mask);
-    const v2d jump = {k->jump_v, k->jump_v};
-    const v2i gate_fail = v_good & ~(abs_innov <= jump);
-    const v2i used = in_range & ~gate_fail;
-    st2(s->ocv + i, ocv_now);
-    const v2d nan2 = {NAN, NAN};
-    st2(s->innov + i, sel2(v_good, innov, nan2));
-    /* ekf_bits for both lanes at once (masks are all ones or all zeros), both cells' flags in
-     * one 64-bit read and write (the same layout either way round). */
-    const v2i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
-                     | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
-    uint64_t both;
-    uint64_t fresh = pack_low32(bits);
-    memcpy(&both, s->flags + i, sizeof both);
-    both = (both & ((uint64_t)DEBOUNCED << 32 | DEBOUNCED)) | fresh;
-    memcpy(s->flags + i, &both, sizeof both);
-
-    /* Update, with gains masked to 0 where it does not run. */
-    v2d ph0, ph1, ph2, inv_s;
-    if (with_hyst) {
-        ph0 = p00 * h0 - p01 + p02 * hm;
-        ph1 = p01 * h0 - p11 + p12 * hm;
-        ph2 = p02 * h0 - p12 + p22 * hm;
-        inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + k->r_v);
-    } else {
-        ph0 = p00 * h0 - p01;
-        ph1 = p01 * h0 - p11;
-        ph2 = zero; /* h is not tracked */
-        inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
-    }
-    const v2d innov_u = (v2d)(used & (v2i)innov);
-    const v2d g0 = (v2d)(used & (v2i)(ph0 * inv_s));
-    const v2d g1 = (v2d)(used & (v2i)(ph1 * inv_s));
-    st2(s->soc + i, clamp2(soc + g0 * innov_u, 0.0, 1.0));
-    st2(s->v1 + i, v1 + g1 * innov_u);
-    st2(s->p00 + i, p00 - g0 * ph0);
-    st2(s->p01 + i, p01 - g0 * ph1);
-    st2(s->p11 + i, p11 - g1 * ph1);
-    if (with_hyst) {
-        const v2d g2 = (v2d)(used & (v2i)(ph2 * inv_s));
-        st2(s->h + i, clamp2(hs + g2 * innov_u, -1.0, 1.0));
-        st2(s->p02 + i, p02 - g0 * ph2);
-        st2(s->p12 + i, p12 - g1 * ph2);
-        st2(s->p22 + i, p22 - g2 * ph2);
-    }
-}
-
-/* The EKF over every cell, two at a time; an odd last cell goes through ekf_cell. */
-static inline __attribute__((always_inline)) void
-ekf_all(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef, size_t n,
-        const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
-        const int with_hyst)
-{
-    const size_t n2 = n & ~(size_t)1;
-    for (size_t i = 0; i < n2; i += 2) {
-        ekf_pair(st, coef, i, v, vq, k, with_hyst);
-    }
-    if (n2 < n) {
-        ekf_cell(st, coef, n2, v[n2], vq[n2], k, with_hyst);
-    }
+    const size_t i = ekf_from2(st, coef, 0, n, v, vq, k, with_hyst);
+    ekf_from1(st, coef, i, n, v, vq, k, with_hyst);
 }
 
 #if GG_QUAD
-/* decay2 on four lanes: two halves through decay2 itself, so the series is written once and
- * two and four lanes take the same operations per lane by construction. */
+/* decay2 on four lanes: two halves through decay2 itself. */
 static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d decay4(v4d x)
 {
     const v2d lo = decay2((v2d){x[0], x[1]});
@@ -488,131 +237,20 @@ static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d decay4(v4d x)
     return (v4d){lo[0], lo[1], hi[0], hi[1]};
 }
 
-/* ekf_pair for cells i..i + 3, the same operations in the same order on four lanes (so the same
- * bits: C99 never contracts to FMA, and the flags and clamps follow the same rules).
- * gg_cells_step uses it where the CPU has x86-64-v3; tests run both and compare. */
-static inline __attribute__((always_inline)) GG_QUAD_TARGET void
-ekf_quad(const gg_cell_state_t *restrict s, const gg_cell_coef_t *restrict c, size_t i,
-         const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
-         const int with_hyst)
-{
-    const double current = k->current;
-    const v4d vi = ld4(v + i);
-    const v4i q_good = {-(int64_t)(vq[i] == Q_GOOD), -(int64_t)(vq[i + 1] == Q_GOOD),
-                        -(int64_t)(vq[i + 2] == Q_GOOD), -(int64_t)(vq[i + 3] == Q_GOOD)};
-    const v4d zero = splat4(0.0);
-    const v4i v_good = q_good & ((vi - vi) == zero); /* inf - inf and NaN - NaN are NaN */
-    const v4i in_range = v_good & (vi >= splat4(k->v_lo)) & (vi <= splat4(k->v_hi));
+#define EKF_W 4
+#define EKF_TARGET GG_QUAD_TARGET
+#include "ekf_lanes.h"
 
-    /* Predict. */
-    const v4d a = ld4(c->a + i);
-    const v4d soc = min4(splat4(1.0),
-                         max4(zero, ld4(s->soc + i) - (current * k->dt) * ld4(c->inv_q + i)));
-    const v4d v1 = a * ld4(s->v1 + i) + ld4(c->b + i) * current;
-    const v4d r0 = ld4(c->r0 + i);
-    const v4d p00 = ld4(s->p00 + i) + k->qs;
-    const v4d p01 = a * ld4(s->p01 + i);
-    const v4d p11 = a * a * ld4(s->p11 + i) + k->qv;
-    v4d hs = zero;
-    v4d p02 = zero;
-    v4d p12 = zero;
-    v4d p22 = zero;
-    if (with_hyst) {
-        const v4d d = k->decay ? decay4(ld4(c->g + i) * k->abs_i) : splat4(1.0);
-        hs = min4(splat4(1.0), max4(splat4(-1.0), d * ld4(s->h + i) - (1.0 - d) * k->sgn_i));
-        p02 = d * ld4(s->p02 + i);
-        p12 = a * d * ld4(s->p12 + i);
-        p22 = d * d * ld4(s->p22 + i) + k->qh;
-    }
-
-    /* The measurement: OCV (and M) on the segment of the predicted SOC. */
-    const double *ocv = k->ocv;
-    const double span = (double)(k->m - 1);
-    const v4d x = soc * span;
-    const int64_t k0 = seg1(x[0], span - 1.0);
-    const int64_t k1 = seg1(x[1], span - 1.0);
-    const int64_t k2 = seg1(x[2], span - 1.0);
-    const int64_t k3 = seg1(x[3], span - 1.0);
-    const v4d fk = {(double)k0, (double)k1, (double)k2, (double)k3};
-    const v4d o0 = {ocv[k0], ocv[k1], ocv[k2], ocv[k3]};
-    const v4d o1 = {ocv[k0 + 1], ocv[k1 + 1], ocv[k2 + 1], ocv[k3 + 1]};
-    const v4d f = x - fk;
-    const v4d d = o1 - o0;
-    const v4d ocv_now = o0 + f * d;
-    v4d h0;
-    v4d hm = zero;
-    v4d innov;
-    if (with_hyst) {
-        const double *hy = k->hyst;
-        const v4d m0 = {hy[k0], hy[k1], hy[k2], hy[k3]};
-        const v4d dm = (v4d){hy[k0 + 1], hy[k1 + 1], hy[k2 + 1], hy[k3 + 1]} - m0;
-        hm = m0 + f * dm;
-        h0 = d * span + dm * span * hs;
-        innov = vi - (ocv_now + hm * hs - v1 - r0 * current);
-    } else {
-        h0 = d * span;
-        innov = vi - (ocv_now - v1 - r0 * current);
-    }
-    const v4i abs_mask = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
-    const v4d abs_innov = (v4d)((v4i)innov & abs_mask);
-    const v4i gate_fail = v_good & ~(abs_innov <= splat4(k->jump_v));
-    const v4i used = in_range & ~gate_fail;
-    st4(s->ocv + i, ocv_now);
-    st4(s->innov + i, sel4(v_good, innov, splat4(NAN)));
-    const v4i bits = (~used & GG_CELL_PREDICT_ONLY) | (~v_good & GG_CELL_V_BAD)
-                     | (in_range & IN_RANGE) | (gate_fail & GATE_FAIL);
-    uint32_t fresh[4];
-    pack4_low32(bits, fresh);
-    for (int l = 0; l < 4; l++) {
-        s->flags[i + (size_t)l] = (s->flags[i + (size_t)l] & DEBOUNCED) | fresh[l];
-    }
-
-    /* Update, with gains masked to 0 where it does not run. */
-    v4d ph0, ph1, ph2, inv_s;
-    if (with_hyst) {
-        ph0 = p00 * h0 - p01 + p02 * hm;
-        ph1 = p01 * h0 - p11 + p12 * hm;
-        ph2 = p02 * h0 - p12 + p22 * hm;
-        inv_s = 1.0 / (h0 * ph0 - ph1 + hm * ph2 + k->r_v);
-    } else {
-        ph0 = p00 * h0 - p01;
-        ph1 = p01 * h0 - p11;
-        ph2 = zero; /* h is not tracked */
-        inv_s = 1.0 / (h0 * ph0 - ph1 + k->r_v);
-    }
-    const v4d innov_u = (v4d)(used & (v4i)innov);
-    const v4d g0 = (v4d)(used & (v4i)(ph0 * inv_s));
-    const v4d g1 = (v4d)(used & (v4i)(ph1 * inv_s));
-    st4(s->soc + i, min4(splat4(1.0), max4(zero, soc + g0 * innov_u)));
-    st4(s->v1 + i, v1 + g1 * innov_u);
-    st4(s->p00 + i, p00 - g0 * ph0);
-    st4(s->p01 + i, p01 - g0 * ph1);
-    st4(s->p11 + i, p11 - g1 * ph1);
-    if (with_hyst) {
-        const v4d g2 = (v4d)(used & (v4i)(ph2 * inv_s));
-        st4(s->h + i, min4(splat4(1.0), max4(splat4(-1.0), hs + g2 * innov_u)));
-        st4(s->p02 + i, p02 - g0 * ph2);
-        st4(s->p12 + i, p12 - g1 * ph2);
-        st4(s->p22 + i, p22 - g2 * ph2);
-    }
-}
-
-/* The EKF over every cell, four at a time, the rest as ekf_all does. */
+/* The EKF over every cell, four at a time, the rest as ekf_all does. gg_cells_step uses it where
+ * the CPU has x86-64-v3; tests run both and compare. */
 static inline __attribute__((always_inline)) GG_QUAD_TARGET void
 ekf_all_quad(const gg_cell_state_t *restrict st, const gg_cell_coef_t *restrict coef, size_t n,
              const double *restrict v, const uint8_t *restrict vq, const ekf_in_t *k,
              const int with_hyst)
 {
-    const size_t n4 = n & ~(size_t)3;
-    for (size_t i = 0; i < n4; i += 4) {
-        ekf_quad(st, coef, i, v, vq, k, with_hyst);
-    }
-    for (size_t i = n4; i + 1 < n; i += 2) {
-        ekf_pair(st, coef, i, v, vq, k, with_hyst);
-    }
-    if (n % 2 == 1) {
-        ekf_cell(st, coef, n - 1, v[n - 1], vq[n - 1], k, with_hyst);
-    }
+    size_t i = ekf_from4(st, coef, 0, n, v, vq, k, with_hyst);
+    i = ekf_from2(st, coef, i, n, v, vq, k, with_hyst);
+    ekf_from1(st, coef, i, n, v, vq, k, with_hyst);
 }
 
 /* The two copies gg_cells_step chooses from on x86-64-v3. */
@@ -652,7 +290,7 @@ static void refresh_coef(gg_cells_ctx_t *ctx, double dt)
 }
 
 static inline uint32_t debounce(uint32_t flags, uint32_t bit, uint8_t *count, int usable, int set,
-                         int clear, const gg_cells_cfg_t *cfg)
+                                int clear, const gg_cells_cfg_t *cfg)
 {
     if (!usable) {
         *count = 0;
@@ -824,7 +462,6 @@ static void ext_close(extremes_t *e, long count)
     }
 }
 
-
 /* Running minimum and maximum of two lanes, values only: the index of the first occurrence is
  * found afterwards by a scan (first_eq), so that ties resolve to the first cell as before. */
 typedef struct {
@@ -904,8 +541,8 @@ typedef struct {
     double *scratch; /* the plausible readings, in cell order */
     long n_plaus;
     long n_predict_only;
-    double v_sum;  /* of the cells taken one by one */
-    v2d v_sum2;    /* of the quiet pairs: a chain of additions half as long */
+    double v_sum; /* of the cells taken one by one */
+    v2d v_sum2;   /* of the quiet pairs: a chain of additions half as long */
     extremes2_t v;
 } pass1_acc_t;
 
@@ -946,16 +583,16 @@ pass1_cell(const gg_cell_state_t *restrict st, const double *restrict v, const d
                       && !(vi < cfg->uv_set) && t_good && !(ti > cfg->ot_set)
                       && !(ti < cfg->ut_set);
     if (!quiet) {
-        fl = debounce(fl, GG_CELL_OV, &cnt[CNT_OV], in_range, vi > cfg->ov_set,
-                      vi < cfg->ov_clear, cfg);
-        fl = debounce(fl, GG_CELL_UV, &cnt[CNT_UV], in_range, vi < cfg->uv_set,
-                      vi > cfg->uv_clear, cfg);
-        fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &cnt[CNT_IMPL], v_good, bad_reading,
-                      !bad_reading, cfg);
-        fl = debounce(fl, GG_CELL_OT, &cnt[CNT_OT], t_good, ti > cfg->ot_set,
-                      ti < cfg->ot_clear, cfg);
-        fl = debounce(fl, GG_CELL_UT, &cnt[CNT_UT], t_good, ti < cfg->ut_set,
-                      ti > cfg->ut_clear, cfg);
+        fl = debounce(fl, GG_CELL_OV, &cnt[CNT_OV], in_range, vi > cfg->ov_set, vi < cfg->ov_clear,
+                      cfg);
+        fl = debounce(fl, GG_CELL_UV, &cnt[CNT_UV], in_range, (vi < cfg->uv_set),
+                      (vi > cfg->uv_clear), cfg);
+        fl = debounce(fl, GG_CELL_IMPLAUSIBLE, &cnt[CNT_IMPL], v_good, bad_reading, !bad_reading,
+                      cfg);
+        fl = debounce(fl, GG_CELL_OT, &cnt[CNT_OT], t_good, ti > cfg->ot_set, ti < cfg->ot_clear,
+                      cfg);
+        fl = debounce(fl, GG_CELL_UT, &cnt[CNT_UT], t_good, (ti < cfg->ut_set),
+                      (ti > cfg->ut_clear), cfg);
     }
     fl |= (uint32_t)!t_good * GG_CELL_T_BAD;
     fl |= (uint32_t)(age > cfg->stale_s) * GG_CELL_STALE;
@@ -1126,46 +763,72 @@ static inline uint32_t pass2_interlock(const pass2_acc_t *a)
            | (uint32_t)((a->il_fault[0] | a->il_fault[1]) != 0) * GG_BAL_IL_FAULT;
 }
 
-GG_V3_CLONE
-int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
-                  const uint8_t *vq, const double *t, const uint8_t *tq)
+/* What the passes of one cycle hand on to the later ones and to the summary. */
+typedef struct {
+    extremes_t v; /* plausible voltages */
+    extremes_t soc;
+    extremes_t temp; /* GOOD finite temperatures */
+    long n_plaus;
+    long n_predict_only;
+    long n_faulted;
+    long n_temp;
+    double med;   /* of the plausible voltages, NaN without one */
+    double sigma; /* max(1.4826 MAD, dev_sigma_min), NaN without a plausible voltage */
+    long low;     /* the lowest good cell, the balancing target; -1 without one */
+} cycle_t;
+
+/* The arguments of gg_cells_step: every pointer it follows set, and a finite dt > 0. */
+static int step_args_ok(const gg_cells_ctx_t *ctx, double dt, const double *v, const uint8_t *vq,
+                        const double *t, const uint8_t *tq)
 {
-    if (ctx == NULL || v == NULL || vq == NULL || t == NULL || tq == NULL || ctx->n == 0
-        || !soa_ok(ctx) || ctx->param == NULL || ctx->cfg == NULL || ctx->ocv == NULL
-        || ctx->hyst == NULL || ctx->scratch == NULL || ctx->summary == NULL
-        || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
-        || ctx->board_interlock == NULL || ctx->n > (size_t)INT32_MAX || !pos_finite(dt)) {
-        return GG_EINVAL;
-    }
-    if (!(dt == ctx->coef_dt)) {
-        refresh_coef(ctx, dt);
-    }
-    const gg_cells_cfg_t *cfg = ctx->cfg;
-    const size_t n = ctx->n;
-    const size_t m = ctx->n_ocv;
-    const double *ocv = ctx->ocv;
-    const int cur_ok = isfinite(current);
-    const double qs = cfg->q_soc * dt;
-    const double qv = cfg->q_v1 * dt;
+    return ctx != NULL && v != NULL && vq != NULL && t != NULL && tq != NULL && ctx->n != 0
+           && soa_ok(ctx) && ctx->param != NULL && ctx->cfg != NULL && ctx->ocv != NULL
+           && ctx->hyst != NULL && ctx->scratch != NULL && ctx->summary != NULL
+           && ctx->excess_ah != NULL && ctx->bleed_s != NULL && ctx->board_mask != NULL
+           && ctx->board_interlock != NULL && ctx->n <= (size_t)INT32_MAX && pos_finite(dt);
+}
+
+/* Pass 1a without a current (not finite): no model, so the state is held and the uncertainty
+ * grows; no reading is used. */
+static inline __attribute__((always_inline)) void hold_pass(const gg_cells_ctx_t *ctx,
+                                                            const ekf_in_t *ek, int hyst_on,
+                                                            const double *v, const uint8_t *vq)
+{
     const gg_cell_state_t *restrict st = ctx->state;
-    const gg_cell_coef_t *restrict coef = ctx->coef;
-    double *restrict scratch = ctx->scratch;
-    const double *hyst = ctx->hyst;
-    const double qh = cfg->q_h * dt;
-    /* M == 0 everywhere and no decay: the copy of the EKF without hysteresis is exact. */
+    for (size_t i = 0; i < ctx->n; i++) {
+        const double vi = v[i];
+        const int v_good = vq[i] == Q_GOOD && isfinite(vi);
+        const int in_range = v_good && vi >= ek->v_lo && vi <= ek->v_hi;
+        st->p00[i] = st->p00[i] + ek->qs;
+        st->p11[i] = st->p11[i] + ek->qv;
+        st->p22[i] = st->p22[i] + (hyst_on ? ek->qh : 0.0);
+        st->ocv[i] = ocv_at(ek->ocv, ek->m, st->soc[i]);
+        st->innov[i] = NAN;
+        st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
+    }
+}
+
+/* Pass 1a: the EKF, leaving this cycle's reading verdict in the flags. Copies of the filter are
+ * chosen per call: the one without hysteresis (M == 0 everywhere and no decay, where it is exact)
+ * drops its decay, lookup and terms; both run on four lanes where the CPU has them, unless the
+ * context asks for two. */
+static inline __attribute__((always_inline)) void
+ekf_pass(const gg_cells_ctx_t *ctx, double dt, double current, const double *v, const uint8_t *vq)
+{
+    const gg_cells_cfg_t *cfg = ctx->cfg;
     int hyst_on = cfg->hyst_gamma != 0.0;
-    for (size_t k = 0; k < m && !hyst_on; k++) {
-        hyst_on = hyst[k] != 0.0;
+    for (size_t k = 0; k < ctx->n_ocv && !hyst_on; k++) {
+        hyst_on = ctx->hyst[k] != 0.0;
     }
     ekf_in_t ek;
-    ek.ocv = ocv;
-    ek.hyst = hyst;
-    ek.m = m;
+    ek.ocv = ctx->ocv;
+    ek.hyst = ctx->hyst;
+    ek.m = ctx->n_ocv;
     ek.current = current;
     ek.dt = dt;
-    ek.qs = qs;
-    ek.qv = qv;
-    ek.qh = qh;
+    ek.qs = cfg->q_soc * dt;
+    ek.qv = cfg->q_v1 * dt;
+    ek.qh = cfg->q_h * dt;
     ek.sgn_i = current > 0.0 ? 1.0 : (current < 0.0 ? -1.0 : 0.0);
     ek.abs_i = fabs(current);
     ek.jump_v = cfg->jump_v;
@@ -1173,197 +836,252 @@ int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *
     ek.v_lo = cfg->v_lo;
     ek.v_hi = cfg->v_hi;
     ek.decay = cfg->hyst_gamma > 0.0;
-
-    /* Pass 1a: the EKF, leaving this cycle's reading verdict in the flags. */
-    if (!cur_ok) {
-        /* No current, no model: hold the state and let the uncertainty grow. */
-        for (size_t i = 0; i < n; i++) {
-            const double vi = v[i];
-            const int v_good = vq[i] == Q_GOOD && isfinite(vi);
-            const int in_range = v_good && vi >= ek.v_lo && vi <= ek.v_hi;
-            st->p00[i] = st->p00[i] + qs;
-            st->p11[i] = st->p11[i] + qv;
-            st->p22[i] = st->p22[i] + (hyst_on ? qh : 0.0);
-            st->ocv[i] = lookup(ocv, hyst, m, st->soc[i]).ocv;
-            st->innov[i] = NAN;
-            st->flags[i] = ekf_bits(st->flags[i], v_good, in_range, 0, 0) | GG_CELL_NO_CURRENT;
-        }
-    } else {
-        /* Copies of the loop, chosen per call: the one without hysteresis drops its decay,
-         * lookup and terms; both run on four lanes where the CPU has them. */
-        int done = 0;
-#if GG_QUAD
-        if (ctx->lanes != 2 && gg_has_quad()) {
-            if (hyst_on) {
-                ekf_quad_hyst(st, coef, n, v, vq, &ek);
-            } else {
-                ekf_quad_plain(st, coef, n, v, vq, &ek);
-            }
-            done = 1;
-        }
-#endif
-        if (!done && hyst_on) {
-            ekf_all(st, coef, n, v, vq, &ek, 1);
-        } else if (!done) {
-            ekf_all(st, coef, n, v, vq, &ek, 0);
-        }
+    if (!isfinite(current)) {
+        hold_pass(ctx, &ek, hyst_on, v, vq);
+        return;
     }
+    const gg_cell_state_t *restrict st = ctx->state;
+    const gg_cell_coef_t *restrict coef = ctx->coef;
+#if GG_QUAD
+    if (ctx->lanes != 2 && gg_has_quad()) {
+        if (hyst_on) {
+            ekf_quad_hyst(st, coef, ctx->n, v, vq, &ek);
+        } else {
+            ekf_quad_plain(st, coef, ctx->n, v, vq, &ek);
+        }
+        return;
+    }
+#endif
+    if (hyst_on) {
+        ekf_all(st, coef, ctx->n, v, vq, &ek, 1);
+    } else {
+        ekf_all(st, coef, ctx->n, v, vq, &ek, 0);
+    }
+}
 
-    /* Pass 1b: the flags that need only the cell itself, and the voltage statistics. Two cells
-     * at a time where both are quiet (see pass1_pair), else one by one. */
+/* Pass 1b: the flags that need only the cell itself, and the voltage statistics (into cy->v,
+ * n_plaus, n_predict_only; the plausible readings into scratch). Two cells at a time where both
+ * are quiet (see pass1_pair), else one by one. */
+static inline __attribute__((always_inline)) void flag_pass(const gg_cells_ctx_t *ctx, double dt,
+                                                            const double *v, const double *t,
+                                                            const uint8_t *tq, cycle_t *cy)
+{
+    const gg_cell_state_t *restrict st = ctx->state;
+    const size_t n = ctx->n;
     pass1_in_t p1;
-    p1.cfg = cfg;
+    p1.cfg = ctx->cfg;
     p1.dt = dt;
     pass1_acc_t a1;
-    a1.scratch = scratch;
+    a1.scratch = ctx->scratch;
     a1.n_plaus = 0;
     a1.n_predict_only = 0;
     a1.v_sum = 0.0;
     a1.v_sum2 = (v2d){0.0, 0.0};
     ext2_init(&a1.v);
-    size_t i1 = 0;
-    for (; i1 + 1 < n; i1 += 2) {
-        if (!pass1_pair(st, v, t, tq, i1, &p1, &a1)) {
-            pass1_cell(st, v, t, tq, i1, &p1, &a1);
-            pass1_cell(st, v, t, tq, i1 + 1, &p1, &a1);
+    size_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        if (!pass1_pair(st, v, t, tq, i, &p1, &a1)) {
+            pass1_cell(st, v, t, tq, i, &p1, &a1);
+            pass1_cell(st, v, t, tq, i + 1, &p1, &a1);
         }
     }
-    if (i1 < n) {
-        pass1_cell(st, v, t, tq, i1, &p1, &a1);
+    if (i < n) {
+        pass1_cell(st, v, t, tq, i, &p1, &a1);
     }
-    const long n_plaus = a1.n_plaus;
-    const long n_predict_only = a1.n_predict_only;
-    extremes_t ev;
-    ev.sum = a1.v_sum + (a1.v_sum2[0] + a1.v_sum2[1]);
-    ev.lo = NAN;
-    ev.hi = NAN;
-    ev.lo_idx = -1;
-    ev.hi_idx = -1;
-    if (n_plaus > 0) {
+    cy->n_plaus = a1.n_plaus;
+    cy->n_predict_only = a1.n_predict_only;
+    extremes_t *ev = &cy->v;
+    ev->sum = a1.v_sum + (a1.v_sum2[0] + a1.v_sum2[1]);
+    ev->lo = NAN;
+    ev->hi = NAN;
+    ev->lo_idx = -1;
+    ev->hi_idx = -1;
+    if (a1.n_plaus > 0) {
         /* IN_RANGE is still in the flags until pass 2. */
-        ev.lo = lo_of(&a1.v);
-        ev.hi = hi_of(&a1.v);
-        first_eq(v, st->flags, IN_RANGE, 1, n, &ev);
-        ev.lo = v[ev.lo_idx];
-        ev.hi = v[ev.hi_idx];
+        ev->lo = lo_of(&a1.v);
+        ev->hi = hi_of(&a1.v);
+        first_eq(v, st->flags, IN_RANGE, 1, n, ev);
+        ev->lo = v[ev->lo_idx];
+        ev->hi = v[ev->hi_idx];
     }
+}
 
-    /* Robust centre and spread of the plausible readings (scratch is reordered, then reused). */
-    double med = NAN;
-    double sigma = NAN;
-    if (n_plaus > 0) {
-        /* Searched first near last cycle's values: the median moved with the mean (a current
-         * step shifts every cell alike), the MAD hardly at all. A window of a quarter MAD each
-         * side holds about a tenth of a normal string. excess_ah is free until the plan. */
-        const double mean = ev.sum / (double)n_plaus;
-        const double guess = ctx->hint_median + (mean - ctx->hint_mean);
-        const double half = WINDOW_MADS * ctx->hint_mad;
-        med = median_near(scratch, n_plaus, NAN, guess - half, guess + half, ctx->excess_ah);
-        const double mad = median_near(scratch, n_plaus, med, ctx->hint_mad - half,
-                                       ctx->hint_mad + half, ctx->excess_ah);
-        ctx->hint_median = med;
-        ctx->hint_mad = mad;
-        ctx->hint_mean = mean;
-        sigma = MAD_TO_SIGMA * mad;
-        if (sigma < cfg->dev_sigma_min) {
-            sigma = cfg->dev_sigma_min;
-        }
+/* Robust centre and spread of the plausible readings (scratch is reordered, then reused), into
+ * cy->med and cy->sigma, and the hints of the next cycle. */
+static inline __attribute__((always_inline)) void robust_pass(gg_cells_ctx_t *ctx, cycle_t *cy)
+{
+    cy->med = NAN;
+    cy->sigma = NAN;
+    const long n_plaus = cy->n_plaus;
+    if (n_plaus == 0) {
+        return;
     }
+    /* Searched first near last cycle's values: the median moved with the mean (a current step
+     * shifts every cell alike), the MAD hardly at all. A window of a quarter MAD each side holds
+     * about a tenth of a normal string. excess_ah is free until the plan. */
+    double *restrict scratch = ctx->scratch;
+    const double mean = cy->v.sum / (double)n_plaus;
+    const double guess = ctx->hint_median + (mean - ctx->hint_mean);
+    const double half = WINDOW_MADS * ctx->hint_mad;
+    const double med =
+        median_near(scratch, n_plaus, NAN, guess - half, guess + half, ctx->excess_ah);
+    const double mad = median_near(scratch, n_plaus, med, ctx->hint_mad - half,
+                                   ctx->hint_mad + half, ctx->excess_ah);
+    ctx->hint_median = med;
+    ctx->hint_mad = mad;
+    ctx->hint_mean = mean;
+    double sigma = MAD_TO_SIGMA * mad;
+    if (sigma < ctx->cfg->dev_sigma_min) {
+        sigma = ctx->cfg->dev_sigma_min;
+    }
+    cy->med = med;
+    cy->sigma = sigma;
+}
 
-    /* Pass 2: deviation from the string, the fault count and the balancing target, which may
-     * only be taken from a cell that is not faulted after this cycle's flags. Two cells per
-     * instruction for the statistics, the interlocks and the target (see pass2_pair). */
-    const int dev_usable = n_plaus >= 3;
-    const int mode = cfg->bal_mode;
+/* Pass 2 over every board: deviation from the string, the fault count, the interlocks and the
+ * balancing target, which may only be taken from a cell that is not faulted after this cycle's
+ * flags. Two cells per instruction (see pass2_pair). */
+static inline __attribute__((always_inline)) void board_pass(const gg_cells_ctx_t *ctx,
+                                                             const double *v, const double *t,
+                                                             const uint8_t *tq, const cycle_t *cy,
+                                                             pass2_acc_t *acc)
+{
+    const gg_cells_cfg_t *cfg = ctx->cfg;
+    const gg_cell_state_t *restrict st = ctx->state;
+    const size_t n = ctx->n;
     pass2_in_t p2;
-    p2.med = med;
-    p2.dev_set = cfg->dev_k_set * sigma;
-    p2.dev_clear = cfg->dev_k_clear * sigma;
-    p2.dev_usable = dev_usable;
-    p2.by_voltage = mode == GG_BAL_VOLTAGE;
+    p2.med = cy->med;
+    p2.dev_set = cfg->dev_k_set * cy->sigma;
+    p2.dev_clear = cfg->dev_k_clear * cy->sigma;
+    p2.dev_usable = cy->n_plaus >= 3;
+    p2.by_voltage = cfg->bal_mode == GG_BAL_VOLTAGE;
     p2.max_age = cfg->bal_max_age_s;
     p2.min_v = cfg->bal_min_v;
     p2.max_temp = cfg->bal_max_temp;
     p2.cfg = cfg;
-    pass2_acc_t acc;
-    pass2_init(&acc);
+    pass2_init(acc);
     const size_t cpb = (size_t)cfg->cells_per_board;
     for (size_t lo = 0, b = 0; lo < n; lo += cpb, b++) {
         const size_t hi = lo + cpb < n ? lo + cpb : n;
         const v2i zero_i = {0, 0};
-        acc.il_low_v = zero_i;
-        acc.il_hot = zero_i;
-        acc.il_stale = zero_i;
-        acc.il_fault = zero_i;
+        acc->il_low_v = zero_i;
+        acc->il_hot = zero_i;
+        acc->il_stale = zero_i;
+        acc->il_fault = zero_i;
         size_t i = lo;
         for (; i + 1 < hi; i += 2) {
-            pass2_pair(st, v, t, tq, i, 0, &p2, &acc);
+            pass2_pair(st, v, t, tq, i, 0, &p2, acc);
         }
         if (i < hi) {
             /* The odd cell twice: a duplicate changes no minimum, maximum or first index. */
-            pass2_pair(st, v, t, tq, i, 1, &p2, &acc);
+            pass2_pair(st, v, t, tq, i, 1, &p2, acc);
         }
-        ctx->board_interlock[b] = pass2_interlock(&acc);
+        ctx->board_interlock[b] = pass2_interlock(acc);
     }
-    const long n_faulted = (long)(acc.n_faulted[0] + acc.n_faulted[1]);
-    const long n_temp = (long)(acc.n_temp[0] + acc.n_temp[1]);
-    /* The first index of each extreme: ties resolve to the first cell. */
-    extremes_t es;
-    extremes_t et;
-    es.sum = acc.soc_sum[0] + acc.soc_sum[1];
-    es.lo = lo_of(&acc.soc);
-    es.hi = hi_of(&acc.soc);
-    first_eq(st->soc, NULL, 0, 0, n, &es);
-    et.sum = 0.0;
-    et.lo = lo_of(&acc.temp);
-    et.hi = hi_of(&acc.temp);
-    et.lo_idx = -1;
-    et.hi_idx = -1;
-    if (n_temp > 0) {
-        first_eq(t, st->flags, GG_CELL_T_BAD, 0, n, &et);
+}
+
+/* The first good cell whose SOC (VOLTAGE mode: last plausible voltage) is low_x, the lowest
+ * among good cells; -1 when balancing is off or no cell is good. */
+static long target_cell(const gg_cells_ctx_t *ctx, double low_x)
+{
+    const gg_cells_cfg_t *cfg = ctx->cfg;
+    const gg_cell_state_t *st = ctx->state;
+    if (cfg->bal_mode == GG_BAL_OFF || !(low_x < INFINITY)) {
+        return -1;
+    }
+    const double *x = cfg->bal_mode == GG_BAL_VOLTAGE ? st->v_last : st->soc;
+    for (size_t i = 0; i < ctx->n; i++) {
+        if (x[i] == low_x && gg_cell_good(st, i, cfg)) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* Pass 2 and what it gathered: counts, the SOC and temperature extremes with the index of their
+ * first occurrence (ties resolve to the first cell), and the balancing target cell. */
+static inline __attribute__((always_inline)) void string_pass(const gg_cells_ctx_t *ctx,
+                                                              const double *v, const double *t,
+                                                              const uint8_t *tq, cycle_t *cy)
+{
+    const gg_cell_state_t *restrict st = ctx->state;
+    const size_t n = ctx->n;
+    pass2_acc_t acc;
+    board_pass(ctx, v, t, tq, cy, &acc);
+    cy->n_faulted = (long)(acc.n_faulted[0] + acc.n_faulted[1]);
+    cy->n_temp = (long)(acc.n_temp[0] + acc.n_temp[1]);
+    extremes_t *es = &cy->soc;
+    extremes_t *et = &cy->temp;
+    es->sum = acc.soc_sum[0] + acc.soc_sum[1];
+    es->lo = lo_of(&acc.soc);
+    es->hi = hi_of(&acc.soc);
+    first_eq(st->soc, NULL, 0, 0, n, es);
+    et->sum = 0.0;
+    et->lo = lo_of(&acc.temp);
+    et->hi = hi_of(&acc.temp);
+    et->lo_idx = -1;
+    et->hi_idx = -1;
+    if (cy->n_temp > 0) {
+        first_eq(t, st->flags, GG_CELL_T_BAD, 0, n, et);
     }
     /* The value of that cell: -0.0 and 0.0 compare equal, and the first one is reported. */
-    es.lo = st->soc[es.lo_idx];
-    es.hi = st->soc[es.hi_idx];
-    if (n_temp > 0) {
-        et.lo = t[et.lo_idx];
-        et.hi = t[et.hi_idx];
+    es->lo = st->soc[es->lo_idx];
+    es->hi = st->soc[es->hi_idx];
+    if (cy->n_temp > 0) {
+        et->lo = t[et->lo_idx];
+        et->hi = t[et->hi_idx];
     }
-    long low = -1;
-    const double low_x = lo_of(&acc.low);
-    if (mode != GG_BAL_OFF && low_x < INFINITY) {
-        const double *x = p2.by_voltage ? st->v_last : st->soc;
-        for (size_t i = 0; i < n; i++) {
-            if (x[i] == low_x && gg_cell_good(st, i, cfg)) {
-                low = (long)i;
-                break;
-            }
-        }
-    }
-    ext_close(&et, n_temp);
+    cy->low = target_cell(ctx, lo_of(&acc.low));
+    ext_close(et, cy->n_temp);
+}
 
+/* The summary of the cycle, but for the balancing target and n_bleeding (the plan's). */
+static void write_summary(const gg_cells_ctx_t *ctx, const cycle_t *cy)
+{
     gg_cells_summary_t *sm = ctx->summary;
-    sm->soc_min = es.lo;
-    sm->soc_max = es.hi;
-    sm->soc_mean = es.sum / (double)n;
-    sm->soc_min_idx = es.lo_idx;
-    sm->soc_max_idx = es.hi_idx;
-    sm->v_min = ev.lo;
-    sm->v_max = ev.hi;
-    sm->v_mean = n_plaus > 0 ? ev.sum / (double)n_plaus : NAN;
-    sm->v_spread = ev.hi - ev.lo;
-    sm->v_min_idx = ev.lo_idx;
-    sm->v_max_idx = ev.hi_idx;
-    sm->v_median = med;
-    sm->v_sigma = sigma;
-    sm->t_min = et.lo;
-    sm->t_max = et.hi;
-    sm->t_min_idx = et.lo_idx;
-    sm->t_max_idx = et.hi_idx;
-    sm->n_plausible = n_plaus;
-    sm->n_predict_only = n_predict_only;
-    sm->n_faulted = n_faulted;
+    const extremes_t *es = &cy->soc;
+    const extremes_t *ev = &cy->v;
+    const extremes_t *et = &cy->temp;
+    sm->soc_min = es->lo;
+    sm->soc_max = es->hi;
+    sm->soc_mean = es->sum / (double)ctx->n;
+    sm->soc_min_idx = es->lo_idx;
+    sm->soc_max_idx = es->hi_idx;
+    sm->v_min = ev->lo;
+    sm->v_max = ev->hi;
+    sm->v_mean = cy->n_plaus > 0 ? ev->sum / (double)cy->n_plaus : NAN;
+    sm->v_spread = ev->hi - ev->lo;
+    sm->v_min_idx = ev->lo_idx;
+    sm->v_max_idx = ev->hi_idx;
+    sm->v_median = cy->med;
+    sm->v_sigma = cy->sigma;
+    sm->t_min = et->lo;
+    sm->t_max = et->hi;
+    sm->t_min_idx = et->lo_idx;
+    sm->t_max_idx = et->hi_idx;
+    sm->n_plausible = cy->n_plaus;
+    sm->n_predict_only = cy->n_predict_only;
+    sm->n_faulted = cy->n_faulted;
+}
 
-    gg_cells_plan(ctx, low);
-    return (int)n_faulted;
+/* One cycle, pass by pass; the passes are inlined here, so that they are compiled in both of
+ * this function's clones. */
+GG_V3_CLONE
+int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
+                  const uint8_t *vq, const double *t, const uint8_t *tq)
+{
+    if (!step_args_ok(ctx, dt, v, vq, t, tq)) {
+        return GG_EINVAL;
+    }
+    if (!(dt == ctx->coef_dt)) {
+        refresh_coef(ctx, dt);
+    }
+    cycle_t cy;
+    ekf_pass(ctx, dt, current, v, vq);
+    flag_pass(ctx, dt, v, t, tq, &cy);
+    robust_pass(ctx, &cy);
+    string_pass(ctx, v, t, tq, &cy);
+    write_summary(ctx, &cy);
+    gg_cells_plan(ctx, cy.low);
+    return (int)cy.n_faulted;
 }

@@ -86,7 +86,8 @@ static double raw_value(const gg_decode_spec_t *s, const uint16_t *r)
     }
 }
 
-int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points, double *out, uint8_t *quality)
+int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points,
+              double *out, uint8_t *quality)
 {
     if (n_points == 0) {
         return GG_OK;

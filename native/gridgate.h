@@ -1,5 +1,7 @@
-/* gridgate native kernels: the public C API. One section per kernel; each section is also the
- * cffi cdef of that kernel (native/cdef/<kernel>.h) so the two cannot drift. */
+/* gridgate native kernels: the public C API. One section per kernel, between the markers
+ * [cdef NAME] and [end cdef]: the build generates each kernel's cffi cdef (native/cdef/NAME.h)
+ * from its section (native/header_cdef.py), so the two cannot drift. What lies outside the
+ * sections is internal to native/. */
 #ifndef GRIDGATE_H
 #define GRIDGATE_H
 
@@ -10,13 +12,16 @@
  * compiled module whose number differs from the one the Python side was written for. */
 #define GG_NATIVE_VERSION 2
 
+/* [cdef core] */
 /* Status codes shared by every kernel. Kernels never abort and never print. */
 #define GG_OK 0
-#define GG_EINVAL (-1)   /* an argument is out of range (size, index, NULL) */
-#define GG_ENOCONV (-2)  /* an iterative method did not converge within its cap */
+#define GG_EINVAL (-1)  /* an argument is out of range (size, index, NULL) */
+#define GG_ENOCONV (-2) /* an iterative method did not converge within its cap */
 
 int gg_native_version(void);
+/* [end cdef] */
 
+/* [cdef stats] */
 /* ---- stats: windowed summaries and report-by-exception (native/stats.c) ----------------------
  * A sample enters the statistics only when its quality is 0 (GOOD) and its value is finite; any
  * other sample only increments `bad`. Arrays of points are contiguous; frames are row-major
@@ -26,8 +31,8 @@ int gg_native_version(void);
  * empty window has count 0, m2 0 and NaN min/max/mean/last/first_ts/last_ts. mean/m2 follow
  * Welford; m2 may become +inf when the spread itself overflows, never NaN. */
 typedef struct {
-    int64_t count;   /* good samples */
-    int64_t bad;     /* samples rejected: quality != GOOD or value not finite */
+    int64_t count; /* good samples */
+    int64_t bad;   /* samples rejected: quality != GOOD or value not finite */
     double min;
     double max;
     double mean;
@@ -41,7 +46,8 @@ typedef struct {
 int gg_stats_reset(gg_stat_t *st, size_t n);
 /* Adds n_frames frames of n_points values; ts[f] is the timestamp of frame f and must be finite
  * (GG_EINVAL otherwise, checked before anything is written). */
-int gg_stats_add(gg_stat_t *st, size_t n_points, size_t n_frames, const double *values, const uint8_t *quality, const double *ts);
+int gg_stats_add(gg_stat_t *st, size_t n_points, size_t n_frames, const double *values,
+                 const uint8_t *quality, const double *ts);
 /* Population variance m2/count: 0 for one sample, NaN for none. */
 int gg_stats_variance(const gg_stat_t *st, size_t n, double *out);
 /* Report-by-exception over n points. Point i is reported when quality[i] != last_quality[i], or
@@ -49,8 +55,11 @@ int gg_stats_variance(const gg_stat_t *st, size_t n, double *out);
  * numbers, differ, and |value - last_reported| > deadband[i]. A reported point updates
  * last_reported/last_quality; out_report[i] is 1 or 0. deadband must be >= 0 (inf allowed) and not
  * NaN. Returns the number of reported points, or a negative GG_ status. */
-int gg_rbe(size_t n, const double *value, const uint8_t *quality, double *last_reported, uint8_t *last_quality, const double *deadband, uint8_t *out_report);
+int gg_rbe(size_t n, const double *value, const uint8_t *quality, double *last_reported,
+           uint8_t *last_quality, const double *deadband, uint8_t *out_report);
+/* [end cdef] */
 
+/* [cdef decode] */
 /* ---- decode: Modbus registers to numbers (native/decode.c) ------------------------------------
  * A register is the 16-bit value (first byte << 8) | second byte. A spec names where one point's
  * value starts in the register block, its type, its byte/word order, and value = raw*scale+offset.
@@ -68,22 +77,25 @@ int gg_rbe(size_t n, const double *value, const uint8_t *quality, double *last_r
 #define GG_DT_F32 6
 #define GG_DT_F64 7
 #define GG_DT_BIT 8
-#define GG_DT_BOOL 9     /* a coil or discrete input stored as a 0/1 register: decoded as U16 */
+#define GG_DT_BOOL 9 /* a coil or discrete input stored as a 0/1 register: decoded as U16 */
 
 typedef struct {
-    uint32_t reg;    /* index of the point's first register in the block */
-    uint8_t type;    /* GG_DT_* */
-    uint8_t order;   /* 0..3, see above */
-    uint8_t bit;     /* 0..15, GG_DT_BIT only */
-    uint8_t pad;     /* keeps `scale` 8-aligned on every ABI; write 0 */
+    uint32_t reg;  /* index of the point's first register in the block */
+    uint8_t type;  /* GG_DT_* */
+    uint8_t order; /* 0..3, see above */
+    uint8_t bit;   /* 0..15, GG_DT_BIT only */
+    uint8_t pad;   /* keeps `scale` 8-aligned on every ABI; write 0 */
     double scale;
     double offset;
 } gg_decode_spec_t;
 
 /* Decodes n_points specs from regs[0..n_regs). GG_EINVAL, before anything is written, when a spec
  * reads beyond n_regs or has an unknown type, order or bit index. */
-int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points, double *out, uint8_t *quality);
+int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points,
+              double *out, uint8_t *quality);
+/* [end cdef] */
 
+/* [cdef cells] */
 /* ---- cells: per-cell SOC EKF, fault flags, string statistics, balancing plan (native/cells.c,
  * native/balance.c) ------------------------------------------------------------------------------
  * One call of gg_cells_step per measurement cycle for all n cells of a string. Current is the pack
@@ -112,26 +124,27 @@ int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs
  * cycle where neither holds resets the counter; so does a cycle without a usable reading (voltage
  * not plausible for OV/UV/DEV, voltage not GOOD+finite for IMPLAUSIBLE, temperature not GOOD+finite
  * for OT/UT), which also leaves the flag as it was. Clear thresholds lie inside set thresholds. */
-#define GG_CELL_OV (1u << 0)          /* set v > ov_set, clear v < ov_clear */
-#define GG_CELL_UV (1u << 1)          /* set v < uv_set, clear v > uv_clear */
-#define GG_CELL_OT (1u << 2)          /* set t > ot_set, clear t < ot_clear */
-#define GG_CELL_UT (1u << 3)          /* set t < ut_set, clear t > ut_clear */
-#define GG_CELL_DEVIATION (1u << 4)   /* set |v - median| > dev_k_set s, clear < dev_k_clear s;
-                                       * s = max(1.4826 MAD, dev_sigma_min) over plausible cells,
-                                       * evaluated only when at least 3 cells are plausible */
-#define GG_CELL_IMPLAUSIBLE (1u << 5) /* GOOD finite reading outside [v_lo, v_hi] (open sense wire
-                                       * reads ~0 V) or a jump the current does not explain
-                                       * (|innovation| > jump_v); clear when neither */
-#define GG_CELL_V_BAD (1u << 8)       /* this cycle: voltage quality not GOOD or not finite */
-#define GG_CELL_T_BAD (1u << 9)       /* this cycle: temperature quality not GOOD or not finite */
-#define GG_CELL_STALE (1u << 10)      /* no plausible voltage for more than stale_s seconds */
-#define GG_CELL_NO_CURRENT (1u << 11) /* this cycle: the pack current was not finite */
+#define GG_CELL_OV (1u << 0) /* set v > ov_set, clear v < ov_clear */
+#define GG_CELL_UV (1u << 1) /* set v < uv_set, clear v > uv_clear */
+#define GG_CELL_OT (1u << 2) /* set t > ot_set, clear t < ot_clear */
+#define GG_CELL_UT (1u << 3) /* set t < ut_set, clear t > ut_clear */
+/* DEVIATION: set |v - median| > dev_k_set s, clear < dev_k_clear s; s = max(1.4826 MAD,
+ * dev_sigma_min) over plausible cells, evaluated only when at least 3 cells are plausible. */
+#define GG_CELL_DEVIATION (1u << 4)
+/* IMPLAUSIBLE: a GOOD finite reading outside [v_lo, v_hi] (an open sense wire reads ~0 V) or a
+ * jump the current does not explain (|innovation| > jump_v); clear when neither. */
+#define GG_CELL_IMPLAUSIBLE (1u << 5)
+#define GG_CELL_V_BAD (1u << 8)         /* this cycle: voltage quality not GOOD or not finite */
+#define GG_CELL_T_BAD (1u << 9)         /* this cycle: temperature quality not GOOD or not finite */
+#define GG_CELL_STALE (1u << 10)        /* no plausible voltage for more than stale_s seconds */
+#define GG_CELL_NO_CURRENT (1u << 11)   /* this cycle: the pack current was not finite */
 #define GG_CELL_PREDICT_ONLY (1u << 12) /* this cycle: the EKF skipped its update */
-#define GG_CELL_BLEED (1u << 16)      /* this cycle: the plan bleeds this cell */
+#define GG_CELL_BLEED (1u << 16)        /* this cycle: the plan bleeds this cell */
 /* A cell is FAULTED when any of these is set: counted in n_faulted, excluded from the balancing
  * target, and it interlocks balancing on its board. */
-#define GG_CELL_FAULTS (GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT | GG_CELL_DEVIATION \
-                        | GG_CELL_IMPLAUSIBLE | GG_CELL_STALE)
+#define GG_CELL_FAULTS                                                                             \
+    (GG_CELL_OV | GG_CELL_UV | GG_CELL_OT | GG_CELL_UT | GG_CELL_DEVIATION | GG_CELL_IMPLAUSIBLE   \
+     | GG_CELL_STALE)
 
 /* Balancing modes. SOC: target = lowest SOC among good cells, a cell is a candidate when its SOC
  * exceeds the target by more than bal_soc_window. VOLTAGE: target = lowest last plausible voltage
@@ -145,7 +158,7 @@ int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs
 #define GG_BAL_IL_OFF (1u << 0)       /* mode is GG_BAL_OFF */
 #define GG_BAL_IL_LOW_V (1u << 1)     /* a cell's last plausible voltage < bal_min_v (or none) */
 #define GG_BAL_IL_HOT (1u << 2)       /* a cell's temperature > bal_max_temp or not GOOD+finite */
-#define GG_BAL_IL_STALE (1u << 3)     /* a cell's last plausible voltage is older than bal_max_age_s */
+#define GG_BAL_IL_STALE (1u << 3)     /* last plausible voltage older than bal_max_age_s */
 #define GG_BAL_IL_FAULT (1u << 4)     /* a cell of the board is FAULTED */
 #define GG_BAL_IL_NO_TARGET (1u << 5) /* no good cell in the string to balance to */
 
@@ -159,39 +172,39 @@ typedef struct {
 /* Per-cell state as a struct of arrays (each pointer [n], count [n][8]), so that the EKF runs
  * two cells per SSE2/NEON instruction. */
 typedef struct {
-    double *soc;      /* 0..1 */
-    double *v1;       /* polarisation voltage, V */
-    double *h;        /* hysteresis state, -1 (after discharge) .. +1 (after charge) */
-    double *p00;      /* covariance of (soc, v1, h) */
+    double *soc; /* 0..1 */
+    double *v1;  /* polarisation voltage, V */
+    double *h;   /* hysteresis state, -1 (after discharge) .. +1 (after charge) */
+    double *p00; /* covariance of (soc, v1, h) */
     double *p01;
     double *p02;
     double *p11;
     double *p12;
     double *p22;
-    double *ocv;      /* OCV of the predicted SOC this cycle (what the update compared to) */
-    double *v_last;   /* last plausible voltage, NaN before the first */
-    double *age_s;    /* seconds since the last plausible voltage, +inf before the first */
-    double *innov;    /* v - v_pred this cycle; NaN without a GOOD finite v or a current */
-    uint32_t *flags;  /* GG_CELL_* */
-    uint8_t *count;   /* [n][8] debounce counters of flag bits 0..5 (6, 7 unused) */
+    double *ocv;     /* OCV of the predicted SOC this cycle (what the update compared to) */
+    double *v_last;  /* last plausible voltage, NaN before the first */
+    double *age_s;   /* seconds since the last plausible voltage, +inf before the first */
+    double *innov;   /* v - v_pred this cycle; NaN without a GOOD finite v or a current */
+    uint32_t *flags; /* GG_CELL_* */
+    uint8_t *count;  /* [n][8] debounce counters of flag bits 0..5 (6, 7 unused) */
 } gg_cell_state_t;
 
 typedef struct {
-    double q_soc, q_v1, q_h, r_v;    /* process noise per second; measurement noise V^2 */
-    double hyst_gamma;               /* hysteresis rate per unit of SOC moved, >= 0 */
-    double v_lo, v_hi, jump_v;       /* plausibility: physical range, innovation gate (V) */
-    double ov_set, ov_clear, uv_set, uv_clear; /* V */
-    double ot_set, ot_clear, ut_set, ut_clear; /* degC */
+    double q_soc, q_v1, q_h, r_v; /* process noise per second; measurement noise V^2 */
+    double hyst_gamma;            /* hysteresis rate per unit of SOC moved, >= 0 */
+    double v_lo, v_hi, jump_v;    /* plausibility: physical range, innovation gate (V) */
+    double ov_set, ov_clear, uv_set, uv_clear;    /* V */
+    double ot_set, ot_clear, ut_set, ut_clear;    /* degC */
     double dev_k_set, dev_k_clear, dev_sigma_min; /* sigmas, sigmas, V */
     double stale_s;
-    double bal_bleed_ohm;            /* bleed resistor, > 0 */
-    double bal_soc_window;           /* SOC mode deadband, fraction of 1 */
-    double bal_v_window;             /* VOLTAGE mode threshold above the minimum, V */
+    double bal_bleed_ohm;                          /* bleed resistor, > 0 */
+    double bal_soc_window;                         /* SOC mode deadband, fraction of 1 */
+    double bal_v_window;                           /* VOLTAGE mode threshold above the minimum, V */
     double bal_min_v, bal_max_temp, bal_max_age_s; /* interlocks */
-    int32_t debounce_set, debounce_clear; /* 1..255 cycles */
-    int32_t bal_mode;                /* GG_BAL_* */
-    int32_t cells_per_board;         /* 1..32; the last board may be partial */
-    int32_t bal_max_per_board;       /* thermal limit: cells bleeding at once per board, >= 0 */
+    int32_t debounce_set, debounce_clear;          /* 1..255 cycles */
+    int32_t bal_mode;                              /* GG_BAL_* */
+    int32_t cells_per_board;                       /* 1..32; the last board may be partial */
+    int32_t bal_max_per_board; /* thermal limit: cells bleeding at once per board, >= 0 */
     int32_t pad;
 } gg_cells_cfg_t;
 
@@ -202,8 +215,8 @@ typedef struct {
     double v_min, v_mean, v_max, v_spread; /* spread = max - min */
     double v_median, v_sigma;              /* robust: median and max(1.4826 MAD, dev_sigma_min) */
     double t_min, t_max;
-    double target_soc;                     /* balancing target (SOC mode) or NaN */
-    double target_v;                       /* balancing target (VOLTAGE mode) or NaN */
+    double target_soc; /* balancing target (SOC mode) or NaN */
+    double target_v;   /* balancing target (VOLTAGE mode) or NaN */
     int64_t soc_min_idx, soc_max_idx, v_min_idx, v_max_idx, t_min_idx, t_max_idx;
     int64_t n_plausible, n_predict_only, n_faulted, n_bleeding;
 } gg_cells_summary_t;
@@ -221,7 +234,7 @@ typedef struct {
     size_t n;
     size_t n_ocv;
     const double *ocv;
-    const double *hyst;        /* [n_ocv] M(soc) >= 0, V; all 0 for a chemistry without */
+    const double *hyst; /* [n_ocv] M(soc) >= 0, V; all 0 for a chemistry without */
     const gg_cell_param_t *param;
     const gg_cells_cfg_t *cfg;
     const gg_cell_state_t *state; /* the arrays it points to are written */
@@ -253,8 +266,8 @@ int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, doubl
  * and > 0. Returns the number of FAULTED cells, or GG_EINVAL (nothing written) for a NULL pointer
  * or a bad dt. Parameters and config are not re-checked per call: the owner runs gg_cells_check
  * once after setting them. */
-int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v, const uint8_t *vq,
-                  const double *t, const uint8_t *tq);
+int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
+                  const uint8_t *vq, const double *t, const uint8_t *tq);
 /* The balancing part of gg_cells_step alone, from the states (flags, soc, v_last, age_s) and
  * this cycle's temperatures; writes excess_ah, bleed_s, board masks, interlocks, the BLEED flag
  * and the summary's target and n_bleeding. */
@@ -262,6 +275,7 @@ int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
 /* Cells per instruction of the EKF without hysteresis on this CPU: 4 with x86-64-v3 (AVX2), else
  * 2 (SSE2, NEON). */
 int gg_cells_lanes(void);
+/* [end cdef] */
 
 #include <math.h> /* isfinite, for the inlines below */
 
@@ -275,13 +289,12 @@ static inline int gg_cell_good(const gg_cell_state_t *s, size_t i, const gg_cell
 /* The GG_BAL_IL_* bits one cell sets on its board (LOW_V, HOT, STALE, FAULT); the thresholds
  * are bal_min_v, bal_max_temp and bal_max_age_s, passed by value so that a loop keeps them in
  * registers. Written as !(ok) so that NaN interlocks too, and without a branch on the data. */
-static inline uint32_t gg_cell_interlock(const gg_cell_state_t *s, size_t i, double t,
-                                         uint8_t tq, double min_v, double max_temp,
-                                         double max_age)
+static inline uint32_t gg_cell_interlock(const gg_cell_state_t *s, size_t i, double t, uint8_t tq,
+                                         double min_v, double max_temp, double max_age)
 {
-    return (uint32_t)!(s->v_last[i] >= min_v) * GG_BAL_IL_LOW_V
-           | (uint32_t)!(tq == 0 && t <= max_temp) * GG_BAL_IL_HOT
-           | (uint32_t)!(s->age_s[i] <= max_age) * GG_BAL_IL_STALE
+    return (uint32_t) !(s->v_last[i] >= min_v) * GG_BAL_IL_LOW_V
+           | (uint32_t) !(tq == 0 && t <= max_temp) * GG_BAL_IL_HOT
+           | (uint32_t) !(s->age_s[i] <= max_age) * GG_BAL_IL_STALE
            | (uint32_t)((s->flags[i] & GG_CELL_FAULTS) != 0) * GG_BAL_IL_FAULT;
 }
 /* The plan (everything gg_cells_balance writes) once the lowest good cell is known (-1: none)
@@ -289,6 +302,7 @@ static inline uint32_t gg_cell_interlock(const gg_cell_state_t *s, size_t i, dou
  * BLEED flag clear; gg_cells_step gathers both in its last pass over the states. */
 void gg_cells_plan(gg_cells_ctx_t *ctx, long low);
 
+/* [cdef loadflow] */
 /* ---- loadflow: unbalanced backward/forward sweep of a radial LV feeder (native/loadflow.c) ----
  * Complex numbers are (re, im) pairs of doubles; a three-phase quantity is 6 doubles (a, b, c).
  * All values are per-unit (power-grid-model's bases: 1 MVA three-phase, u_rated/sqrt(3) per
@@ -304,12 +318,13 @@ void gg_cells_plan(gg_cells_ctx_t *ctx, long low);
  * full tree from it, only when the caller needs them. Nothing is allocated: the caller owns the
  * model arrays, the workspace and every output. */
 typedef struct {
-    size_t n_nodes;             /* full tree */
-    size_t n_kept;              /* reduced tree, >= 1; kept node 0 is node 0 */
+    size_t n_nodes; /* full tree */
+    size_t n_kept;  /* reduced tree, >= 1; kept node 0 is node 0 */
     size_t n_loads;
-    const int32_t *parent;      /* [n_nodes] */
-    const double *z_line;       /* [n_nodes][4] series impedance of the line feeding node i */
-    const int32_t *line_seg;    /* [n_nodes] kept node whose current the line feeding i carries, or -1 */
+    const int32_t *parent; /* [n_nodes] */
+    const double *z_line;  /* [n_nodes][4] series impedance of the line feeding node i */
+    const int32_t
+        *line_seg; /* [n_nodes] kept node whose current the line feeding i carries, or -1 */
     const int32_t *kept_parent; /* [n_kept] kept index of the parent, kept_parent[k] < k, -1 at 0 */
     const int32_t *kept_node;   /* [n_kept] full-tree index of each kept node */
     const double *z_seg;        /* [n_kept][4] summed impedance from the kept parent */
@@ -347,22 +362,29 @@ int gg_lf_check(const gg_lf_model_t *m);
  * reduced solution in the workspace, *iterations used. After max_iter iterations, or a voltage
  * collapsing to zero or not finite: GG_ENOCONV, *iterations = max_iter, and the workspace is not
  * a solution (warm_valid 0). */
-int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, int32_t *iterations);
+int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q,
+                int symmetric, int warm, double tol, int max_iter, int32_t *iterations);
 /* n_steps solves; step t reads p[t], q[t] and writes its reduced solution v_head[t][6] and
  * j_kept[t][n_kept][6], iterations[t] and status[t] (GG_OK, or GG_ENOCONV with NaN in v_head[t]
  * and j_kept[t], never a partial result). Each step starts warm from the previous one's solution
  * (the first from the workspace if warm != 0). Returns the number of steps that did not
  * converge, or GG_EINVAL. */
-int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, double *v_head, double *j_kept, int32_t *iterations, int32_t *status);
-/* The full tree of n_steps reduced solutions (as gg_lf_solve_batch writes them): v_out[t][n_nodes][6]
- * node voltages and j_out[t][n_nodes][6] the series current of the line feeding each node (row 0:
- * the current into the busbar). Either output may be NULL. Steps whose status[t] is not GG_OK
- * (status may be NULL: all converged) are NaN throughout. GG_OK or GG_EINVAL. */
-int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *v_out, double *j_out);
+int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *p,
+                      const double *q, int symmetric, int warm, double tol, int max_iter,
+                      double *v_head, double *j_kept, int32_t *iterations, int32_t *status);
+/* The full tree of n_steps reduced solutions (as gg_lf_solve_batch writes them):
+ * v_out[t][n_nodes][6] node voltages and j_out[t][n_nodes][6] the series current of the line
+ * feeding each node (row 0: the current into the busbar). Either output may be NULL. Steps whose
+ * status[t] is not GG_OK (status may be NULL: all converged) are NaN throughout. GG_OK or
+ * GG_EINVAL. */
+int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status,
+                 const double *v_head, const double *j_kept, double *v_out, double *j_out);
 /* Only the node voltage magnitudes of n_steps reduced solutions: u_out[t][n_nodes][3] = |v| (p.u.),
  * equal to numpy's abs of gg_lf_expand's v_out, without writing the complex voltages of every step
  * (each step is filled in through scratch[n_nodes*6] doubles, which stays in cache). Steps whose
  * status[t] is not GG_OK (status may be NULL: all converged) are NaN. GG_OK or GG_EINVAL. */
-int gg_lf_expand_u(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *scratch, double *u_out);
+int gg_lf_expand_u(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status,
+                   const double *v_head, const double *j_kept, double *scratch, double *u_out);
+/* [end cdef] */
 
 #endif

@@ -1,7 +1,10 @@
 /* Two doubles per instruction (SSE2 on x86-64, NEON on aarch64) through GCC vector extensions,
  * with no compiler flag: the kernels of cells.c and balance.c process two cells at a time.
  * Lanes are selected with masks rather than branches, and comparisons are written so that a
- * NaN selects what the scalar code's comparison would. Internal to native/, not in the cdef. */
+ * NaN selects what the scalar code's comparison would. Each width (v1d: one lane, v2d, v4d) has
+ * the same set of primitives under the same names with its width as suffix (ld2, sel4, ...), so
+ * that code written once over them (ekf_lanes.h) compiles for each. Internal to native/, not in
+ * the cdef. */
 #ifndef GG_LANES_H
 #define GG_LANES_H
 
@@ -66,6 +69,46 @@ static inline uint64_t pack_low32(v2i m)
     uint64_t out;
     memcpy(&out, &packed, sizeof out);
     return out;
+}
+
+/* The rest of the two-lane primitives a width-generic body (cells.c's EKF) needs: a broadcast,
+ * the lanes whose byte is 0, a table read at each lane's index, and the low 32 bits of each lane
+ * stored into dst[0..1] over the bits of dst that keep selects (one 64-bit read and write). */
+static inline v2d splat2(double x) { return (v2d){x, x}; }
+
+static inline v2i zero_bytes2(const uint8_t *q)
+{
+    return (v2i){-(int64_t)(q[0] == 0), -(int64_t)(q[1] == 0)};
+}
+
+static inline v2d gather2(const double *t, v2i k) { return (v2d){t[k[0]], t[k[1]]}; }
+
+static inline void merge_low32_2(uint32_t *dst, v2i m, uint32_t keep)
+{
+    uint64_t both;
+    memcpy(&both, dst, sizeof both);
+    both = (both & ((uint64_t)keep << 32 | keep)) | pack_low32(m);
+    memcpy(dst, &both, sizeof both);
+}
+
+/* One lane: the same primitives on a one-element vector, so that the odd last cell of a string
+ * goes through the same width-generic code as the others (min1 and max1 keep the operand rules
+ * of minpd and maxpd). */
+typedef double v1d __attribute__((vector_size(8)));
+typedef int64_t v1i __attribute__((vector_size(8)));
+
+static inline v1d ld1(const double *p) { return (v1d){*p}; }
+static inline void st1(double *p, v1d x) { *p = x[0]; }
+static inline v1d splat1(double x) { return (v1d){x}; }
+static inline v1d sel1(v1i m, v1d a, v1d b) { return (v1d)((m & (v1i)a) | (~m & (v1i)b)); }
+static inline v1d min1(v1d a, v1d b) { return a[0] < b[0] ? a : b; }
+static inline v1d max1(v1d a, v1d b) { return a[0] > b[0] ? a : b; }
+static inline v1i zero_bytes1(const uint8_t *q) { return (v1i){-(int64_t)(q[0] == 0)}; }
+static inline v1d gather1(const double *t, v1i k) { return (v1d){t[k[0]]}; }
+
+static inline void merge_low32_1(uint32_t *dst, v1i m, uint32_t keep)
+{
+    dst[0] = (dst[0] & keep) | (uint32_t)m[0];
 }
 
 /* GG_V3_CLONE before a function: on x86-64 it is compiled twice, for the baseline and for
@@ -140,6 +183,27 @@ static inline __attribute__((always_inline)) GG_QUAD_TARGET void pack4_low32(v4i
     const v8i32 low = {0, 2, 4, 6, 0, 2, 4, 6};
     const v8i32 packed = __builtin_shuffle((v8i32)m, low);
     memcpy(out, &packed, 4 * sizeof *out);
+}
+
+static inline __attribute__((always_inline)) GG_QUAD_TARGET v4i zero_bytes4(const uint8_t *q)
+{
+    return (v4i){-(int64_t)(q[0] == 0), -(int64_t)(q[1] == 0), -(int64_t)(q[2] == 0),
+                 -(int64_t)(q[3] == 0)};
+}
+
+static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d gather4(const double *t, v4i k)
+{
+    return (v4d){t[k[0]], t[k[1]], t[k[2]], t[k[3]]};
+}
+
+static inline __attribute__((always_inline)) GG_QUAD_TARGET void merge_low32_4(uint32_t *dst, v4i m,
+                                                                               uint32_t keep)
+{
+    uint32_t fresh[4];
+    pack4_low32(m, fresh);
+    for (int l = 0; l < 4; l++) {
+        dst[l] = (dst[l] & keep) | fresh[l];
+    }
 }
 #else
 #define GG_QUAD 0

@@ -27,10 +27,7 @@ static inline void zmul3(const double *z, const double *j, double *out)
 }
 
 /* Largest of m and x, where a NaN x wins: a NaN voltage change must stop the sweep, not hide. */
-static inline double max_nan(double m, double x)
-{
-    return x <= m ? m : x;
-}
+static inline double max_nan(double m, double x) { return x <= m ? m : x; }
 
 static inline int is_zero4(const double *y)
 {
@@ -49,8 +46,8 @@ int gg_lf_check(const gg_lf_model_t *m)
     if (m == NULL || m->n_nodes == 0 || m->n_kept == 0 || m->n_kept > m->n_nodes) {
         return GG_EINVAL;
     }
-    if (m->parent == NULL || m->z_line == NULL || m->line_seg == NULL || m->kept_parent == NULL ||
-        m->kept_node == NULL || m->z_seg == NULL || m->y_kept == NULL) {
+    if (m->parent == NULL || m->z_line == NULL || m->line_seg == NULL || m->kept_parent == NULL
+        || m->kept_node == NULL || m->z_seg == NULL || m->y_kept == NULL) {
         return GG_EINVAL;
     }
     if (m->n_loads > 0 && (m->load_kept == NULL || m->load_type == NULL || m->load_scale == NULL)) {
@@ -68,14 +65,14 @@ int gg_lf_check(const gg_lf_model_t *m)
         }
     }
     for (size_t k = 1; k < m->n_kept; k++) {
-        if (m->kept_parent[k] < 0 || (size_t)m->kept_parent[k] >= k || m->kept_node[k] < 0 ||
-            (size_t)m->kept_node[k] >= m->n_nodes) {
+        if (m->kept_parent[k] < 0 || (size_t)m->kept_parent[k] >= k || m->kept_node[k] < 0
+            || (size_t)m->kept_node[k] >= m->n_nodes) {
             return GG_EINVAL;
         }
     }
     for (size_t l = 0; l < m->n_loads; l++) {
-        if (m->load_kept[l] < 0 || (size_t)m->load_kept[l] >= m->n_kept || m->load_type[l] < 0 ||
-            m->load_type[l] > GG_LF_CONST_CURRENT) {
+        if (m->load_kept[l] < 0 || (size_t)m->load_kept[l] >= m->n_kept || m->load_type[l] < 0
+            || m->load_type[l] > GG_LF_CONST_CURRENT) {
             return GG_EINVAL;
         }
     }
@@ -85,7 +82,8 @@ int gg_lf_check(const gg_lf_model_t *m)
 /* Current drawn by a load of power s at voltage v: conj(s*|v|^k / v) = conj(s) * v * |v|^k/|v|^2.
  * Returns 0 when the voltage has collapsed (checked even for a phase without power, so a solve
  * fails exactly when it always did). A phase without power draws nothing: *ir, *ii untouched. */
-static inline int load_current(double sr, double si, double vr, double vi, int32_t type, double *ir, double *ii)
+static inline int load_current(double sr, double si, double vr, double vi, int32_t type, double *ir,
+                               double *ii)
 {
     const double v2 = vr * vr + vi * vi;
     if (!(v2 > LF_V2_MIN)) {
@@ -127,7 +125,8 @@ static void flat_start(const gg_lf_model_t *m, double *v, int symmetric)
 }
 
 /* Iterates on the reduced tree until converged; returns iterations used, or 0 on failure. */
-static int sweep_asym(const gg_lf_model_t *m, double *v, double *j, const double *s, double tol2, int max_iter)
+static int sweep_asym(const gg_lf_model_t *m, double *v, double *j, const double *s, double tol2,
+                      int max_iter)
 {
     const size_t nk = m->n_kept;
     for (int it = 1; it <= max_iter; it++) {
@@ -143,7 +142,8 @@ static int sweep_asym(const gg_lf_model_t *m, double *v, double *j, const double
         for (size_t l = 0; l < m->n_loads; l++) {
             const size_t k = (size_t)m->load_kept[l];
             for (int p = 0; p < 6; p += 2) {
-                if (!load_current(s[6 * l + p], s[6 * l + p + 1], v[6 * k + p], v[6 * k + p + 1], m->load_type[l], &j[6 * k + p], &j[6 * k + p + 1])) {
+                if (!load_current(s[6 * l + p], s[6 * l + p + 1], v[6 * k + p], v[6 * k + p + 1],
+                                  m->load_type[l], &j[6 * k + p], &j[6 * k + p + 1])) {
                     return 0;
                 }
             }
@@ -189,7 +189,8 @@ static int sweep_asym(const gg_lf_model_t *m, double *v, double *j, const double
 }
 
 /* Balanced network: phase a only, positive-sequence impedances, each load's mean phase power. */
-static int sweep_sym(const gg_lf_model_t *m, double *v, double *j, const double *s, double tol2, int max_iter)
+static int sweep_sym(const gg_lf_model_t *m, double *v, double *j, const double *s, double tol2,
+                     int max_iter)
 {
     const size_t nk = m->n_kept;
     for (int it = 1; it <= max_iter; it++) {
@@ -201,7 +202,8 @@ static int sweep_sym(const gg_lf_model_t *m, double *v, double *j, const double 
         for (size_t l = 0; l < m->n_loads; l++) {
             const size_t k = (size_t)m->load_kept[l];
             const double *sl = &s[6 * l];
-            if (!load_current((sl[0] + sl[2] + sl[4]) / 3.0, (sl[1] + sl[3] + sl[5]) / 3.0, v[6 * k], v[6 * k + 1], m->load_type[l], &j[6 * k], &j[6 * k + 1])) {
+            if (!load_current((sl[0] + sl[2] + sl[4]) / 3.0, (sl[1] + sl[3] + sl[5]) / 3.0,
+                              v[6 * k], v[6 * k + 1], m->load_type[l], &j[6 * k], &j[6 * k + 1])) {
                 return 0;
             }
         }
@@ -250,7 +252,8 @@ static void rotate_bc(double *x, size_t n)
 /* Every node voltage of the full tree from one reduced solution: one forward pass. A line
  * outside every loaded path carries no current, so its far end simply takes its parent's voltage
  * (exactly what vp - z*0 gives). */
-static void expand_v(const gg_lf_model_t *m, const double *vh, const double *j, int symmetric, double *v_out)
+static void expand_v(const gg_lf_model_t *m, const double *vh, const double *j, int symmetric,
+                     double *v_out)
 {
     memcpy(v_out, vh, 6 * sizeof(double));
     for (size_t i = 1; i < m->n_nodes; i++) {
@@ -294,7 +297,8 @@ static void expand_j(const gg_lf_model_t *m, const double *j, int symmetric, dou
     }
 }
 
-static int solve_one(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q, int symmetric, int warm, double tol2, int max_iter, int32_t *iterations)
+static int solve_one(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q,
+                     int symmetric, int warm, double tol2, int max_iter, int32_t *iterations)
 {
     /* A balanced solution only holds phase a: it cannot seed an unbalanced one, nor vice versa. */
     const int32_t mode = symmetric ? 2 : 1;
@@ -315,14 +319,17 @@ static int solve_one(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, c
     return GG_OK;
 }
 
-static int args_ok(const gg_lf_model_t *m, const gg_lf_work_t *w, const double *p, const double *q, double tol, int max_iter, const int32_t *iterations)
+static int args_ok(const gg_lf_model_t *m, const gg_lf_work_t *w, const double *p, const double *q,
+                   double tol, int max_iter, const int32_t *iterations)
 {
-    return m != NULL && w != NULL && w->v != NULL && w->j != NULL && (w->s != NULL || m->n_loads == 0) &&
-           iterations != NULL && ((p != NULL && q != NULL) || m->n_loads == 0) && tol > 0.0 && isfinite(tol) &&
-           max_iter > 0;
+    return m != NULL && w != NULL && w->v != NULL && w->j != NULL
+           && (w->s != NULL || m->n_loads == 0) && iterations != NULL
+           && ((p != NULL && q != NULL) || m->n_loads == 0) && tol > 0.0 && isfinite(tol)
+           && max_iter > 0;
 }
 
-int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, int32_t *iterations)
+int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q,
+                int symmetric, int warm, double tol, int max_iter, int32_t *iterations)
 {
     if (!args_ok(m, w, p, q, tol, max_iter, iterations)) {
         return GG_EINVAL;
@@ -330,16 +337,20 @@ int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const 
     return solve_one(m, w, p, q, symmetric, warm, tol * tol, max_iter, iterations);
 }
 
-int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, double *v_head, double *j_kept, int32_t *iterations, int32_t *status)
+int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *p,
+                      const double *q, int symmetric, int warm, double tol, int max_iter,
+                      double *v_head, double *j_kept, int32_t *iterations, int32_t *status)
 {
-    if (!args_ok(m, w, p, q, tol, max_iter, iterations) || status == NULL || v_head == NULL || j_kept == NULL) {
+    if (!args_ok(m, w, p, q, tol, max_iter, iterations) || status == NULL || v_head == NULL
+        || j_kept == NULL) {
         return GG_EINVAL;
     }
     int failed = 0;
     const size_t nl = 3 * m->n_loads;
     const size_t nj = 6 * m->n_kept;
     for (size_t t = 0; t < n_steps; t++) {
-        status[t] = solve_one(m, w, p + t * nl, q + t * nl, symmetric, warm || t > 0, tol * tol, max_iter, &iterations[t]);
+        status[t] = solve_one(m, w, p + t * nl, q + t * nl, symmetric, warm || t > 0, tol * tol,
+                              max_iter, &iterations[t]);
         if (status[t] == GG_OK) {
             memcpy(v_head + 6 * t, w->v, 6 * sizeof(double));
             memcpy(j_kept + nj * t, w->j, nj * sizeof(double));
@@ -352,7 +363,8 @@ int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, c
     return failed;
 }
 
-int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *v_out, double *j_out)
+int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status,
+                 const double *v_head, const double *j_kept, double *v_out, double *j_out)
 {
     if (m == NULL || (n_steps > 0 && (v_head == NULL || j_kept == NULL))) {
         return GG_EINVAL;
@@ -408,7 +420,8 @@ GG_V3_CLONE
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
 #endif
-static void magnitudes(const double *restrict z, size_t n, double *restrict u)
+static void
+magnitudes(const double *restrict z, size_t n, double *restrict u)
 {
     for (size_t k = 0; k < n; k++) {
         const double a = fabs(z[2 * k]);
@@ -425,9 +438,12 @@ static void magnitudes(const double *restrict z, size_t n, double *restrict u)
     }
 }
 
-int gg_lf_expand_u(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *scratch, double *u_out)
+int gg_lf_expand_u(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status,
+                   const double *v_head, const double *j_kept, double *scratch, double *u_out)
 {
-    if (m == NULL || (n_steps > 0 && (v_head == NULL || j_kept == NULL || scratch == NULL || u_out == NULL))) {
+    if (m == NULL
+        || (n_steps > 0
+            && (v_head == NULL || j_kept == NULL || scratch == NULL || u_out == NULL))) {
         return GG_EINVAL;
     }
     const size_t nj = 6 * m->n_kept;

@@ -136,8 +136,9 @@ int gg_rbe(size_t n, const double *value, const uint8_t *quality, double *last_r
     int reported = 0;
     for (size_t i = 0; i < n; i++) {
         const uint8_t q = quality[i];
-        const int report = q != last_quality[i]
-                           || (q == GG_QUALITY_GOOD && value_moved(value[i], last_reported[i], deadband[i]));
+        const int report =
+            q != last_quality[i]
+            || (q == GG_QUALITY_GOOD && value_moved(value[i], last_reported[i], deadband[i]));
         if (report) {
             last_reported[i] = value[i];
             last_quality[i] = q;

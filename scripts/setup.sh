@@ -15,6 +15,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 [ -x /bin/kill ] || need="$need procps"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
+# `make lint` checks the C style of native/ (.clang-format) with it.
+command -v clang-format >/dev/null 2>&1 || need="$need clang-format"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \

@@ -1,3 +1,4 @@
+/* Generated from native/gridgate.h by the build: edit the header, not this file. */
 #define GG_CELL_OV 1
 #define GG_CELL_UV 2
 #define GG_CELL_OT 4
@@ -96,7 +97,9 @@ typedef struct {
     gg_cells_summary_t *summary;
 } gg_cells_ctx_t;
 int gg_cells_check(const gg_cells_ctx_t *ctx);
-int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1, double p0_h);
-int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v, const uint8_t *vq, const double *t, const uint8_t *tq);
+int gg_cells_reset(gg_cells_ctx_t *ctx, const double *soc0, double p0_soc, double p0_v1,
+                   double p0_h);
+int gg_cells_step(gg_cells_ctx_t *ctx, double dt, double current, const double *v,
+                  const uint8_t *vq, const double *t, const uint8_t *tq);
 int gg_cells_balance(gg_cells_ctx_t *ctx, const double *t, const uint8_t *tq);
 int gg_cells_lanes(void);

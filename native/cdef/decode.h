@@ -1,3 +1,4 @@
+/* Generated from native/gridgate.h by the build: edit the header, not this file. */
 #define GG_DT_U16 0
 #define GG_DT_I16 1
 #define GG_DT_U32 2
@@ -17,4 +18,5 @@ typedef struct {
     double scale;
     double offset;
 } gg_decode_spec_t;
-int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points, double *out, uint8_t *quality);
+int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs, size_t n_points,
+              double *out, uint8_t *quality);

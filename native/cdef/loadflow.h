@@ -1,10 +1,12 @@
+/* Generated from native/gridgate.h by the build: edit the header, not this file. */
 typedef struct {
     size_t n_nodes;
     size_t n_kept;
     size_t n_loads;
     const int32_t *parent;
     const double *z_line;
-    const int32_t *line_seg;
+    const int32_t
+        *line_seg;
     const int32_t *kept_parent;
     const int32_t *kept_node;
     const double *z_seg;
@@ -25,7 +27,12 @@ typedef struct {
 #define GG_LF_CONST_IMPEDANCE 1
 #define GG_LF_CONST_CURRENT 2
 int gg_lf_check(const gg_lf_model_t *m);
-int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, int32_t *iterations);
-int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *p, const double *q, int symmetric, int warm, double tol, int max_iter, double *v_head, double *j_kept, int32_t *iterations, int32_t *status);
-int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *v_out, double *j_out);
-int gg_lf_expand_u(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status, const double *v_head, const double *j_kept, double *scratch, double *u_out);
+int gg_lf_solve(const gg_lf_model_t *m, gg_lf_work_t *w, const double *p, const double *q,
+                int symmetric, int warm, double tol, int max_iter, int32_t *iterations);
+int gg_lf_solve_batch(const gg_lf_model_t *m, gg_lf_work_t *w, size_t n_steps, const double *p,
+                      const double *q, int symmetric, int warm, double tol, int max_iter,
+                      double *v_head, double *j_kept, int32_t *iterations, int32_t *status);
+int gg_lf_expand(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status,
+                 const double *v_head, const double *j_kept, double *v_out, double *j_out);
+int gg_lf_expand_u(const gg_lf_model_t *m, size_t n_steps, int symmetric, const int32_t *status,
+                   const double *v_head, const double *j_kept, double *scratch, double *u_out);
