@@ -1,6 +1,6 @@
 /* Per-cell SOC EKF, fault flags and string statistics (see gridgate.h, cells). The balancing plan
  * is in balance.c. Per cell, arithmetic is written in the same order as the numpy reference
- * (gateway/estimate/cells_ref.py) so the two agree to rounding, not just to a tolerance; sums over
+ * (gateway/native/cells_ref.py) so the two agree to rounding, not just to a tolerance; sums over
  * the string run on two lanes (numpy's own pairwise order differs from either). */
 #include <math.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * filter for cells i..i + EKF_W - 1) and ekf_from<W> (it over the string from a start index).
  * Every width takes the same operations in the same order per lane, so they give the same bits
  * (C99 never contracts to FMA), and each lane gives what the numpy reference computes for its
- * cell (gateway/estimate/cells_ref.py) to rounding. The primitives of each width (ld, st, splat,
+ * cell (gateway/native/cells_ref.py) to rounding. The primitives of each width (ld, st, splat,
  * sel, min, max, zero_bytes, gather, merge_low32_) are in lanes.h. Internal to native/. */
 #if !defined(EKF_W) || !defined(EKF_TARGET)
 #error "define EKF_W and EKF_TARGET before including ekf_lanes.h"

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bumped whenever a signature or a struct layout changes; gateway/estimate/_native.py refuses a
+/* Bumped whenever a signature or a struct layout changes; gateway/native/ffi.py refuses a
  * compiled module whose number differs from the one the Python side was written for. */
 #define GG_NATIVE_VERSION 2
 
@@ -67,7 +67,7 @@ int gg_rbe(size_t n, const double *value, const uint8_t *quality, double *last_r
  * word), DCBA 3 (both); one-register types only honour the byte swap. A BIT point is bit `bit`
  * (0..15) of its register after the byte swap. A result that is not finite is written as NaN with
  * quality 2 (BAD); every other result has quality 0 (GOOD). Its layout is asserted against a numpy
- * dtype at import (gateway/estimate/decode.py). */
+ * dtype at import (gateway/native/decode.py). */
 #define GG_DT_U16 0
 #define GG_DT_I16 1
 #define GG_DT_U32 2
@@ -100,7 +100,7 @@ int gg_decode(const uint16_t *regs, size_t n_regs, const gg_decode_spec_t *specs
  * native/balance.c) ------------------------------------------------------------------------------
  * One call of gg_cells_step per measurement cycle for all n cells of a string. Current is the pack
  * current in amperes, positive = discharge. Param, config and summary have numpy twins asserted
- * at import (gateway/estimate/cells.py); state and coefficients are structs of pointers to one
+ * at import (gateway/native/cells.py); state and coefficients are structs of pointers to one
  * array per field. Nothing is allocated: every array is owned by the caller and reached through
  * the context.
  *
