@@ -15,14 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.core.model import FloatArray, QualityArray
-from gateway.native.cells import (
-    FAULTS,
-    SUMMARY_DTYPE,
-    BalanceMode,
-    BoardInterlock,
-    CellFlag,
-    CellsConfig,
-)
+from gateway.native.cells_config import CellsConfig
+from gateway.native.cells_flags import FAULTS, BalanceMode, BoardInterlock, CellFlag
+from gateway.native.cells_types import SUMMARY_DTYPE
 from gateway.native.ocv import lookup
 
 U32Array = npt.NDArray[np.uint32]
