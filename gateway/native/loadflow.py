@@ -25,13 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.core.errors import NativeError
-from gateway.native.feeder_model import (
-    BASE_POWER_1P,
-    ComplexArray,
-    FeederModel,
-    FloatArray,
-    load_feeder,
-)
+from gateway.native.feeder_build import load_feeder
+from gateway.native.feeder_model import BASE_POWER_1P, ComplexArray, FeederModel, FloatArray
 from gateway.native.ffi import check, ffi, lib, ptr
 from gateway.native.loadflow_result import FlowResult, ReducedSolution
 
