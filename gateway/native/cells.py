@@ -316,6 +316,8 @@ class CellEstimator:
         return StringSummary.from_struct(self._summary)
 
 
+# The cells kernel's public names stay importable from here, where the BMS, tests and benches
+# have always found them; they are defined in cells_flags, cells_config and cells_types.
 __all__ = [
     "CFG_DTYPE",
     "FAULTS",

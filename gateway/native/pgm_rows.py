@@ -67,6 +67,7 @@ class RowReader:
 
 
 def check_ids(sink: IssueSink, comps: Components) -> None:
+    """Every row needs an integer id, unique across all components (as power-grid-model)."""
     seen: dict[int, str] = {}
     for name, rows in comps.items():
         for i, row in enumerate(rows):
