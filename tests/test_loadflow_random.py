@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from gateway.config.issues import IssueSink
-from gateway.native.feeder_model import BASE_POWER_1P, build
+from gateway.native.feeder_build import build
+from gateway.native.feeder_model import BASE_POWER_1P
 from gateway.native.loadflow import Feeder
 from gateway.native.loadflow_ref import solve_ref
 from tests.test_loadflow_support import pgm_solve, pgm_voltages, random_feeder

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -28,7 +27,6 @@ from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.common.subscription import DataChangeNotif, Subscription
-from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
@@ -36,6 +34,8 @@ from drivers.opcua.config import NodeConfig, OpcUaConfig
 from drivers.opcua.errors import OpcUaError, SubscriptionUnsupportedError, UntrustedServerError
 from drivers.opcua.quality import sample, status_name
 from drivers.opcua.security import TrustListValidator, configure
+from drivers.opcua.subscribe import subscribe
+from drivers.opcua.teardown import teardown
 from gateway.core.backoff import Backoff
 from gateway.core.model import Frame, PointSpec, Quality
 
@@ -51,9 +51,6 @@ _CERT_CODES = {
     StatusCodes.BadCertificateRevoked,
     StatusCodes.BadCertificateUseNotAllowed,
 }
-# Keep-alives at least every 10 s, so a silent server is noticed even with slow publishing.
-_KEEPALIVE_S = 10.0
-_TEARDOWN_TIMEOUT = 2.0
 
 
 class _Handler:
@@ -169,7 +166,7 @@ class OpcUaSource:
         except (OSError, TimeoutError, UaError, ConnectionError) as exc:
             raise self._error(exc, validator) from exc
         finally:
-            await _teardown(client, None)
+            await teardown(client, None)
 
     # ----------------------------------------------------------------- one session
 
@@ -202,7 +199,7 @@ class OpcUaSource:
             raise self._error(exc, validator) from exc
         finally:
             if client is not None:
-                await _teardown(client, subscription if not session.ended.is_set() else None)
+                await teardown(client, subscription if not session.ended.is_set() else None)
 
     async def _connect(self) -> tuple[Client, TrustListValidator | None]:
         cfg = self.config
@@ -214,7 +211,7 @@ class OpcUaSource:
             validator = await configure(client, cfg.security)
             await asyncio.wait_for(client.connect(), cfg.timeout * 2)
         except (OSError, TimeoutError, UaError, ConnectionError, ValueError) as exc:
-            await _teardown(client, None)
+            await teardown(client, None)
             raise self._error(exc, validator) from exc
         return client, validator
 
@@ -235,36 +232,9 @@ class OpcUaSource:
     async def _subscribe(
         self, client: Client, nodes: list[Node | None], session: _Session
     ) -> Subscription:
-        cfg = self.config
-        keepalive = max(1, math.ceil(_KEEPALIVE_S / cfg.publishing_interval))
-        params = ua.CreateSubscriptionParameters(
-            RequestedPublishingInterval=cfg.publishing_interval * 1000.0,
-            RequestedMaxKeepAliveCount=keepalive,
-            RequestedLifetimeCount=keepalive * 3,
-            MaxNotificationsPerPublish=0,
-            PublishingEnabled=True,
-            Priority=0,
+        return await subscribe(
+            client, nodes, self.config, _Handler(session), session.handles, self._node_problem
         )
-        try:
-            subscription = await client.create_subscription(params, _Handler(session))
-        except UaStatusCodeError as exc:
-            raise SubscriptionUnsupportedError(
-                f"server refused a subscription ({status_name(exc.code)})"
-            ) from exc
-        requests = []
-        indices = []
-        for index, (node, node_cfg) in enumerate(zip(nodes, cfg.nodes, strict=True)):
-            if node is None:
-                continue
-            handle = index + 1
-            session.handles[handle] = index
-            requests.append(_item_request(node, node_cfg, handle, cfg))
-            indices.append(index)
-        results = await subscription.create_monitored_items(requests) if requests else []
-        for index, result in zip(indices, results, strict=True):
-            if isinstance(result, ua.StatusCode):
-                self._node_problem(cfg.nodes[index], result.name)
-        return subscription
 
     async def _pump(self, session: _Session, on_frame: FrameCallback) -> None:
         """Emit a frame after each batch of notifications until the session ends."""
@@ -353,27 +323,6 @@ class OpcUaSource:
         )
 
 
-def _item_request(
-    node: Node, node_cfg: NodeConfig, handle: int, cfg: OpcUaConfig
-) -> ua.MonitoredItemCreateRequest:
-    params = ua.MonitoringParameters()
-    params.ClientHandle = handle
-    params.SamplingInterval = cfg.sampling_interval * 1000.0
-    params.QueueSize = cfg.queue_size
-    params.DiscardOldest = True
-    if node_cfg.deadband > 0:
-        mfilter = ua.DataChangeFilter()
-        mfilter.Trigger = ua.DataChangeTrigger.StatusValue
-        mfilter.DeadbandType = ua.DeadbandType.Absolute
-        mfilter.DeadbandValue = node_cfg.deadband
-        params.Filter = mfilter
-    request = ua.MonitoredItemCreateRequest()
-    request.ItemToMonitor = ua.ReadValueId(NodeId=node.nodeid, AttributeId=AttributeIds.Value)
-    request.MonitoringMode = ua.MonitoringMode.Reporting
-    request.RequestedParameters = params
-    return request
-
-
 def _on_lost(session: _Session) -> Callable[[Exception], Coroutine[Any, Any, None]]:
     async def lost(exc: Exception) -> None:
         session.lost(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
@@ -385,26 +334,6 @@ async def _deliver(on_frame: FrameCallback, frame: Frame) -> None:
     result = on_frame(frame)
     if inspect.isawaitable(result):
         await result
-
-
-async def _teardown(client: Client, subscription: Subscription | None) -> None:
-    """Close everything of one client; never raises (the connection may be half dead)."""
-    client.connection_lost_callback = None
-    if subscription is not None:
-        try:
-            await asyncio.wait_for(subscription.delete(), _TEARDOWN_TIMEOUT)
-        except (OSError, TimeoutError, UaError, ConnectionError) as exc:
-            _log.debug("opcua: deleting the subscription failed: %s", exc)
-    try:
-        # close_session also stops the client's watchdog, supervisor and renew tasks.
-        await asyncio.wait_for(client.close_session(), _TEARDOWN_TIMEOUT)
-    except (OSError, TimeoutError, UaError, ConnectionError) as exc:
-        _log.debug("opcua: closing the session failed: %s", exc)
-    try:
-        await asyncio.wait_for(client.close_secure_channel(), _TEARDOWN_TIMEOUT)
-    except (OSError, TimeoutError, UaError, ConnectionError) as exc:
-        _log.debug("opcua: closing the channel failed: %s", exc)
-    client.disconnect_socket()
 
 
 __all__ = ["FrameCallback", "OpcUaSource"]

@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from gateway.grid.estimation_config import EstimationConfig
 from gateway.grid.pseudo_loads import PseudoLoadModel, PseudoLoads
-from gateway.native.feeder_model import A_OP, ComplexArray, FloatArray
+from gateway.native.feeder_model import A_OP, BASE_POWER_1P, ComplexArray, FloatArray
 from gateway.native.loadflow import Feeder, Loads
 from gateway.native.loadflow_result import FlowResult
 
@@ -182,8 +182,6 @@ class Estimator:
 
     @staticmethod
     def _head_flow(res: FlowResult) -> ComplexArray:
-        from gateway.native.feeder_model import BASE_POWER_1P
-
         out: ComplexArray = res.v[0] * np.conj(res.j[0]) * BASE_POWER_1P
         return out
 

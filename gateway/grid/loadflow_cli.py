@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.config.issues import IssueSink
 from gateway.core.errors import ConfigError
+from gateway.native import pgm_json
 
 EX_CONFIG = 78
 
@@ -34,10 +35,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    # start-up: the parser is built by every gridgate command, the solver (numpy, the C
-    # kernels) only by this one.
+    # start-up: numpy loads only for this command; every gridgate command builds this parser.
     from gateway.grid.pgm_output import apply_updates, results_to_pgm
-    from gateway.native import pgm_json
+
+    # start-up: the C kernels load only for this command too: `gridgate status` stays fast.
     from gateway.native.loadflow import Feeder
 
     try:

@@ -8,6 +8,7 @@ attribute (three-phase totals, line-to-line voltage); asymmetric ones arrays of 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,18 +28,30 @@ def _v(x: Any, symmetric: bool, total: bool = False) -> Any:
 
 
 def _scenario(res: FlowResult, t: int | None) -> Components:
-    m = res.model
-    sym = res.symmetric
+    """One output scenario: step ``t`` of a batch, or the single solve when ``t`` is None."""
 
     def pick(a: Any) -> Any:
         return a if t is None else a[t]
 
-    v = pick(res.v)
     ok = bool(pick(res.converged))
+    out: Components = {
+        "node": _nodes(res, pick, ok),
+        "line": _lines(res, pick, ok),
+        "source": _sources(res, pick, ok),
+    }
+    if res.model.head.transformer_id is not None:
+        out["transformer"] = _transformers(res, pick, ok)
+    return out
+
+
+def _nodes(res: FlowResult, pick: Callable[[Any], Any], ok: bool) -> list[dict[str, Any]]:
+    """The source's HV node (when there is a transformer), then every LV node."""
+    m = res.model
+    sym = res.symmetric
+    v = pick(res.v)
     u_scale = m.u_rated if sym else m.u_rated / SQRT3
     nodes = []
-    hd = res.head
-    v_hv = pick(hd.v_source_node)
+    v_hv = pick(res.head.v_source_node)
     if m.head.transformer_id is not None:
         hv_scale = m.head.source_u_rated if sym else m.head.source_u_rated / SQRT3
         nodes.append(
@@ -60,11 +73,16 @@ def _scenario(res: FlowResult, t: int | None) -> Components:
                 "u_angle": _v(np.angle(v[i]), sym),
             }
         )
+    return nodes
+
+
+def _lines(res: FlowResult, pick: Callable[[Any], Any], ok: bool) -> list[dict[str, Any]]:
+    sym = res.symmetric
     i_from, i_to = pick(res.i_from), pick(res.i_to)
     s_from, s_to = pick(res.s_from), pick(res.s_to)
     loading = pick(res.loading)
     lines = []
-    for k, lid in enumerate(m.line_ids):
+    for k, lid in enumerate(res.model.line_ids):
         lines.append(
             {
                 "id": int(lid),
@@ -80,37 +98,49 @@ def _scenario(res: FlowResult, t: int | None) -> Components:
                 "s_to": _v(np.abs(s_to[k]), sym, True),
             }
         )
-    out: Components = {"node": nodes, "line": lines}
-    i_src = pick(hd.i_source)
-    s_src = v_hv * np.conj(i_src) * BASE_POWER_1P
-    base_i_hv = 1e6 / m.head.source_u_rated / SQRT3
-    out["source"] = [
+    return lines
+
+
+def _base_i_hv(res: FlowResult) -> float:
+    """Current base on the source's side, A."""
+    return 1e6 / res.model.head.source_u_rated / SQRT3
+
+
+def _sources(res: FlowResult, pick: Callable[[Any], Any], ok: bool) -> list[dict[str, Any]]:
+    sym = res.symmetric
+    i_src = pick(res.head.i_source)
+    s_src = pick(res.head.v_source_node) * np.conj(i_src) * BASE_POWER_1P
+    return [
         {
-            "id": m.head.source_id,
+            "id": res.model.head.source_id,
             "energized": int(ok),
             "p": _v(s_src.real, sym, True),
             "q": _v(s_src.imag, sym, True),
-            "i": _v(np.abs(i_src) * base_i_hv, sym),
+            "i": _v(np.abs(i_src) * _base_i_hv(res), sym),
             "s": _v(np.abs(s_src), sym, True),
         }
     ]
-    if m.head.transformer_id is not None:
-        sf = v_hv * np.conj(pick(hd.i_trafo_from)) * BASE_POWER_1P
-        st = v[0] * np.conj(pick(hd.i_trafo_to)) * BASE_POWER_1P
-        out["transformer"] = [
-            {
-                "id": m.head.transformer_id,
-                "energized": int(ok),
-                "loading": float(max(np.abs(sf).sum(), np.abs(st).sum()) / m.head.transformer_sn),
-                "p_from": _v(sf.real, sym, True),
-                "q_from": _v(sf.imag, sym, True),
-                "i_from": _v(np.abs(pick(hd.i_trafo_from)) * base_i_hv, sym),
-                "p_to": _v(st.real, sym, True),
-                "q_to": _v(st.imag, sym, True),
-                "i_to": _v(np.abs(pick(hd.i_trafo_to)) * m.base_i, sym),
-            }
-        ]
-    return out
+
+
+def _transformers(res: FlowResult, pick: Callable[[Any], Any], ok: bool) -> list[dict[str, Any]]:
+    m = res.model
+    sym = res.symmetric
+    hd = res.head
+    sf = pick(hd.v_source_node) * np.conj(pick(hd.i_trafo_from)) * BASE_POWER_1P
+    st = pick(res.v)[0] * np.conj(pick(hd.i_trafo_to)) * BASE_POWER_1P
+    return [
+        {
+            "id": m.head.transformer_id,
+            "energized": int(ok),
+            "loading": float(max(np.abs(sf).sum(), np.abs(st).sum()) / m.head.transformer_sn),
+            "p_from": _v(sf.real, sym, True),
+            "q_from": _v(sf.imag, sym, True),
+            "i_from": _v(np.abs(pick(hd.i_trafo_from)) * _base_i_hv(res), sym),
+            "p_to": _v(st.real, sym, True),
+            "q_to": _v(st.imag, sym, True),
+            "i_to": _v(np.abs(pick(hd.i_trafo_to)) * m.base_i, sym),
+        }
+    ]
 
 
 def results_to_pgm(res: FlowResult) -> list[Components]:

@@ -15,14 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.core.model import FloatArray, QualityArray
-from gateway.native.cells import (
-    FAULTS,
-    SUMMARY_DTYPE,
-    BalanceMode,
-    BoardInterlock,
-    CellFlag,
-    CellsConfig,
-)
+from gateway.native.cells_config import CellsConfig
+from gateway.native.cells_flags import FAULTS, BalanceMode, BoardInterlock, CellFlag
+from gateway.native.cells_types import SUMMARY_DTYPE
 from gateway.native.ocv import lookup
 
 U32Array = npt.NDArray[np.uint32]
@@ -116,96 +111,28 @@ def step(
     """
     s = state.copy()
     hyst_table = np.zeros(len(ocv)) if hyst is None else np.asarray(hyst, dtype=np.float64)
-    # Without hysteresis (no decay, M = 0 everywhere) h cannot reach the voltage: the filter is
-    # the two-state one, and h with its covariance entries p02, p12, p22 keep their values.
-    hyst_on = cfg.hyst_gamma != 0.0 or bool(np.any(hyst_table != 0.0))
-    n = len(s)
     count = s["count"].copy()
     flags = (s["flags"] & np.uint32(_DEBOUNCED)) | np.uint32(CellFlag.PREDICT_ONLY)
     v = np.asarray(v, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
     v_good = (np.asarray(vq) == 0) & np.isfinite(v)
     in_range = v_good & (v >= cfg.v_lo) & (v <= cfg.v_hi)
-    qs = cfg.q_soc * dt
-    qv = cfg.q_v1 * dt
-    qh = cfg.q_h * dt
-    gate_fail = np.zeros(n, dtype=bool)
 
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         if np.isfinite(current):
-            a = np.exp(-dt / params["tau_s"])
-            b = params["r1"] * (1.0 - a)
-            inv_q = 1.0 / (3600.0 * params["capacity_ah"])
-            g = cfg.hyst_gamma * dt * inv_q
-            d = np.exp(-g * abs(current)) if cfg.hyst_gamma > 0.0 else np.ones(n)
-            soc = _clamp01(s["soc"] - (current * dt) * inv_q)
-            v1 = a * s["v1"] + b * current
-            hs = _clamp11(d * s["h"] - (1.0 - d) * float(np.sign(current)))
-            p00 = s["p00"] + qs
-            p01 = a * s["p01"]
-            p02 = d * s["p02"]
-            p11 = a * a * s["p11"] + qv
-            p12 = a * d * s["p12"]
-            p22 = d * d * s["p22"] + qh
-            ocv_now, slope = lookup(ocv, soc)
-            m, m_slope = lookup(hyst_table, soc)
-            h0 = slope + m_slope * hs
-            innov = v - (ocv_now + m * hs - v1 - params["r0"] * current)
-            gate_fail = v_good & ~(np.abs(innov) <= cfg.jump_v)
-            used = in_range & ~gate_fail
-            ph0 = p00 * h0 - p01 + p02 * m
-            ph1 = p01 * h0 - p11 + p12 * m
-            ph2 = p02 * h0 - p12 + p22 * m
-            inv_s = 1.0 / (h0 * ph0 - ph1 + m * ph2 + cfg.r_v)
-            k0 = ph0 * inv_s
-            k1 = ph1 * inv_s
-            k2 = ph2 * inv_s
-            s["soc"] = np.where(used, _clamp01(soc + k0 * innov), soc)
-            s["v1"] = np.where(used, v1 + k1 * innov, v1)
-            s["p00"] = np.where(used, p00 - k0 * ph0, p00)
-            s["p01"] = np.where(used, p01 - k0 * ph1, p01)
-            s["p11"] = np.where(used, p11 - k1 * ph1, p11)
-            if hyst_on:
-                s["h"] = np.where(used, _clamp11(hs + k2 * innov), hs)
-                s["p02"] = np.where(used, p02 - k0 * ph2, p02)
-                s["p12"] = np.where(used, p12 - k1 * ph2, p12)
-                s["p22"] = np.where(used, p22 - k2 * ph2, p22)
-            s["ocv"] = ocv_now
-            s["innov"] = np.where(v_good, innov, np.nan)
-            flags = np.where(used, flags & ~np.uint32(CellFlag.PREDICT_ONLY), flags)
+            flags, gate_fail = _ekf_update(
+                s, params, ocv, hyst_table, cfg, dt, current, v, v_good, in_range, flags
+            )
         else:
-            s["p00"] = s["p00"] + qs
-            s["p11"] = s["p11"] + qv
-            if hyst_on:
-                s["p22"] = s["p22"] + qh
-            s["ocv"] = lookup(ocv, s["soc"])[0]
-            s["innov"] = np.nan
-            flags = flags | np.uint32(CellFlag.NO_CURRENT)
-
+            gate_fail = np.zeros(len(s), dtype=bool)
+            flags = _ekf_predict_only(s, ocv, hyst_table, cfg, dt, flags)
         s["age_s"] = np.where(in_range, 0.0, s["age_s"] + dt)
         s["v_last"] = np.where(in_range, v, s["v_last"])
         flags = flags.astype(np.uint32)
-
-        bad_reading = ~in_range | gate_fail
         t_good = (np.asarray(tq) == 0) & np.isfinite(t)
-        for bit, usable, set_, clear in (
-            (CellFlag.OV, in_range, v > cfg.ov_set, v < cfg.ov_clear),
-            (CellFlag.UV, in_range, v < cfg.uv_set, v > cfg.uv_clear),
-            (CellFlag.IMPLAUSIBLE, v_good, bad_reading, ~bad_reading),
-            (CellFlag.OT, t_good, t > cfg.ot_set, t < cfg.ot_clear),
-            (CellFlag.UT, t_good, t < cfg.ut_set, t > cfg.ut_clear),
-        ):
-            flags = _debounce(flags, count[:, _SLOT[bit]], bit, usable, set_, clear, cfg)
-        flags |= np.where(t_good, 0, CellFlag.T_BAD).astype(np.uint32)
-        flags |= np.where(v_good, 0, CellFlag.V_BAD).astype(np.uint32)
-        flags |= np.where(s["age_s"] > cfg.stale_s, CellFlag.STALE, 0).astype(np.uint32)
-
+        flags = _threshold_flags(s, count, flags, cfg, v, v_good, in_range, gate_fail, t, t_good)
         plaus = np.flatnonzero(in_range)
-        med = sigma = np.nan
-        if len(plaus) > 0:
-            med = float(np.median(v[plaus]))
-            mad = float(np.median(np.abs(v[plaus] - med)))
-            sigma = max(_MAD_TO_SIGMA * mad, cfg.dev_sigma_min)
+        med, sigma = _robust_spread(v, plaus, cfg)
         d = np.abs(v - med)
         flags = _debounce(
             flags,
@@ -218,11 +145,153 @@ def step(
         )
     s["count"] = count
     s["flags"] = flags
-    faulted = (flags & np.uint32(FAULTS)) != 0
+    summary = _summarise(s, flags, v, plaus, med, sigma, t, t_good)
+    excess, bleed_s, board_mask, board_il = _balance(s, params, cfg, t, tq, summary)
+    return RefStep(s, excess, bleed_s, board_mask, board_il, summary, int(summary[0]["n_faulted"]))
 
+
+def _hysteresis_on(cfg: CellsConfig, hyst_table: FloatArray) -> bool:
+    # Without hysteresis (no decay, M = 0 everywhere) h cannot reach the voltage: the filter is
+    # the two-state one, and h with its covariance entries p02, p12, p22 keep their values.
+    return cfg.hyst_gamma != 0.0 or bool(np.any(hyst_table != 0.0))
+
+
+def _ekf_update(
+    s: npt.NDArray[np.void],
+    params: npt.NDArray[np.void],
+    ocv: FloatArray,
+    hyst_table: FloatArray,
+    cfg: CellsConfig,
+    dt: float,
+    current: float,
+    v: FloatArray,
+    v_good: npt.NDArray[np.bool_],
+    in_range: npt.NDArray[np.bool_],
+    flags: U32Array,
+) -> tuple[U32Array, npt.NDArray[np.bool_]]:
+    """Predict with a known current and correct with each usable voltage; updates ``s``.
+
+    Returns the flags (PREDICT_ONLY cleared where the voltage was used) and the cells whose
+    innovation failed the jump gate.
+    """
+    n = len(s)
+    a = np.exp(-dt / params["tau_s"])
+    b = params["r1"] * (1.0 - a)
+    inv_q = 1.0 / (3600.0 * params["capacity_ah"])
+    g = cfg.hyst_gamma * dt * inv_q
+    d = np.exp(-g * abs(current)) if cfg.hyst_gamma > 0.0 else np.ones(n)
+    soc = _clamp01(s["soc"] - (current * dt) * inv_q)
+    v1 = a * s["v1"] + b * current
+    hs = _clamp11(d * s["h"] - (1.0 - d) * float(np.sign(current)))
+    p00 = s["p00"] + cfg.q_soc * dt
+    p01 = a * s["p01"]
+    p02 = d * s["p02"]
+    p11 = a * a * s["p11"] + cfg.q_v1 * dt
+    p12 = a * d * s["p12"]
+    p22 = d * d * s["p22"] + cfg.q_h * dt
+    ocv_now, slope = lookup(ocv, soc)
+    m, m_slope = lookup(hyst_table, soc)
+    h0 = slope + m_slope * hs
+    innov = v - (ocv_now + m * hs - v1 - params["r0"] * current)
+    gate_fail = v_good & ~(np.abs(innov) <= cfg.jump_v)
+    used = in_range & ~gate_fail
+    ph0 = p00 * h0 - p01 + p02 * m
+    ph1 = p01 * h0 - p11 + p12 * m
+    ph2 = p02 * h0 - p12 + p22 * m
+    inv_s = 1.0 / (h0 * ph0 - ph1 + m * ph2 + cfg.r_v)
+    k0 = ph0 * inv_s
+    k1 = ph1 * inv_s
+    k2 = ph2 * inv_s
+    s["soc"] = np.where(used, _clamp01(soc + k0 * innov), soc)
+    s["v1"] = np.where(used, v1 + k1 * innov, v1)
+    s["p00"] = np.where(used, p00 - k0 * ph0, p00)
+    s["p01"] = np.where(used, p01 - k0 * ph1, p01)
+    s["p11"] = np.where(used, p11 - k1 * ph1, p11)
+    if _hysteresis_on(cfg, hyst_table):
+        s["h"] = np.where(used, _clamp11(hs + k2 * innov), hs)
+        s["p02"] = np.where(used, p02 - k0 * ph2, p02)
+        s["p12"] = np.where(used, p12 - k1 * ph2, p12)
+        s["p22"] = np.where(used, p22 - k2 * ph2, p22)
+    s["ocv"] = ocv_now
+    s["innov"] = np.where(v_good, innov, np.nan)
+    out: U32Array = np.where(used, flags & ~np.uint32(CellFlag.PREDICT_ONLY), flags)
+    return out, gate_fail
+
+
+def _ekf_predict_only(
+    s: npt.NDArray[np.void],
+    ocv: FloatArray,
+    hyst_table: FloatArray,
+    cfg: CellsConfig,
+    dt: float,
+    flags: U32Array,
+) -> U32Array:
+    """Without a current only the covariance grows; updates ``s``, flags NO_CURRENT."""
+    s["p00"] = s["p00"] + cfg.q_soc * dt
+    s["p11"] = s["p11"] + cfg.q_v1 * dt
+    if _hysteresis_on(cfg, hyst_table):
+        s["p22"] = s["p22"] + cfg.q_h * dt
+    s["ocv"] = lookup(ocv, s["soc"])[0]
+    s["innov"] = np.nan
+    out: U32Array = flags | np.uint32(CellFlag.NO_CURRENT)
+    return out
+
+
+def _threshold_flags(
+    s: npt.NDArray[np.void],
+    count: npt.NDArray[np.uint8],
+    flags: U32Array,
+    cfg: CellsConfig,
+    v: FloatArray,
+    v_good: npt.NDArray[np.bool_],
+    in_range: npt.NDArray[np.bool_],
+    gate_fail: npt.NDArray[np.bool_],
+    t: FloatArray,
+    t_good: npt.NDArray[np.bool_],
+) -> U32Array:
+    """The debounced limit and plausibility flags, then the instant quality and stale bits."""
+    bad_reading = ~in_range | gate_fail
+    for bit, usable, set_, clear in (
+        (CellFlag.OV, in_range, v > cfg.ov_set, v < cfg.ov_clear),
+        (CellFlag.UV, in_range, v < cfg.uv_set, v > cfg.uv_clear),
+        (CellFlag.IMPLAUSIBLE, v_good, bad_reading, ~bad_reading),
+        (CellFlag.OT, t_good, t > cfg.ot_set, t < cfg.ot_clear),
+        (CellFlag.UT, t_good, t < cfg.ut_set, t > cfg.ut_clear),
+    ):
+        flags = _debounce(flags, count[:, _SLOT[bit]], bit, usable, set_, clear, cfg)
+    flags |= np.where(t_good, 0, CellFlag.T_BAD).astype(np.uint32)
+    flags |= np.where(v_good, 0, CellFlag.V_BAD).astype(np.uint32)
+    flags |= np.where(s["age_s"] > cfg.stale_s, CellFlag.STALE, 0).astype(np.uint32)
+    return flags
+
+
+def _robust_spread(
+    v: FloatArray, plaus: npt.NDArray[np.intp], cfg: CellsConfig
+) -> tuple[float, float]:
+    """Median and MAD-based sigma (floored) of the plausible voltages; NaN when there are none."""
+    med = sigma = np.nan
+    if len(plaus) > 0:
+        med = float(np.median(v[plaus]))
+        mad = float(np.median(np.abs(v[plaus] - med)))
+        sigma = max(_MAD_TO_SIGMA * mad, cfg.dev_sigma_min)
+    return med, sigma
+
+
+def _summarise(
+    s: npt.NDArray[np.void],
+    flags: U32Array,
+    v: FloatArray,
+    plaus: npt.NDArray[np.intp],
+    med: float,
+    sigma: float,
+    t: FloatArray,
+    t_good: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.void]:
+    """The string statistics before balancing (_balance adds the targets and n_bleeding)."""
+    faulted = (flags & np.uint32(FAULTS)) != 0
     summary = np.zeros(1, dtype=SUMMARY_DTYPE)
     sm = summary[0]
-    all_idx = np.arange(n)
+    all_idx = np.arange(len(s))
     sm["soc_min"], sm["soc_max"], sm["soc_min_idx"], sm["soc_max_idx"] = _first_extreme(
         s["soc"], all_idx
     )
@@ -238,9 +307,7 @@ def step(
     sm["n_plausible"] = len(plaus)
     sm["n_predict_only"] = int(np.count_nonzero(flags & np.uint32(CellFlag.PREDICT_ONLY)))
     sm["n_faulted"] = int(np.count_nonzero(faulted))
-
-    excess, bleed_s, board_mask, board_il = _balance(s, params, cfg, t, tq, summary)
-    return RefStep(s, excess, bleed_s, board_mask, board_il, summary, int(sm["n_faulted"]))
+    return summary
 
 
 def _balance(

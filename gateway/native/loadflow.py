@@ -25,14 +25,10 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.core.errors import NativeError
-from gateway.native.feeder_model import (
-    BASE_POWER_1P,
-    ComplexArray,
-    FeederModel,
-    FloatArray,
-    load_feeder,
-)
+from gateway.native.feeder_build import load_feeder
+from gateway.native.feeder_model import ComplexArray, FeederModel, FloatArray
 from gateway.native.ffi import check, ffi, lib, ptr
+from gateway.native.loadflow_kernel import KernelModel
 from gateway.native.loadflow_result import FlowResult, ReducedSolution
 
 log = logging.getLogger(__name__)
@@ -40,7 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TOL: Final = 1e-10  # p.u. of voltage change between iterations
 DEFAULT_MAX_ITER: Final = 50
 _STATUS_ENOCONV: Final = int(lib.GG_ENOCONV)
-I32 = npt.NDArray[np.int32]
 
 
 @dataclass(frozen=True)
@@ -67,79 +62,6 @@ class Sensitivity:
 
     node_ids: npt.NDArray[np.int64]
     du_dp: FloatArray
-
-
-@dataclass(frozen=True)
-class _Reduced:
-    kept_node: I32
-    kept_parent: I32
-    line_seg: I32
-    z_seg: FloatArray
-    y_kept: FloatArray
-
-
-def _reduce(model: FeederModel, active: npt.NDArray[np.bool_]) -> _Reduced:
-    """Keep the busbar, active nodes and branch points between them; sum chains of lines.
-
-    A node without load or shunt on a chain carries the same current in and out, and a subtree
-    without any carries none, so the sweep needs only the kept nodes; the rest follow from one
-    forward pass after convergence.
-    """
-    n = model.n_nodes
-    parent = model.parent
-    y1 = np.zeros(n, dtype=np.complex128)
-    ym = np.zeros(n, dtype=np.complex128)
-    np.add.at(y1, np.arange(1, n), model.line_y1_half)
-    np.add.at(y1, parent[1:], model.line_y1_half)
-    np.add.at(ym, np.arange(1, n), model.line_ym_half)
-    np.add.at(ym, parent[1:], model.line_ym_half)
-    active = active | (y1 != 0) | (ym != 0)
-    active[0] = True
-    needed = active.copy()
-    needed_children = np.zeros(n, dtype=np.int64)
-    for i in range(n - 1, 0, -1):
-        if needed[i]:
-            needed[parent[i]] = True
-            needed_children[parent[i]] += 1
-    kept = active | (needed & (needed_children >= 2))
-    kept_nodes = np.flatnonzero(kept)
-    kept_index = np.full(n, -1, dtype=np.int64)
-    kept_index[kept_nodes] = np.arange(len(kept_nodes))
-    z_line = np.zeros(n, dtype=np.complex128)
-    zm_line = np.zeros(n, dtype=np.complex128)
-    z_line[1:] = model.line_z1
-    zm_line[1:] = model.line_zm
-    kept_parent = np.full(len(kept_nodes), -1, dtype=np.int32)
-    z_seg = np.zeros((len(kept_nodes), 4))
-    for k, node in enumerate(kept_nodes[1:], start=1):
-        z1 = zm = 0j
-        i = int(node)
-        while True:
-            z1 += z_line[i]
-            zm += zm_line[i]
-            i = int(parent[i])
-            if kept[i]:
-                break
-        kept_parent[k] = kept_index[i]
-        z_seg[k] = (z1.real, z1.imag, zm.real, zm.imag)
-    seg = np.full(n, -1, dtype=np.int32)
-    below = np.full(n, -1, dtype=np.int64)  # kept node at the bottom of the chain through i
-    for i in range(n - 1, -1, -1):
-        if kept[i]:
-            below[i] = kept_index[i]
-        if needed[i] and i > 0:
-            seg[i] = below[i]
-            if not kept[parent[i]]:
-                below[parent[i]] = below[i]
-    seg[0] = 0
-    y_kept = np.stack([y1.real, y1.imag, ym.real, ym.imag], axis=1)[kept_nodes]
-    return _Reduced(
-        kept_node=kept_nodes.astype(np.int32),
-        kept_parent=kept_parent,
-        line_seg=seg,
-        z_seg=np.ascontiguousarray(z_seg),
-        y_kept=np.ascontiguousarray(y_kept),
-    )
 
 
 def _as_loads(loads: Loads, n: int, batch: bool, what: str) -> tuple[FloatArray, FloatArray]:
@@ -175,54 +97,13 @@ class Feeder:
             raise ValueError(f"injection nodes {unknown} are not LV nodes of the feeder")
         self.injection_node_ids = np.array(list(injection_nodes), dtype=np.int64)
         inj_node = np.array([index[n] for n in injection_nodes], dtype=np.int64)
-        active = np.zeros(model.n_nodes, dtype=np.bool_)
-        active[model.load_node] = True
-        active[inj_node] = True
-        red = _reduce(model, active)
-        kept_of = np.full(model.n_nodes, -1, dtype=np.int32)
-        kept_of[red.kept_node] = np.arange(len(red.kept_node), dtype=np.int32)
-        nodes = np.concatenate([model.load_node, inj_node])
-        load_mask = np.concatenate([model.load_status, np.ones(len(inj_node), dtype=np.bool_)])
-        load_type = np.concatenate([model.load_type, np.zeros(len(inj_node), dtype=np.int64)])
-        z_line = np.zeros((model.n_nodes, 4))
-        z_line[1:] = np.stack(
-            [model.line_z1.real, model.line_z1.imag, model.line_zm.real, model.line_zm.imag], 1
-        )
-        # Arrays the C model points into: owned here for the Feeder's lifetime, never replaced.
-        self._arrays: dict[str, npt.NDArray[Any]] = {
-            "parent": model.parent.astype(np.int32),
-            "z_line": z_line,
-            "line_seg": red.line_seg,
-            "kept_parent": red.kept_parent,
-            "kept_node": red.kept_node,
-            "z_seg": red.z_seg,
-            "y_kept": red.y_kept,
-            "load_kept": kept_of[nodes].astype(np.int32),
-            "load_type": load_type.astype(np.int32),
-            # The kernel reads loads in W/var as given; a switched-off load weighs nothing.
-            "load_scale": np.where(load_mask, 1.0 / BASE_POWER_1P, 0.0),
-        }
-        self._c_model = ffi.new("gg_lf_model_t *")
-        self._keep = []
-        for name, arr in self._arrays.items():
-            ctype = "int32_t" if arr.dtype == np.int32 else "double"
-            cdata = ptr(ctype, arr)
-            self._keep.append(cdata)
-            setattr(self._c_model, name, cdata)
-        self._c_model.n_nodes = model.n_nodes
-        self._c_model.n_kept = len(red.kept_node)
-        self._c_model.n_loads = len(nodes)
-        e = model.head.e_th
-        for p in range(3):
-            self._c_model.e_th[2 * p] = e[p].real
-            self._c_model.e_th[2 * p + 1] = e[p].imag
-        z1, zm = model.head.z_th1, model.head.z_thm
-        for i, x in enumerate((z1.real, z1.imag, zm.real, zm.imag)):
-            self._c_model.z_th[i] = x
-        check(lib.gg_lf_check(self._c_model), "gg_lf_check")
-        self._work_v = np.zeros(6 * len(red.kept_node))
-        self._work_j = np.zeros((len(red.kept_node), 6))
-        self._work_s = np.zeros(6 * len(nodes))
+        kernel = KernelModel(model, inj_node)
+        # Owns the arrays the C model points into, for the Feeder's lifetime.
+        self._kernel = kernel
+        self._c_model = kernel.c
+        self._work_v = np.zeros(6 * kernel.n_kept)
+        self._work_j = np.zeros((kernel.n_kept, 6))
+        self._work_s = np.zeros(6 * kernel.n_loads)
         self._work = ffi.new("gg_lf_work_t *")
         self._work_ptrs = (
             ptr("double", self._work_v, writable=True),
@@ -237,8 +118,8 @@ class Feeder:
         self._scratch_u = np.empty(6 * model.n_nodes)
         self._scratch_u_ptr = ptr("double", self._scratch_u, writable=True)
         # Loads and injections side by side, as the kernel reads them (only with injection nodes).
-        self._p = np.zeros((len(nodes), 3))
-        self._q = np.zeros((len(nodes), 3))
+        self._p = np.zeros((kernel.n_loads, 3))
+        self._q = np.zeros((kernel.n_loads, 3))
         # Shared by every single-solve result as its status: read-only, so none can alter it.
         self._ok = np.array(lib.GG_OK, dtype=np.int32)
         self._failed = np.array(_STATUS_ENOCONV, dtype=np.int32)
@@ -249,7 +130,7 @@ class Feeder:
             model.name,
             model.n_nodes,
             model.n_loads,
-            len(red.kept_node),
+            kernel.n_kept,
         )
 
     @classmethod

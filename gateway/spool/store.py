@@ -17,91 +17,25 @@ an asyncio loop never stalls on an fsync or on another process holding the write
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal
 
 from gateway.core.errors import SpoolError, SpoolFullError
+from gateway.spool.async_spool import AsyncSpool
+from gateway.spool.rows import ALARM_KIND, SPOOL_DAEMON, NewRow, Policy, SpoolRow, SpoolStats
+from gateway.spool.schema import create_or_check
 
 log = logging.getLogger(__name__)
 
-Policy = Literal["drop_oldest", "reject_new"]
 Synchronous = Literal["full", "normal"]
 
-SPOOL_DAEMON: Final = "spool"  # rows written by the spool itself (its alarms)
-ALARM_KIND: Final = "alarm"
-_SCHEMA_VERSION: Final = 1
 _CHUNK: Final = 500  # stay far below SQLite's bound-parameter limit
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS spool (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts      REAL    NOT NULL,
-    daemon  TEXT    NOT NULL,
-    kind    TEXT    NOT NULL,
-    payload BLOB    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta (key, value) VALUES
-    ('bytes', 0), ('dropped', 0), ('rejected', 0), ('alarm_active', 0), ('alarms_raised', 0);
-"""
-
-
-class NewRow(NamedTuple):
-    """A row to append; ``seq`` is assigned by the spool."""
-
-    ts: float
-    daemon: str
-    kind: str
-    payload: bytes
-
-    @classmethod
-    def from_body(
-        cls, daemon: str, kind: str, body: Mapping[str, Any], ts: float | None = None
-    ) -> NewRow:
-        """Build a row from a JSON-able dict (``ts`` defaults to now, wall clock)."""
-        data = json.dumps(body, separators=(",", ":")).encode()
-        return cls(time.time() if ts is None else ts, daemon, kind, data)
-
-
-@dataclass(frozen=True)
-class SpoolRow:
-    """A row as stored: what the uplink encodes and publishes."""
-
-    seq: int
-    ts: float
-    daemon: str
-    kind: str
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class SpoolStats:
-    """Everything ``gridgate status`` shows about the spool."""
-
-    depth: int
-    bytes: int
-    max_bytes: int
-    policy: Policy
-    oldest_seq: int | None
-    oldest_ts: float | None
-    last_seq: int
-    dropped: int
-    rejected: int
-    alarm_active: bool
-    alarms_raised: int
 
 
 class Spool:
@@ -149,16 +83,7 @@ class Spool:
                 raise SpoolError(f"{self.path}: cannot switch to WAL mode (got {mode})")
             self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             with self._write():
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        self._db.execute(stmt)
-                version = self._db.execute("PRAGMA user_version").fetchone()[0]
-                if version == 0:
-                    self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                elif version != _SCHEMA_VERSION:
-                    raise SpoolError(
-                        f"{self.path}: schema version {version}, this build knows {_SCHEMA_VERSION}"
-                    )
+                create_or_check(self._db, self.path)
         except sqlite3.Error as exc:
             raise SpoolError(f"{self.path}: cannot open spool: {exc}") from exc
 
@@ -404,28 +329,15 @@ class Spool:
         self._db.execute("UPDATE meta SET value = value + ? WHERE key = ?", (by, key))
 
 
-class AsyncSpool:
-    """The same spool for asyncio code: each call runs in a worker thread.
-
-    A commit with ``synchronous = full`` waits for fsync (milliseconds on an SD card, more under
-    load) and another process may hold the write lock for up to ``busy_timeout``; neither may stall
-    the event loop that also runs the MQTT session and the watchdog.
-    """
-
-    def __init__(self, spool: Spool) -> None:
-        self.spool = spool
-
-    async def append_many(self, rows: Sequence[NewRow]) -> list[int]:
-        return await asyncio.to_thread(self.spool.append_many, rows)
-
-    async def peek(self, after_seq: int = 0, limit: int = 100) -> list[SpoolRow]:
-        return await asyncio.to_thread(self.spool.peek, after_seq, limit)
-
-    async def ack(self, seqs: Sequence[int]) -> int:
-        return await asyncio.to_thread(self.spool.ack, seqs)
-
-    async def depth(self) -> int:
-        return await asyncio.to_thread(self.spool.depth)
-
-    async def stats(self) -> SpoolStats:
-        return await asyncio.to_thread(self.spool.stats)
+# Importers (the outbox, the runtime, the uplink) take the row types and the async face from here.
+__all__ = [
+    "ALARM_KIND",
+    "SPOOL_DAEMON",
+    "AsyncSpool",
+    "NewRow",
+    "Policy",
+    "Spool",
+    "SpoolRow",
+    "SpoolStats",
+    "Synchronous",
+]
