@@ -25,13 +25,16 @@ import sys
 _WORKER = r"""
 import json, sys, time
 sys.path.insert(1, sys.argv[1])  # bench/ of this checkout, after the tree (the working dir)
-from bench_cells import Chemistry, kernel_only, reference, settled_string, through_api
+from bench_cells import (
+    Chemistry, kernel_only, reference, settled_string, through_api, two_lane,
+)
 
 fixed = settled_string(1400, Chemistry.NMC, moving=False)
 moving = settled_string(1400, Chemistry.NMC, moving=True)
 runs = {
     "api": through_api(fixed),
     "api_moving": through_api(moving),
+    "api_two_lanes": through_api(two_lane(1400)),
     "kernel": kernel_only(fixed),
     "numpy": reference(fixed),
 }
@@ -47,7 +50,13 @@ for line in sys.stdin:
 """
 
 # (what, calls per block): the reference is 15 times slower, so fewer calls keep blocks similar.
-_BLOCKS = (("api", 200), ("api_moving", 200), ("kernel", 200), ("numpy", 20))
+_BLOCKS = (
+    ("api", 200),
+    ("api_moving", 200),
+    ("api_two_lanes", 200),
+    ("kernel", 200),
+    ("numpy", 20),
+)
 
 
 def main() -> None:

@@ -26,10 +26,25 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.native import cells_ref
-from gateway.native.cells import CellEstimator, CellsConfig, cell_params
-from gateway.native.ffi import lib, ptr
-from gateway.native.ocv import Chemistry, hysteresis_table, lookup, ocv_table
+try:
+    from gateway.native import cells_ref
+    from gateway.native.cells import CellEstimator, CellsConfig, cell_params
+    from gateway.native.ffi import lib, ptr
+    from gateway.native.ocv import Chemistry, hysteresis_table, lookup, ocv_table
+except ModuleNotFoundError:  # a tree from before the layout by domain, timed by ab_cells.py
+    from gateway.estimate import cells_ref  # type: ignore[no-redef]
+    from gateway.estimate._native import lib, ptr  # type: ignore[no-redef]
+    from gateway.estimate.cells import (  # type: ignore[no-redef]
+        CellEstimator,
+        CellsConfig,
+        cell_params,
+    )
+    from gateway.estimate.ocv import (  # type: ignore[no-redef]
+        Chemistry,
+        hysteresis_table,
+        lookup,
+        ocv_table,
+    )
 
 OUT = Path(__file__).resolve().parent / "out" / "cells.json"
 TARGET_US = 25.0
