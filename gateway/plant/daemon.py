@@ -11,11 +11,8 @@ Loops:
   counters and the time to the next inspection.
 
 Every transition (an anomaly early warning and a hard limit alike) is a row of kind ``alarm``, the
-kind every field daemon uses for events that must go upstream at once; its ``severity`` says what
-it is: ``warning`` for the model's early warning (no limit crossed yet: look at the named
-subsystem), the limit's own ``warning``/``alarm``/``trip`` for the rules. An anomaly row carries
-``subsystem`` (the one named, from the raising streak), ``subsystems`` and ``contributions`` (each
-subsystem's and feature's share of the reconstruction error in the raising window).
+kind every field daemon uses for events that must go upstream at once; gateway/plant/alarm_events
+says what it carries (its severity, a typed field of the event).
 
 Wiring only: the protocol is drivers/opcua, the model gateway/estimate, the policy gateway/plant.
 """
@@ -35,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from drivers.opcua.client import OpcUaSource
-from gateway.core.alarms import AlarmEvent
 from gateway.core.clock import Ticker, sleep_to_window_end
 from gateway.core.errors import ConfigError, ConfigIssue
 from gateway.core.model import Frame, Quality
 from gateway.core.supervisor import LoopFactory
+from gateway.plant.alarm_events import PlantLimits, anomaly_event
 from gateway.plant.anomaly import (
     MODELS_DIR,
     AnomalyDetector,
@@ -50,7 +47,6 @@ from gateway.plant.anomaly import (
 from gateway.plant.config import PlantConfig
 from gateway.plant.feature_sets import feature_set
 from gateway.plant.maintenance import Counters, MaintenanceCounter
-from gateway.plant.rules import LimitRules
 from gateway.plant.tflite import ModelError, load_model
 from gateway.spool.outbox import Outbox
 
@@ -161,7 +157,7 @@ class PlantDaemon:
         self._index = {n.name: i for i, n in enumerate(cfg.opcua.nodes)}
         self._clock = _PlantClock(cfg.simulation_speed)
         self._detector = AnomalyDetector(cfg.device, model)
-        self._rules = LimitRules(cfg.device, cfg.limits, "plant.rules")
+        self._rules = PlantLimits(cfg.device, cfg.limits, "plant.rules")
         self._rated_kw = cfg.rated_kw or model.features.rated_kw
         self._store = _CounterStore(cfg.counters.state_file)
         counters = self._store.load()
@@ -189,7 +185,6 @@ class PlantDaemon:
         self._samples = 0
         self._missed = 0
         self._summaries_sent = 0
-        self._alarms_sent = 0
 
     # ----------------------------------------------------------------- loops
 
@@ -264,19 +259,14 @@ class PlantDaemon:
         pt = self._cfg.tags
         power = tags.get(pt.power, math.nan)
         self._window.add(tags.get(pt.state, math.nan), power, self._efficiency(tags), a)
-        bodies = [self._limit_body(e) for e in events]
         if a is not None:
             self._last = a
-            if a.event is not None:
-                bodies.append(self._anomaly_body(a.event, a))
-        if bodies:
-            # At once, not with the next summary: an early warning is worth its lead time.
-            await self._outbox.put("alarm", bodies, time.time())
-            self._alarms_sent += len(bodies)
-            for b in bodies:
-                log.warning(
-                    "alarm %s %s: %s %s", b["alarm"], b["state"], b["device"], b.get("cause", "")
-                )
+            warning = anomaly_event(a)
+            if warning is not None:
+                events.append(warning)
+        if events:
+            # Stamped on the wall clock, like every row, also against an accelerated simulator.
+            await self._outbox.put_alarms(events, time.time())
         if time.monotonic() - self._saved_at >= self._cfg.counters.save_every_s:
             self._save_counters()
 
@@ -307,20 +297,6 @@ class PlantDaemon:
         if tags.get(pt.state) != _RUNNING or not fuel_kw > 0.0 or not math.isfinite(power):
             return math.nan
         return power / fuel_kw
-
-    def _limit_body(self, e: AlarmEvent) -> dict[str, Any]:
-        body = e.body()
-        body["severity"] = (e.cause or "alarm").split(":", 1)[0]
-        return body
-
-    def _anomaly_body(self, e: AlarmEvent, a: Assessment) -> dict[str, Any]:
-        body = e.body()
-        body["severity"] = "warning"
-        if e.state == "raised":
-            body["subsystem"] = e.point
-            body["subsystems"] = {name: round(s, 4) for name, s in a.subsystems}
-            body["contributions"] = {k: round(v, 4) for k, v in a.contributions.items()}
-        return body
 
     def _save_counters(self) -> None:
         self._saved_at = time.monotonic()
@@ -412,7 +388,7 @@ class PlantDaemon:
             "counters": cnt,
             "counter_saves": self._store.saves,
             "summaries_sent": self._summaries_sent,
-            "alarms_sent": self._alarms_sent,
+            "alarms_sent": self._outbox.alarms_sent,
             "spool_pending": self._outbox.pending,
             "lines": lines,
         }
