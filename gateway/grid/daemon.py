@@ -241,8 +241,9 @@ class _Estimation:
 
     @classmethod
     def build(cls, cfg: GridConfig) -> _Estimation:
-        # start-up: a grid daemon without [grid.estimation] never loads the load flow (C kernels,
-        # feeder model); the estimator, its reading maps and its alarms come with it.
+        # A grid daemon without [grid.estimation] never loads the load flow (C kernels, feeder
+        # model): the estimator, its reading maps and its alarms are imported only here.
+        # start-up: the estimator (the load flow) only when [grid.estimation] is configured
         from gateway.grid.estimator import Estimator
 
         # start-up: as above (the reading maps are the estimator's input side)
