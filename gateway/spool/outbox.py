@@ -78,8 +78,8 @@ class Outbox:
         await self.put("alarm", [e.body() for e in events], ts)
         self.alarms_sent += len(events)
         for e in events:
-            about = " ".join(x for x in (e.point, e.cause) if x)
-            log.warning("%s: alarm %s %s: %s %s", self._daemon, e.alarm, e.state, e.device, about)
+            about = "".join(f" {x}" for x in (e.point, e.cause) if x)
+            log.warning("%s: alarm %s %s: %s%s", self._daemon, e.alarm, e.state, e.device, about)
 
     async def flush(self) -> None:
         if not self._pending:
