@@ -1,6 +1,8 @@
 """The grid daemon: meters polled over Modbus, summarised per window, alarms sent at once.
 
-Wiring only: polling, decoding, statistics and alarms live in drivers/ and core/.
+Wiring only: polling and decoding live in drivers/modbus, statistics in gateway/grid/summarise
+and gateway/native, limit and device-lost alarms in gateway/core/alarms, the feeder estimate in
+gateway/grid; rows go out through the spool's Outbox, summaries on the shared window loop.
 """
 
 from __future__ import annotations
