@@ -62,3 +62,38 @@ async def test_pending_is_bounded(tmp_path: Path) -> None:
     await box.flush()
     assert [json.loads(r.payload)["n"] for r in spool.peek(0, 10)] == [2, 3, 4]
     spool.close()
+
+
+async def test_alarms_are_one_transaction_counted_and_logged_once_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gateway.core.alarms import AlarmEvent, Severity
+
+    spool = Spool(tmp_path / "spool.sqlite")
+    box = Outbox(AsyncSpool(spool), "plant")
+    events = [
+        AlarmEvent("limit_high", "raised", "gt1", 5.0, "vib", 8.0, 7.1, "trip", Severity.TRIP),
+        AlarmEvent("device_lost", "cleared", "m1", 5.0),
+    ]
+    with caplog.at_level(logging.WARNING, logger="gateway.spool.outbox"):
+        await box.put_alarms(events, ts=6.0)
+    assert box.alarms_sent == 2 and box.summaries_sent == 0
+    rows = spool.peek(0, 10)
+    assert [(r.kind, r.ts) for r in rows] == [("alarm", 6.0), ("alarm", 6.0)]
+    assert rows[0].payload == (
+        b'{"alarm":"limit_high","state":"raised","device":"gt1","ts":5.0,"point":"vib",'
+        b'"value":8.0,"limit":7.1,"cause":"trip","severity":"trip"}'
+    )
+    assert json.loads(rows[1].payload) == {
+        "alarm": "device_lost",
+        "state": "cleared",
+        "device": "m1",
+        "ts": 5.0,
+    }
+    assert [r.getMessage() for r in caplog.records] == [
+        "plant: alarm limit_high raised: gt1 vib trip",
+        "plant: alarm device_lost cleared: m1",
+    ]
+    await box.put_summaries([{"n": 1}, {"n": 2}], ts=7.0)
+    assert box.summaries_sent == 2 and box.written == 4
+    spool.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +23,14 @@ from gateway.bms.monitor import StringMonitor
 from gateway.bms.recorder import Recorder
 from gateway.bms.sample_grid import SampleGrid
 from gateway.bms.summary import RackWindow, string_body
-from gateway.core.alarms import AlarmEvent
-from gateway.core.clock import Ticker, sleep_to_window_end
+from gateway.core.clock import Ticker
 from gateway.core.errors import GatewayError
 from gateway.core.supervisor import LoopFactory
+from gateway.core.windows import SummaryWindows
 from gateway.spool.outbox import Outbox
 
 if TYPE_CHECKING:
     from gateway.core.runtime import DaemonContext
-
-log = logging.getLogger(__name__)
 
 NAME = "bms"
 _STALL_CYCLES = 10  # cycles a read may take before the watchdog calls the loop stalled
@@ -57,10 +54,11 @@ class BmsDaemon:
             else None
         )
         self._outbox = Outbox(ctx.spool, NAME)
+        self._windows = SummaryWindows(
+            cfg.window, self._summarise, self._outbox, ctx.beats, f"{NAME}.summarise"
+        )
         self._last: RackSample | None = None
         self._grid = SampleGrid(cfg.cycle)
-        self._summaries_sent = 0
-        self._alarms_sent = 0
         self._overruns = 0
 
     def loops(self) -> dict[str, tuple[LoopFactory, float]]:
@@ -69,7 +67,7 @@ class BmsDaemon:
         worst_read = per_line * bus.response_timeout * (1 + bus.retries)
         return {
             "cycle": (self._cycle_loop, _STALL_CYCLES * self._cfg.cycle + worst_read + 5.0),
-            "summarise": (self._summarise_loop, 2 * self._cfg.window + 10.0),
+            "summarise": self._windows.loop(),
         }
 
     async def _cycle_loop(self) -> None:
@@ -100,32 +98,22 @@ class BmsDaemon:
                 s.ts, s.current_a, s.string_v, s.cell_v, s.cell_q, s.temp_c, s.temp_q
             )
         if events:
-            await self._send_alarms(events, s.ts)
+            await self._outbox.put_alarms(events, s.ts)
         masks = self._monitor.estimator.board_mask.astype(np.uint16)
         now = time.monotonic()
         if self._writer.due(masks, now):
             acked = await self._rack.write_balancing(masks, self._cfg.balancing.board_timeout_s)
             self._writer.written(masks, acked, now)
 
-    async def _send_alarms(self, events: list[AlarmEvent], ts: float) -> None:
-        # At once, not with the next summary: a cell over voltage is wanted now.
-        await self._outbox.put("alarm", [e.body() for e in events], ts)
-        self._alarms_sent += len(events)
-        for e in events:
-            log.warning("alarm %s %s: %s %s", e.alarm, e.state, e.device, e.point or e.cause or "")
-
-    async def _flush(self, now: float) -> None:
+    def _summarise(self, now: float) -> list[dict[str, Any]]:
         body = self._window.close(now, self._boards.silent)
         if body is None:
-            return
+            return []  # no cycle completed in the window: nothing to say
         body["window_s"] = self._cfg.window
-        await self._outbox.put("summary", [body], now)
-        self._summaries_sent += 1
+        return [body]
 
-    async def _summarise_loop(self) -> None:
-        while True:
-            await self._flush(await sleep_to_window_end(self._cfg.window))
-            self._ctx.beats.beat(f"{NAME}.summarise")
+    async def _flush(self, now: float) -> None:
+        await self._windows.close(now)
 
     def status(self) -> dict[str, Any]:
         s = self._last
@@ -156,8 +144,8 @@ class BmsDaemon:
             "boards_silent": silent,
             "balancing_writes": self._writer.writes,
             "balancing_plan": self._monitor.estimator.board_mask.tolist(),
-            "summaries_sent": self._summaries_sent,
-            "alarms_sent": self._alarms_sent,
+            "summaries_sent": self._outbox.summaries_sent,
+            "alarms_sent": self._outbox.alarms_sent,
             "spool_pending": self._outbox.pending,
             "lines": lines,
         }

@@ -8,7 +8,9 @@ an alarm but a dead meter is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,16 @@ from gateway.core.model import Frame, PointSpec, Quality
 
 # Fraction of the low..high span used as hysteresis when a point has no deadband of its own.
 _DEFAULT_HYSTERESIS = 0.01
+
+
+class Severity(StrEnum):
+    """How urgent an event is, where its source grades it (a plant limit's warning/alarm/trip, the
+    anomaly model's early warning). A field, not a word inside ``cause``: the cause is free text
+    for people, the severity is what upstream routes on."""
+
+    WARNING = "warning"
+    ALARM = "alarm"
+    TRIP = "trip"
 
 
 @dataclass(frozen=True)
@@ -30,9 +42,19 @@ class AlarmEvent:
     value: float | None = None
     limit: float | None = None
     cause: str | None = None
+    severity: Severity | None = None
+    # Figures only one domain has (the anomaly's subsystem and feature shares). They follow the
+    # common keys in the row, which is where upstream consumers have always found them.
+    detail: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def body(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        """The spooled row: the set fields in declaration order (None is left out), then detail."""
+        body = {k: v for k, v in self.__dict__.items() if v is not None and k != "detail"}
+        if self.severity is not None:
+            body["severity"] = self.severity.value  # a plain string in the row, same position
+        if self.detail:
+            body.update(self.detail)
+        return body
 
 
 class LimitAlarms:

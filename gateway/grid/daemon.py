@@ -1,6 +1,8 @@
 """The grid daemon: meters polled over Modbus, summarised per window, alarms sent at once.
 
-Wiring only: polling, decoding, statistics and alarms live in drivers/ and core/.
+Wiring only: polling and decoding live in drivers/modbus, statistics in gateway/grid/summarise
+and gateway/native, limit and device-lost alarms in gateway/core/alarms, the feeder estimate in
+gateway/grid; rows go out through the spool's Outbox, summaries on the shared window loop.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import numpy as np
 from drivers.modbus.bus import SerialBus
 from drivers.modbus.source import ModbusRtuSource, ModbusSource, ModbusTcpSource, poll_forever
 from gateway.core.alarms import DeviceLostAlarm, LimitAlarms
-from gateway.core.clock import sleep_to_window_end
 from gateway.core.errors import NativeError
 from gateway.core.model import Frame, Quality
 from gateway.core.supervisor import LoopFactory
+from gateway.core.windows import SummaryWindows
 from gateway.grid.config import GridConfig, MeterConfig
 from gateway.grid.summarise import Summariser
 from gateway.spool.outbox import Outbox
@@ -80,8 +82,9 @@ class GridDaemon:
             for m in cfg.meters.values()
         }
         self._outbox = Outbox(ctx.spool, NAME)
-        self._summaries_sent = 0
-        self._alarms_sent = 0
+        self._windows = SummaryWindows(
+            cfg.window, self._summarise, self._outbox, ctx.beats, f"{NAME}.summarise"
+        )
         self._estimation: _Estimation | None = None
         if cfg.estimation is not None:
             self._estimation = _Estimation.build(cfg)
@@ -94,7 +97,7 @@ class GridDaemon:
             budget = timeout * max(1, len(m.config.plan.requests))
             allowance = _STALL_TICKS * conn.poll_interval + budget + 5.0
             loops[f"poll.{m.config.name}"] = (self._poller(m), allowance)
-        loops["summarise"] = (self._summarise_loop, 2 * self._cfg.window + 10.0)
+        loops["summarise"] = self._windows.loop()
         if self._estimation is not None:
             # A solve runs in a worker thread, so polls never wait for it; the allowance covers a
             # few periods plus a slow first cycle (sensitivities for hints).
@@ -128,10 +131,7 @@ class GridDaemon:
                 await self._outbox.put("estimate", [body], now)
                 e.note(body)
                 if events:
-                    await self._outbox.put("alarm", [ev.body() for ev in events], now)
-                    self._alarms_sent += len(events)
-                    for ev in events:
-                        log.warning("alarm %s %s: %s %s", ev.alarm, ev.state, ev.device, ev.cause)
+                    await self._outbox.put_alarms(events, now)
                 if hints:
                     await self._outbox.put("hint", hints, now)
             self._ctx.beats.beat(f"{NAME}.estimate")
@@ -161,25 +161,11 @@ class GridDaemon:
         events = m.limits.check(frame) + m.lost.check(frame, m.source.health.last_cause)
         self._ctx.beats.beat(f"{NAME}.poll.{m.config.name}")
         if events:
-            # Alarms go to the spool at once, not with the next summary: an operator wants a
-            # tripped feeder now, not in a minute.
-            await self._outbox.put("alarm", [e.body() for e in events], frame.ts)
-            self._alarms_sent += len(events)
-            for e in events:
-                log.warning(
-                    "alarm %s %s: %s %s", e.alarm, e.state, e.device, e.point or e.cause or ""
-                )
+            await self._outbox.put_alarms(events, frame.ts)
 
-    async def _flush(self, now: float) -> None:
-        bodies = [m.summariser.close_window(now) for m in self._meters.values()]
-        # One transaction per window: all meters' summaries become durable together.
-        await self._outbox.put("summary", bodies, now)
-        self._summaries_sent += len(bodies)
-
-    async def _summarise_loop(self) -> None:
-        while True:
-            await self._flush(await sleep_to_window_end(self._cfg.window))
-            self._ctx.beats.beat(f"{NAME}.summarise")
+    def _summarise(self, now: float) -> list[dict[str, Any]]:
+        # Every meter's summary in one window's batch: they become durable together.
+        return [m.summariser.close_window(now) for m in self._meters.values()]
 
     def status(self) -> dict[str, Any]:
         meters: dict[str, Any] = {}
@@ -212,8 +198,8 @@ class GridDaemon:
         return {
             "summary": f"{len(meters)} meters, {good}/{total} points good",
             "meters": meters,
-            "summaries_sent": self._summaries_sent,
-            "alarms_sent": self._alarms_sent,
+            "summaries_sent": self._outbox.summaries_sent,
+            "alarms_sent": self._outbox.alarms_sent,
             "spool_pending": self._outbox.pending,
             "lines": lines,
             **({"estimate": self._estimation.last} if self._estimation is not None else {}),
@@ -222,7 +208,7 @@ class GridDaemon:
     async def close(self) -> None:
         # The partial window is data too: flush it so a restart loses nothing that was polled.
         try:
-            await self._flush(time.time())
+            await self._windows.close(time.time())
         finally:
             for m in self._meters.values():
                 m.source.close()
@@ -257,9 +243,15 @@ class _Estimation:
 
     @classmethod
     def build(cls, cfg: GridConfig) -> _Estimation:
-        # Imported here: a grid daemon without [grid.estimation] never loads the load flow.
+        # A grid daemon without [grid.estimation] never loads the load flow (C kernels, feeder
+        # model): the estimator, its reading maps and its alarms are imported only here.
+        # start-up: the estimator (the load flow) only when [grid.estimation] is configured
         from gateway.grid.estimator import Estimator
+
+        # start-up: as above (the reading maps are the estimator's input side)
         from gateway.grid.readings import ReadingMap
+
+        # start-up: as above (the feeder alarms read the estimator's results)
         from gateway.grid.violations import FeederAlarms
 
         ecfg = cfg.estimation
@@ -277,6 +269,7 @@ class _Estimation:
 
     def cycle(self, now: float, readings: dict[str, MeterReading]) -> tuple[Estimate, list[Any]]:
         """Runs in a worker thread: the estimate and, for new or lasting violations, hints."""
+        # start-up: the sensitivity solves behind hints load only once a feeder runs estimation
         from gateway.grid.hints import plan
 
         est = self.est.estimate(now, readings)

@@ -6,149 +6,48 @@ Loops:
 - ``acquire``: the OPC UA source keeps the latest value of every tag (subscription, or polling).
 - ``score``: on a fixed clock (one sample per model ``sample_period_s`` of plant time) the latest
   tags go through the limit rules, the maintenance counter and the anomaly detector; raise/clear
-  transitions go to the spool at once.
+  transitions go to the spool at once (gateway/plant/alarm_events says what they carry).
 - ``summarise``: every ``window`` s one summary: operating state, power, efficiency, score, the
-  counters and the time to the next inspection.
+  counters and the time to the next inspection (gateway/plant/payloads).
 
-Every transition (an anomaly early warning and a hard limit alike) is a row of kind ``alarm``, the
-kind every field daemon uses for events that must go upstream at once; its ``severity`` says what
-it is: ``warning`` for the model's early warning (no limit crossed yet: look at the named
-subsystem), the limit's own ``warning``/``alarm``/``trip`` for the rules. An anomaly row carries
-``subsystem`` (the one named, from the raising streak), ``subsystems`` and ``contributions`` (each
-subsystem's and feature's share of the reconstruction error in the raising window).
-
-Wiring only: the protocol is drivers/opcua, the model gateway/estimate, the policy gateway/plant.
+Wiring only: the protocol is drivers/opcua, the model and the policy gateway/plant.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import math
-import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from drivers.opcua.client import OpcUaSource
-from gateway.core.alarms import AlarmEvent
-from gateway.core.clock import Ticker, sleep_to_window_end
+from gateway.core.clock import ScaledClock, Ticker
 from gateway.core.errors import ConfigError, ConfigIssue
 from gateway.core.model import Frame, Quality
 from gateway.core.supervisor import LoopFactory
-from gateway.plant.anomaly import (
-    MODELS_DIR,
-    AnomalyDetector,
-    AnomalyModel,
-    Assessment,
-    ModelCard,
-)
+from gateway.core.windows import SummaryWindows
+from gateway.plant.alarm_events import PlantLimits, anomaly_event
+from gateway.plant.anomaly import AnomalyDetector, AnomalyModel, Assessment
 from gateway.plant.config import PlantConfig
-from gateway.plant.feature_sets import feature_set
-from gateway.plant.maintenance import Counters, MaintenanceCounter
-from gateway.plant.rules import LimitRules
-from gateway.plant.tflite import ModelError, load_model
+from gateway.plant.counter_store import CounterStore
+from gateway.plant.efficiency import efficiency
+from gateway.plant.gaps import GapRule
+from gateway.plant.machine_state import RUNNING, TRIPPED, state_name
+from gateway.plant.maintenance import MaintenanceCounter
+from gateway.plant.model_loader import load_anomaly_model
+from gateway.plant.payloads import counters_body, summary_body
+from gateway.plant.tflite import ModelError
+from gateway.plant.window_stats import PlantWindow
 from gateway.spool.outbox import Outbox
 
 if TYPE_CHECKING:
     from gateway.core.runtime import DaemonContext
 
-log = logging.getLogger(__name__)
-
 NAME = "plant"
-_STATES = {0: "off", 1: "starting", 2: "running", 3: "stopping", 4: "tripped"}
-_RUNNING, _TRIPPED = 2.0, 4.0
 _STALL_SAMPLES = 10  # sample periods the scoring loop may lag before the watchdog calls it hung
-
-
-class _PlantClock:
-    """Plant time: the wall clock, or against the accelerated simulator ``speed`` times faster."""
-
-    def __init__(self, speed: float) -> None:
-        self.speed = speed
-        self._t0 = time.time()
-        self._m0 = time.monotonic()
-
-    def now(self) -> float:
-        if self.speed == 1.0:
-            return time.time()
-        return self._t0 + self.speed * (time.monotonic() - self._m0)
-
-
-class _CounterStore:
-    """The maintenance counters as a JSON file, replaced atomically (a power cut leaves the old
-    or the new file, never half of one)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.saves = 0
-
-    def load(self) -> Counters | None:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            return Counters.from_dict(data)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError) as exc:
-            # Keep the evidence and count on from the configured start rather than not monitor.
-            aside = self.path.with_suffix(self.path.suffix + ".corrupt")
-            with contextlib.suppress(OSError):
-                self.path.replace(aside)
-            log.error("plant: counter file %s unusable (%s), moved to %s", self.path, exc, aside)
-            return None
-
-    def save(self, counters: Counters) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(counters.to_dict(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)  # atomic rename (os.replace)
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self.saves += 1
-
-
-def _stats(values: list[float]) -> dict[str, float] | None:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return None
-    return {
-        "mean": round(float(np.mean(finite)), 4),
-        "min": round(min(finite), 4),
-        "max": round(max(finite), 4),
-        "last": round(finite[-1], 4),
-    }
-
-
-class _Window:
-    """What one summary window saw."""
-
-    def __init__(self) -> None:
-        self.start = time.time()
-        self.power: list[float] = []
-        self.efficiency: list[float] = []
-        self.scores: list[float] = []
-        self.states: list[float] = []
-        self.samples = 0
-
-    def add(self, state: float, power: float, efficiency: float, a: Assessment | None) -> None:
-        self.samples += 1
-        self.states.append(state)
-        self.power.append(power)
-        self.efficiency.append(efficiency)
-        if a is not None:
-            self.scores.append(a.score)
 
 
 class PlantDaemon:
@@ -159,37 +58,25 @@ class PlantDaemon:
         self._cfg = cfg
         self._source = OpcUaSource(cfg.opcua, cfg.device)
         self._index = {n.name: i for i, n in enumerate(cfg.opcua.nodes)}
-        self._clock = _PlantClock(cfg.simulation_speed)
+        self._clock = ScaledClock(cfg.simulation_speed)
         self._detector = AnomalyDetector(cfg.device, model)
-        self._rules = LimitRules(cfg.device, cfg.limits, "plant.rules")
+        self._rules = PlantLimits(cfg.device, cfg.limits, "plant.rules")
         self._rated_kw = cfg.rated_kw or model.features.rated_kw
-        self._store = _CounterStore(cfg.counters.state_file)
-        counters = self._store.load()
-        if counters is None:
-            c = cfg.counters
-            counters = Counters(c.initial_hours, c.initial_starts, c.initial_trips)
-        else:
-            log.info(
-                "%s: counters from %s: %.2f h, %d starts, %d trips",
-                cfg.device,
-                self._store.path,
-                counters.operating_hours,
-                counters.starts,
-                counters.trips,
-            )
+        self._store = CounterStore(cfg.counters.state_file, cfg.counters.save_every_s)
+        counters = self._store.load_or_start(cfg.device, cfg.counters)
         self._counter = MaintenanceCounter(cfg.device, cfg.maintenance, counters)
+        self._gaps = GapRule(cfg.device, cfg.counters.max_gap_s)
         self._outbox = Outbox(ctx.spool, NAME)
+        self._windows = SummaryWindows(
+            cfg.window, self._summarise, self._outbox, ctx.beats, f"{NAME}.summarise"
+        )
         self._latest: Frame | None = None
         self._frames = 0
-        self._window = _Window()
+        self._window = PlantWindow()
         self._last: Assessment | None = None
         self._last_tags: dict[str, float] = {}
-        self._last_count_ts: float | None = None
-        self._saved_at = time.monotonic()
         self._samples = 0
         self._missed = 0
-        self._summaries_sent = 0
-        self._alarms_sent = 0
 
     # ----------------------------------------------------------------- loops
 
@@ -201,7 +88,7 @@ class PlantDaemon:
         return {
             "acquire": (self._acquire_loop, max(reconnect, 10 * op.publishing_interval + 10.0)),
             "score": (self._score_loop, _STALL_SAMPLES * period + 10.0),
-            "summarise": (self._summarise_loop, 2 * self._cfg.window + 10.0),
+            "summarise": self._windows.loop(),
         }
 
     @property
@@ -238,11 +125,6 @@ class PlantDaemon:
             # Late (a slow spool write): skip, never burst; the model sees a short gap.
             self._missed += await ticker.wait()
 
-    async def _summarise_loop(self) -> None:
-        while True:
-            await self._flush(await sleep_to_window_end(self._cfg.window))
-            self._ctx.beats.beat(f"{NAME}.summarise")
-
     # ----------------------------------------------------------------- one sample
 
     def _tags(self) -> dict[str, float]:
@@ -263,134 +145,55 @@ class PlantDaemon:
         a = self._detector.push(ts, tags)
         pt = self._cfg.tags
         power = tags.get(pt.power, math.nan)
-        self._window.add(tags.get(pt.state, math.nan), power, self._efficiency(tags), a)
-        bodies = [self._limit_body(e) for e in events]
+        eff = efficiency(tags, pt, self._cfg.fuel_lhv)
+        self._window.add(tags.get(pt.state, math.nan), power, eff, a)
         if a is not None:
             self._last = a
-            if a.event is not None:
-                bodies.append(self._anomaly_body(a.event, a))
-        if bodies:
-            # At once, not with the next summary: an early warning is worth its lead time.
-            await self._outbox.put("alarm", bodies, time.time())
-            self._alarms_sent += len(bodies)
-            for b in bodies:
-                log.warning(
-                    "alarm %s %s: %s %s", b["alarm"], b["state"], b["device"], b.get("cause", "")
-                )
-        if time.monotonic() - self._saved_at >= self._cfg.counters.save_every_s:
-            self._save_counters()
+            warning = anomaly_event(a)
+            if warning is not None:
+                events.append(warning)
+        if events:
+            # Stamped on the wall clock, like every row, also against an accelerated simulator.
+            await self._outbox.put_alarms(events, time.time())
+        self._store.checkpoint_if_due(self._counter.counters)
 
     def _count(self, ts: float, tags: dict[str, float]) -> None:
         state = tags.get(self._cfg.tags.state, math.nan)
         if not math.isfinite(state):
             return  # no news of the machine: neither running time nor a stop
-        c = self._counter.counters
-        last = self._last_count_ts if self._last_count_ts is not None else c.last_ts
-        if last is not None and ts - last > self._cfg.counters.max_gap_s:
-            log.warning(
-                "%s: %.0f s without data, not counted as operating time",
-                self._cfg.device,
-                ts - last,
-            )
-            c.last_ts = None
+        self._gaps.apply(ts, self._counter.counters)
         power = tags.get(self._cfg.tags.power, math.nan)
-        self._counter.update(ts, state == _RUNNING, power / self._rated_kw, state == _TRIPPED)
-        self._last_count_ts = ts
-
-    def _efficiency(self, tags: dict[str, float]) -> float:
-        pt = self._cfg.tags
-        power = tags.get(pt.power, math.nan)
-        fuel = tags.get(pt.fuel, math.nan)
-        if pt.methane is not None:
-            fuel *= tags.get(pt.methane, math.nan) / 100.0
-        fuel_kw = fuel * self._cfg.fuel_lhv
-        if tags.get(pt.state) != _RUNNING or not fuel_kw > 0.0 or not math.isfinite(power):
-            return math.nan
-        return power / fuel_kw
-
-    def _limit_body(self, e: AlarmEvent) -> dict[str, Any]:
-        body = e.body()
-        body["severity"] = (e.cause or "alarm").split(":", 1)[0]
-        return body
-
-    def _anomaly_body(self, e: AlarmEvent, a: Assessment) -> dict[str, Any]:
-        body = e.body()
-        body["severity"] = "warning"
-        if e.state == "raised":
-            body["subsystem"] = e.point
-            body["subsystems"] = {name: round(s, 4) for name, s in a.subsystems}
-            body["contributions"] = {k: round(v, 4) for k, v in a.contributions.items()}
-        return body
-
-    def _save_counters(self) -> None:
-        self._saved_at = time.monotonic()
-        try:
-            self._store.save(self._counter.counters)
-        except OSError as exc:
-            log.error("%s: cannot save counters to %s: %s", NAME, self._store.path, exc)
+        self._counter.update(ts, state == RUNNING, power / self._rated_kw, state == TRIPPED)
 
     # ----------------------------------------------------------------- summaries, status
 
-    def _counters_body(self) -> dict[str, Any]:
-        c = self._counter.counters
-        nxt = self._counter.next_inspection()
-        return {
-            "operating_hours": round(c.operating_hours, 4),
-            "starts": c.starts,
-            "trips": c.trips,
-            "eoh": round(self._counter.eoh, 4),
-            "next_inspection": None
-            if nxt is None
-            else {
-                "name": nxt.name,
-                "due_at_eoh": nxt.due_at_eoh,
-                "remaining_eoh": round(nxt.remaining_eoh, 3),
-                "remaining_hours": None
-                if nxt.remaining_hours is None
-                else round(nxt.remaining_hours, 1),
-            },
-        }
-
-    async def _flush(self, now: float) -> None:
-        w, self._window = self._window, _Window()
-        states = [s for s in w.states if math.isfinite(s)]
-        a = self._last
-        body: dict[str, Any] = {
-            "device": self._cfg.device,
-            "profile": self._cfg.profile,
-            "window_s": self._cfg.window,
-            "t_start": w.start,
-            "samples": w.samples,
-            "connection": self._source.mode,
-            "state": _STATES.get(int(states[-1]), "unknown") if states else "unknown",
-            "running_fraction": round(states.count(_RUNNING) / len(states), 3) if states else 0,
-            "power_kw": _stats(w.power),
-            "efficiency": _stats(w.efficiency),
-            "score": _stats(w.scores),
-            "threshold": self._detector.model.card.threshold,
-            "warning": self._detector.warning,
-            "subsystem": a.subsystem if a is not None and a.warning else None,
-            "limits_active": self._rules.active(),
-            "counters": self._counters_body(),
-        }
-        await self._outbox.put("summary", [body], now)
-        self._summaries_sent += 1
+    def _summarise(self, now: float) -> list[dict[str, Any]]:
+        w, self._window = self._window, PlantWindow()
+        body = summary_body(
+            self._cfg,
+            w,
+            self._source.mode,
+            self._detector,
+            self._last,
+            self._rules.active(),
+            counters_body(self._counter),
+        )
+        return [body]
 
     def status(self) -> dict[str, Any]:
         tags = self._last_tags
         pt = self._cfg.tags
-        state = tags.get(pt.state, math.nan)
-        state_name = _STATES.get(int(state), "unknown") if math.isfinite(state) else "unknown"
+        state = state_name(tags.get(pt.state, math.nan))
         power = tags.get(pt.power, math.nan)
         a = self._last
         score = f"{a.score:.3g} (threshold {a.threshold:.3g})" if a is not None else "not yet"
-        cnt = self._counters_body()
+        cnt = counters_body(self._counter)
         nxt = cnt["next_inspection"]
         err = self._source.last_error
         lines = [
             f"opcua {self._cfg.opcua.endpoint}: {self._source.mode}, {self._frames} frame(s)"
             + (f" ({err})" if err is not None else ""),
-            f"{self._cfg.device}: {state_name}, {power:.0f} kW",
+            f"{self._cfg.device}: {state}, {power:.0f} kW",
             f"model score {score}, early warning "
             + (f"ACTIVE: look at {a.subsystem}" if a is not None and a.warning else "none"),
             f"limits active: {', '.join(self._rules.active()) or 'none'}",
@@ -400,7 +203,7 @@ class PlantDaemon:
         if nxt is not None:
             lines.append(f"next inspection: {nxt['name']} in {nxt['remaining_eoh']:.0f} EOH")
         return {
-            "summary": f"{self._cfg.device} {state_name}, {power:.0f} kW, score {score}",
+            "summary": f"{self._cfg.device} {state}, {power:.0f} kW, score {score}",
             "connection": self._source.mode,
             "frames": self._frames,
             "samples": self._samples,
@@ -411,28 +214,17 @@ class PlantDaemon:
             "limits_active": self._rules.active(),
             "counters": cnt,
             "counter_saves": self._store.saves,
-            "summaries_sent": self._summaries_sent,
-            "alarms_sent": self._alarms_sent,
+            "summaries_sent": self._outbox.summaries_sent,
+            "alarms_sent": self._outbox.alarms_sent,
             "spool_pending": self._outbox.pending,
             "lines": lines,
         }
 
     async def close(self) -> None:
         try:
-            await self._flush(time.time())
+            await self._windows.close(time.time())
         finally:
-            self._save_counters()
-
-
-def load_anomaly_model(cfg: PlantConfig) -> AnomalyModel:
-    """The configured (or packaged) model, with the config's settle time if it sets one."""
-    sidecar = cfg.model if cfg.model is not None else MODELS_DIR / f"{cfg.profile}.json"
-    card = ModelCard.read(sidecar)
-    params = dict(card.raw.get("feature_params") or {})
-    if cfg.settle_s is not None:
-        params["settle_s"] = cfg.settle_s
-    features = feature_set(card.profile, params)
-    return AnomalyModel(card, load_model(sidecar.parent / card.model_file), features)
+            self._store.checkpoint(self._counter.counters)
 
 
 def build(ctx: DaemonContext) -> PlantDaemon:

@@ -4,16 +4,25 @@ A row that the spool could not take because of an I/O problem (disk full, a lock
 SD card) stays here and goes in with the next write, in order, up to a bound; a row that the spool
 *refused* under its ``reject_new`` policy is gone by policy (the spool counts it and raises its own
 alarm). Either way the daemon's loop carries on: a spool problem must not stop the polling.
+
+Summaries and alarms go through :meth:`Outbox.put_summaries` and :meth:`Outbox.put_alarms`, so
+every daemon counts them the same way and an alarm is logged once, in one format, whichever daemon
+raised it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import SpoolError, SpoolFullError
 from gateway.spool.store import AsyncSpool, NewRow
+
+if TYPE_CHECKING:
+    # Annotations only: gateway.core.alarms loads numpy, and the outbox must stay cheap to import.
+    from gateway.core.alarms import AlarmEvent
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,9 @@ class Outbox:
         self.written = 0
         self.rejected = 0
         self.dropped = 0
+        # What the daemon handed over (the status page's figures), whether or not written yet.
+        self.summaries_sent = 0
+        self.alarms_sent = 0
 
     @property
     def pending(self) -> int:
@@ -54,6 +66,20 @@ class Outbox:
                 overflow,
             )
         await self.flush()
+
+    async def put_summaries(self, bodies: list[dict[str, Any]], ts: float) -> None:
+        """One window's summaries, one transaction: they become durable together."""
+        await self.put("summary", bodies, ts)
+        self.summaries_sent += len(bodies)
+
+    async def put_alarms(self, events: Sequence[AlarmEvent], ts: float) -> None:
+        """Alarm transitions at once, not with the next summary: an operator wants a tripped
+        feeder, a cell over voltage or an early warning now. One line each in the log."""
+        await self.put("alarm", [e.body() for e in events], ts)
+        self.alarms_sent += len(events)
+        for e in events:
+            about = "".join(f" {x}" for x in (e.point, e.cause) if x)
+            log.warning("%s: alarm %s %s: %s%s", self._daemon, e.alarm, e.state, e.device, about)
 
     async def flush(self) -> None:
         if not self._pending:

@@ -1,0 +1,43 @@
+"""The plant's alarm events as they go upstream, each with its severity as a field.
+
+Every transition, an anomaly early warning and a hard limit alike, is a row of kind ``alarm``; its
+``severity`` says what it is: the limit's own ``warning``/``alarm``/``trip``, and ``warning`` for
+the model (no limit crossed yet: look at the named subsystem). A raised anomaly also carries
+``subsystem`` (the one named, from the raising streak), ``subsystems`` and ``contributions`` (each
+subsystem's and feature's share of the reconstruction error in the raising window), so the
+operator upstream sees where to look without asking the gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from gateway.core.alarms import AlarmEvent, Severity
+from gateway.plant.anomaly import Assessment
+from gateway.plant.rules import Limit, LimitRules
+
+
+class PlantLimits(LimitRules):
+    """The limit rules, each event graded with its limit's severity.
+
+    The severity is taken from the :class:`Limit` that fired, not read back out of the event's
+    ``cause`` text (which still starts with it, as upstream has always received it).
+    """
+
+    def _event(self, lim: Limit, state: str, ts: float, v: float | None) -> AlarmEvent:
+        return replace(super()._event(lim, state, ts, v), severity=Severity(lim.severity))
+
+
+def anomaly_event(a: Assessment) -> AlarmEvent | None:
+    """The assessment's raise or clear transition as a warning, attributed when raised."""
+    e = a.event
+    if e is None:
+        return None
+    if e.state != "raised":
+        return replace(e, severity=Severity.WARNING)
+    attribution = {
+        "subsystem": e.point,
+        "subsystems": {name: round(s, 4) for name, s in a.subsystems},
+        "contributions": {k: round(v, 4) for k, v in a.contributions.items()},
+    }
+    return replace(e, severity=Severity.WARNING, detail=attribution)
