@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.core.alarms import AlarmEvent, Severity
-from gateway.plant.alarm_events import PlantLimits, anomaly_event
+from gateway.plant.alarm_events import anomaly_event
 from gateway.plant.anomaly import Assessment
 from gateway.plant.config import PROFILE_TAGS, CounterSettings
 from gateway.plant.counter_store import CounterStore
@@ -20,7 +20,7 @@ from gateway.plant.efficiency import efficiency
 from gateway.plant.gaps import GapRule
 from gateway.plant.machine_state import RUNNING, TRIPPED, state_name
 from gateway.plant.maintenance import Counters, MaintenanceCounter
-from gateway.plant.rules import Limit
+from gateway.plant.rules import Limit, LimitRules
 from gateway.plant.window_stats import PlantWindow, stats
 
 
@@ -127,7 +127,7 @@ def test_state_names_and_window_statistics_say_unknown_rather_than_guess() -> No
 
 
 def test_limit_events_carry_their_limits_severity_as_a_field() -> None:
-    rules = PlantLimits(
+    rules = LimitRules(
         "gt1",
         [
             Limit("p", "low", 1.8, 0.1, "alarm", enable=("speed", 100.0)),

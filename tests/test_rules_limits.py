@@ -54,6 +54,7 @@ def test_event_names_device_tag_limit_and_severity() -> None:
         "value": 8.0,
         "limit": 7.1,
         "cause": "trip",
+        "severity": "trip",
     }
 
 
@@ -111,5 +112,6 @@ def test_enabled_limit_is_quiet_below_its_gate_and_clears_when_the_gate_lapses()
         "point": "p",
         "limit": 1.5,
         "cause": "alarm: speed below 1400",
+        "severity": "alarm",
     }
     assert rules.active() == []

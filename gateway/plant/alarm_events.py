@@ -1,11 +1,12 @@
-"""The plant's alarm events as they go upstream, each with its severity as a field.
+"""The anomaly's alarm events as they go upstream, with their severity as a field.
 
-Every transition, an anomaly early warning and a hard limit alike, is a row of kind ``alarm``; its
-``severity`` says what it is: the limit's own ``warning``/``alarm``/``trip``, and ``warning`` for
-the model (no limit crossed yet: look at the named subsystem). A raised anomaly also carries
-``subsystem`` (the one named, from the raising streak), ``subsystems`` and ``contributions`` (each
-subsystem's and feature's share of the reconstruction error in the raising window), so the
-operator upstream sees where to look without asking the gateway.
+Every transition, an anomaly early warning and a hard limit alike, is a row of kind ``alarm``;
+its ``severity`` says what it is: the limit's own ``warning``/``alarm``/``trip`` (set by
+:mod:`gateway.plant.rules`), and ``warning`` for the model (no limit crossed yet: look at the
+named subsystem). A raised anomaly also carries ``subsystem`` (the one named, from the raising
+streak), ``subsystems`` and ``contributions`` (each subsystem's and feature's share of the
+reconstruction error in the raising window), so the operator upstream sees where to look without
+asking the gateway.
 """
 
 from __future__ import annotations
@@ -14,18 +15,6 @@ from dataclasses import replace
 
 from gateway.core.alarms import AlarmEvent, Severity
 from gateway.plant.anomaly import Assessment
-from gateway.plant.rules import Limit, LimitRules
-
-
-class PlantLimits(LimitRules):
-    """The limit rules, each event graded with its limit's severity.
-
-    The severity is taken from the :class:`Limit` that fired, not read back out of the event's
-    ``cause`` text (which still starts with it, as upstream has always received it).
-    """
-
-    def _event(self, lim: Limit, state: str, ts: float, v: float | None) -> AlarmEvent:
-        return replace(super()._event(lim, state, ts, v), severity=Severity(lim.severity))
 
 
 def anomaly_event(a: Assessment) -> AlarmEvent | None:

@@ -29,7 +29,7 @@ from gateway.core.errors import ConfigError, ConfigIssue
 from gateway.core.model import Frame, Quality
 from gateway.core.supervisor import LoopFactory
 from gateway.core.windows import SummaryWindows
-from gateway.plant.alarm_events import PlantLimits, anomaly_event
+from gateway.plant.alarm_events import anomaly_event
 from gateway.plant.anomaly import AnomalyDetector, AnomalyModel, Assessment
 from gateway.plant.config import PlantConfig
 from gateway.plant.counter_store import CounterStore
@@ -39,6 +39,7 @@ from gateway.plant.machine_state import RUNNING, TRIPPED, state_name
 from gateway.plant.maintenance import MaintenanceCounter
 from gateway.plant.model_loader import load_anomaly_model
 from gateway.plant.payloads import counters_body, summary_body
+from gateway.plant.rules import LimitRules
 from gateway.plant.tflite import ModelError
 from gateway.plant.window_stats import PlantWindow
 from gateway.spool.outbox import Outbox
@@ -60,7 +61,7 @@ class PlantDaemon:
         self._index = {n.name: i for i, n in enumerate(cfg.opcua.nodes)}
         self._clock = ScaledClock(cfg.simulation_speed)
         self._detector = AnomalyDetector(cfg.device, model)
-        self._rules = PlantLimits(cfg.device, cfg.limits, "plant.rules")
+        self._rules = LimitRules(cfg.device, cfg.limits, "plant.rules")
         self._rated_kw = cfg.rated_kw or model.features.rated_kw
         self._store = CounterStore(cfg.counters.state_file, cfg.counters.save_every_s)
         counters = self._store.load_or_start(cfg.device, cfg.counters)

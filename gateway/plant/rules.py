@@ -9,17 +9,14 @@ may be enabled only while another tag is high enough (lube oil pressure only at 
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.core.alarms import AlarmEvent
+from gateway.core.alarms import AlarmEvent, Severity
 from gateway.core.errors import ConfigError, ConfigIssue
 
-log = logging.getLogger(__name__)
-
-SEVERITIES = ("warning", "alarm", "trip")
+SEVERITIES = tuple(s.value for s in Severity)
 
 
 @dataclass(frozen=True)
@@ -132,9 +129,16 @@ class LimitRules:
             cause = f"{lim.severity}: {lim.enable[0]} below {lim.enable[1]:g}"
         else:
             cause = lim.severity
-        log.info("%s: %s %s (%s vs %.6g)", self.device, lim.name, state, v, lim.value)
         return AlarmEvent(
-            f"limit_{lim.kind}", state, self.device, ts, lim.tag, v, lim.value, cause=cause
+            f"limit_{lim.kind}",
+            state,
+            self.device,
+            ts,
+            lim.tag,
+            v,
+            lim.value,
+            cause=cause,
+            severity=Severity(lim.severity),
         )
 
 
