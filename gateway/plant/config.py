@@ -48,13 +48,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
+from gateway.plant.tags import PROFILES, TAGS
 
 if TYPE_CHECKING:
     from drivers.opcua.config import OpcUaConfig
     from gateway.plant.maintenance import MaintenancePolicy
     from gateway.plant.rules import Limit
-
-PROFILES: Final = ("gas_turbine", "biogas_chp")
 
 
 @dataclass(frozen=True)
@@ -177,8 +176,6 @@ def _ranged(
 
 
 def _default_nodes(sink: IssueSink, profile: str, tags: Mapping[str, Any]) -> list[dict[str, Any]]:
-    from gateway.sim.plant import TAGS
-
     nodes = []
     known = {t.name: t for t in TAGS[profile]}
     for name, spec in known.items():
