@@ -13,6 +13,7 @@ from gateway.config.rules import (
     REQUIRED,
     absolute_path,
     choice,
+    existing_path,
     finite,
     integer_ranged,
     non_negative,
@@ -127,4 +128,19 @@ def test_show_writes_numbers_as_a_technician_would() -> None:
         "10000000",
         "-3",
         "nan",
+    ]
+
+
+def test_existing_path_names_what_is_missing(tmp_path: Path) -> None:
+    f = tmp_path / "ca.pem"
+    f.write_text("x")
+    sink = IssueSink("g.toml")
+    assert existing_path(sink, "s", {"k": str(f)}, "k") == f
+    assert existing_path(sink, "s", {"k": str(tmp_path)}, "k", directory=True) == tmp_path
+    assert existing_path(sink, "s", {}, "k") is None and sink.issues == []
+    assert existing_path(sink, "s", {"k": str(tmp_path / "no")}, "k") is None
+    assert existing_path(sink, "s", {"k": str(f)}, "k", directory=True) is None
+    assert [i.reason for i in sink.issues] == [
+        f"no such file: {tmp_path / 'no'}",
+        f"no such directory: {f}",
     ]

@@ -19,6 +19,7 @@ one_of           ``must be "tcp" or "rtu", got "udp"``
 choice           ``unknown order 'DCAB' (one of: ABCD, CDAB, BADC, DCBA)``
 absolute_path    ``must be an absolute path, got 'run'``
 resolved_path    ``must not be empty``
+existing_path    ``no such file: /etc/ca.pem`` (or ``no such directory: ...``)
 ===============  ====================================================
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "Required",
     "absolute_path",
     "choice",
+    "existing_path",
     "finite",
     "integer_ranged",
     "non_negative",
@@ -296,3 +298,17 @@ def resolved_path(
     value: str = _rule(sink, path, table, key, str, default, check)
     p = Path(value)
     return p if p.is_absolute() else base / p
+
+
+def existing_path(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, *, directory: bool = False
+) -> Path | None:
+    """An optional file (or directory) that must exist now; None when not written (or wrong)."""
+    what = "directory" if directory else "file"
+
+    def check(v: str) -> str | None:
+        there = Path(v).is_dir() if directory else Path(v).is_file()
+        return None if there else f"no such {what}: {v}"
+
+    value: str | None = _rule(sink, path, table, key, str, None, check)
+    return Path(value) if value is not None else None
