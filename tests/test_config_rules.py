@@ -22,6 +22,7 @@ from gateway.config.rules import (
     ranged,
     resolved_path,
     show,
+    subtable,
 )
 
 
@@ -144,3 +145,11 @@ def test_existing_path_names_what_is_missing(tmp_path: Path) -> None:
         f"no such file: {tmp_path / 'no'}",
         f"no such directory: {f}",
     ]
+
+
+def test_subtable_is_empty_when_absent_or_wrong() -> None:
+    sink = IssueSink("g.toml")
+    assert subtable(sink, "s", {"t": {"a": 1}}, "t") == {"a": 1}
+    assert subtable(sink, "s", {}, "t") == {} and sink.issues == []
+    assert subtable(sink, "s", {"t": 5}, "t") == {}
+    assert [i.path for i in sink.issues] == ["s.t"]

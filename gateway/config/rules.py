@@ -20,6 +20,7 @@ choice           ``unknown order 'DCAB' (one of: ABCD, CDAB, BADC, DCBA)``
 absolute_path    ``must be an absolute path, got 'run'``
 resolved_path    ``must not be empty``
 existing_path    ``no such file: /etc/ca.pem`` (or ``no such directory: ...``)
+subtable         (take's ``expected a table, got ...``)
 ===============  ====================================================
 """
 
@@ -47,6 +48,7 @@ __all__ = [
     "ranged",
     "resolved_path",
     "show",
+    "subtable",
 ]
 
 _T = TypeVar("_T")
@@ -312,3 +314,9 @@ def existing_path(
 
     value: str | None = _rule(sink, path, table, key, str, None, check)
     return Path(value) if value is not None else None
+
+
+def subtable(sink: IssueSink, path: str, table: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """An optional sub-table; {} when it is not written (or not a table, which is reported)."""
+    value = take(sink, path, table, key, dict, {})
+    return value if isinstance(value, dict) else {}
