@@ -159,9 +159,9 @@ class BmsConfig:
 
 def _kernel_overrides(
     sink: IssueSink, path: str, table: Mapping[str, Any], keys: Mapping[str, str], kind: type
-) -> dict[str, tuple[str, Any]]:
-    """kernel field -> (config key path, value) for the keys present in ``table``."""
-    out: dict[str, tuple[str, Any]] = {}
+) -> dict[str, Any]:
+    """kernel field -> value for the keys present in ``table`` (their paths: KERNEL_KEYS)."""
+    out: dict[str, Any] = {}
     for key, field in keys.items():
         value = take(sink, path, table, key, kind, None)
         if value is None:
@@ -169,7 +169,7 @@ def _kernel_overrides(
         if isinstance(value, float) and math.isnan(value):
             sink.error(join(path, key), "must be a number, not nan")
             continue
-        out[field] = (join(path, key), value)
+        out[field] = value
     return out
 
 
@@ -226,7 +226,7 @@ def _ocv_curve(
 
 def _balancing(
     sink: IssueSink, table: Mapping[str, Any], cycle: float
-) -> tuple[BalancingSettings, dict[str, tuple[str, Any]]]:
+) -> tuple[BalancingSettings, dict[str, Any]]:
     path = "bms.balancing"
     check_keys(
         sink,
@@ -237,10 +237,10 @@ def _balancing(
     mode = one_of(sink, path, table, "mode", "advisory", MODES)
     overrides = _kernel_overrides(sink, path, table, _BALANCE_KEYS, float)
     target = one_of(sink, path, table, "target", "soc", TARGETS)
-    overrides["bal_mode"] = (join(path, "target"), ("off", "soc", "voltage").index(target))
+    overrides["bal_mode"] = ("off", "soc", "voltage").index(target)
     per_board = take(sink, path, table, "max_per_board", int, None)
     if per_board is not None:
-        overrides["bal_max_per_board"] = (join(path, "max_per_board"), per_board)
+        overrides["bal_max_per_board"] = per_board
     timeout = ranged(sink, path, table, "board_timeout_s", 3.0, 0.1, 600.0, unit="s")
     refresh = finite(sink, path, table, "refresh_s", 1.0)
     if not cycle <= refresh < timeout:
@@ -263,7 +263,7 @@ def _recording(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> Re
     )
 
 
-def _kernel_issue_key(issue: ConfigIssue, overrides: Mapping[str, tuple[str, Any]]) -> str:
+def _kernel_issue_key(issue: ConfigIssue, overrides: Mapping[str, Any]) -> str:
     """The config key a kernel problem belongs to: the reported field's, or the first field it
     is checked with that the config sets (cells_per_board always comes from ``[[bms.lines]]``)."""
     field = issue.path.rsplit(".", 1)[-1]
@@ -286,15 +286,14 @@ def _kernel_names(issue: ConfigIssue, where: str) -> str:
 
 
 def _check_kernel(
-    sink: IssueSink, chemistry: str, cells_per_board: int, overrides: dict[str, tuple[str, Any]]
+    sink: IssueSink, chemistry: str, cells_per_board: int, overrides: dict[str, Any]
 ) -> None:
     """Let the kernel's own validation judge the combined config; report under config keys."""
-    values = {field: value for field, (_where, value) in overrides.items()}
     try:
         cfg = CellsConfig.for_chemistry(
             chemistry,  # type: ignore[arg-type]
             cells_per_board=cells_per_board,
-            **values,
+            **overrides,
         )
     except TypeError as exc:  # pragma: no cover - a key map out of step with CellsConfig
         sink.error("bms", f"internal: {exc}")
@@ -360,7 +359,7 @@ def parse_bms(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> Bms
         chem,
         rack,
         cell,
-        tuple((field, value) for field, (_w, value) in overrides.items()),
+        tuple(overrides.items()),
         balancing,
         window,
         lost_after,
