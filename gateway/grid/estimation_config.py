@@ -209,6 +209,8 @@ def parse_estimation(
         sink.error(join(path, "u_min_pu"), f"must be below u_max_pu ({u_max}), got {u_min}")
     located, heads = _locate_meters(sink, path, meters, nodes, lines, busbar)
     conns = _connections(sink, path, table, nodes)
+    # Built before the verdict so every setting is checked; a refused config is never returned,
+    # so the stand-ins for a missing feeder or head meter are never seen.
     settings = EstimationConfig(
         feeder=feeder or config_dir,
         period=period,
