@@ -15,6 +15,7 @@ from typing import Any
 
 from drivers.cellbus import protocol as p
 from gateway.config.issues import IssueSink, check_keys, join, take
+from gateway.config.rules import integer_ranged, one_of, positive
 
 BAUDRATES = (115_200, 230_400, 460_800, 500_000, 921_600, 1_000_000)
 _MAX_LOAD = 0.8  # of the cycle: leaves room for a few silent boards' timeouts and retries
@@ -96,30 +97,8 @@ _LINE_KEYS = {
 }
 
 
-def _positive(sink: IssueSink, path: str, t: Mapping[str, Any], key: str, default: float) -> float:
-    value = take(sink, path, t, key, float, default)
-    if value is not None and not value > 0:
-        sink.error(join(path, key), f"must be > 0 s, got {value}")
-    return float(value) if value is not None else default
-
-
-def _baud(sink: IssueSink, path: str, t: Mapping[str, Any], default: int) -> int:
-    value = take(sink, path, t, "baudrate", int, default)
-    if value not in BAUDRATES:
-        sink.error(join(path, "baudrate"), f"must be one of {', '.join(map(str, BAUDRATES))}")
-        return default
-    return int(value)
-
-
-def _bounded(
-    sink: IssueSink, path: str, t: Mapping[str, Any], key: str, lo: int, hi: int, default: int
-) -> int:
-    value = take(sink, path, t, key, int, default)
-    if value is None or not lo <= value <= hi:
-        if value is not None:
-            sink.error(join(path, key), f"must be {lo}..{hi}, got {value}")
-        return default
-    return int(value)
+def _seconds(sink: IssueSink, path: str, t: Mapping[str, Any], key: str, default: float) -> float:
+    return positive(sink, path, t, key, default, unit="s")
 
 
 def parse_rack(sink: IssueSink, bms: Mapping[str, Any], path: str = "bms") -> RackConfig:
@@ -130,13 +109,13 @@ def parse_rack(sink: IssueSink, bms: Mapping[str, Any], path: str = "bms") -> Ra
     check_keys(sink, bus_path, bus_t, _BUS_KEYS)
     d = BusSettings()
     bus = BusSettings(
-        response_timeout=_positive(sink, bus_path, bus_t, "response_timeout", d.response_timeout),
-        inter_frame_gap=_positive(sink, bus_path, bus_t, "inter_frame_gap", d.inter_frame_gap),
-        conversion_time=_positive(sink, bus_path, bus_t, "conversion_time", d.conversion_time),
-        retries=_bounded(sink, bus_path, bus_t, "retries", 0, 3, d.retries),
-        cycle=_positive(sink, bus_path, bus_t, "cycle", d.cycle),
+        response_timeout=_seconds(sink, bus_path, bus_t, "response_timeout", d.response_timeout),
+        inter_frame_gap=_seconds(sink, bus_path, bus_t, "inter_frame_gap", d.inter_frame_gap),
+        conversion_time=_seconds(sink, bus_path, bus_t, "conversion_time", d.conversion_time),
+        retries=integer_ranged(sink, bus_path, bus_t, "retries", d.retries, 0, 3),
+        cycle=_seconds(sink, bus_path, bus_t, "cycle", d.cycle),
     )
-    baud = _baud(sink, bus_path, bus_t, 460_800)
+    baud = one_of(sink, bus_path, bus_t, "baudrate", 460_800, BAUDRATES)
     controller = take(sink, bus_path, bus_t, "controller_line", str, "")
 
     lines_path = join(path, "lines")
@@ -162,17 +141,17 @@ def parse_rack(sink: IssueSink, bms: Mapping[str, Any], path: str = "bms") -> Ra
         if port and port in ports:
             sink.error(join(lp, "port"), f"port {port} is used by another line")
         ports.add(port)
-        n_boards = _bounded(sink, lp, raw, "boards", 1, p.LAST_BOARD, 1)
-        first = _bounded(sink, lp, raw, "first_address", p.FIRST_BOARD, p.LAST_BOARD, 1)
+        n_boards = integer_ranged(sink, lp, raw, "boards", 1, 1, p.LAST_BOARD)
+        first = integer_ranged(sink, lp, raw, "first_address", 1, p.FIRST_BOARD, p.LAST_BOARD)
         if first + n_boards - 1 > p.LAST_BOARD:
             sink.error(join(lp, "boards"), f"addresses run past {p.LAST_BOARD}")
-        cells = _bounded(sink, lp, raw, "cells_per_board", 1, p.MAX_CELLS, 14)
-        temps = _bounded(sink, lp, raw, "temps_per_board", 0, p.MAX_TEMPS, 4)
+        cells = integer_ranged(sink, lp, raw, "cells_per_board", 14, 1, p.MAX_CELLS)
+        temps = integer_ranged(sink, lp, raw, "temps_per_board", 4, 0, p.MAX_TEMPS)
         boards = tuple(
             BoardSpec(a, cells, temps)
             for a in range(first, min(first + n_boards, p.LAST_BOARD + 1))
         )
-        line_baud = _baud(sink, lp, raw, baud) if "baudrate" in raw else baud
+        line_baud = one_of(sink, lp, raw, "baudrate", baud, BAUDRATES)
         lines.append(LineSettings(name, port, line_baud, boards, False))
     if lines:
         target = controller or lines[0].name

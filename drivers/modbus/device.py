@@ -7,12 +7,12 @@ table. Nothing here opens a port or a socket: validation happens at start, I/O l
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from gateway.config.issues import IssueSink, check_keys, join, take
+from gateway.config.rules import integer_ranged, one_of, positive
 
 Transport = Literal["tcp", "rtu"]
 Parity = Literal["N", "E", "O"]
@@ -89,26 +89,6 @@ def default_inter_frame_gap(baudrate: int, bytesize: int, parity: str, stopbits:
     return 3.5 * bits_per_char / baudrate
 
 
-def _positive(sink: IssueSink, path: str, key: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if not 0 < value < math.inf:  # also refuses nan, which compares false
-        sink.error(join(path, key), f"must be a positive number of seconds, got {value!r}")
-        return None
-    return value
-
-
-def _in_range(
-    sink: IssueSink, path: str, key: str, value: int | None, low: int, high: int
-) -> int | None:
-    if value is None:
-        return None
-    if not low <= value <= high:
-        sink.error(join(path, key), f"must be in {low}..{high}, got {value}")
-        return None
-    return value
-
-
 def parse_device(
     name: str,
     table: Mapping[str, Any],
@@ -126,67 +106,34 @@ def parse_device(
     before = len(sink.issues)
     check_keys(sink, path, table, set(DEVICE_KEYS) | set(extra_keys))
 
-    transport = take(sink, path, table, "transport", str, "tcp")
-    if transport not in ("tcp", "rtu"):
-        sink.error(join(path, "transport"), f'must be "tcp" or "rtu", got {transport!r}')
-        transport = None
-
-    unit_id = _in_range(
-        sink, path, "unit_id", take(sink, path, table, "unit_id", int, DEFAULT_UNIT_ID), 0, 247
+    checked = len(sink.issues)
+    transport: Transport | None = cast(
+        "Transport", one_of(sink, path, table, "transport", "tcp", ("tcp", "rtu"))
     )
+    if len(sink.issues) > checked:
+        transport = None  # not known: neither the tcp nor the rtu keys can be judged
+    unit_id = integer_ranged(sink, path, table, "unit_id", DEFAULT_UNIT_ID, 0, 247)
     if transport == "rtu" and unit_id == 0:
         sink.error(join(path, "unit_id"), "0 is the broadcast address; nothing answers a read")
-    poll_interval = _positive(
-        sink,
-        path,
-        "poll_interval",
-        take(sink, path, table, "poll_interval", float, DEFAULT_POLL_INTERVAL),
+    poll_interval = positive(
+        sink, path, table, "poll_interval", DEFAULT_POLL_INTERVAL, unit="seconds"
     )
     # An rtu device without its own timeout inherits its bus's, so leave it unset here.
     timeout_default = DEFAULT_TIMEOUT if transport != "rtu" else None
-    timeout = _positive(
-        sink, path, "timeout", take(sink, path, table, "timeout", float, timeout_default)
-    )
-    retries = _in_range(
-        sink, path, "retries", take(sink, path, table, "retries", int, 0), 0, MAX_RETRIES
-    )
-    max_gap = _in_range(
-        sink,
-        path,
-        "max_gap",
-        take(sink, path, table, "max_gap", int, DEFAULT_MAX_GAP),
-        0,
-        MAX_GAP_LIMIT,
-    )
+    timeout = positive(sink, path, table, "timeout", timeout_default, unit="seconds")
+    retries = integer_ranged(sink, path, table, "retries", 0, 0, MAX_RETRIES)
+    max_gap = integer_ranged(sink, path, table, "max_gap", DEFAULT_MAX_GAP, 0, MAX_GAP_LIMIT)
 
     host: str | None = None
     port = DEFAULT_TCP_PORT
     bus: str | None = None
     if transport == "tcp":
-        host = take(sink, path, table, "host", str)
-        if host is not None and not host.strip():
-            sink.error(join(path, "host"), "must not be empty")
-        port = (
-            _in_range(
-                sink, path, "port", take(sink, path, table, "port", int, DEFAULT_TCP_PORT), 1, 65535
-            )
-            or DEFAULT_TCP_PORT
-        )
-        if "bus" in table:
-            sink.error(join(path, "bus"), 'only an rtu device names a bus (transport = "rtu")')
+        host, port = _tcp_keys(sink, path, table)
     elif transport == "rtu":
-        bus = take(sink, path, table, "bus", str)
-        if bus is not None and buses is not None and bus not in buses:
-            known = ", ".join(sorted(buses)) or "none configured"
-            sink.error(join(path, "bus"), f"no serial bus {bus!r} (known: {known})")
-        for key in ("host", "port"):
-            if key in table:
-                sink.error(join(path, key), "an rtu device is reached through its bus, not a host")
+        bus = _rtu_keys(sink, path, table, buses)
 
-    if len(sink.issues) > before:
+    if len(sink.issues) > before or transport is None:
         return None
-    assert transport is not None and unit_id is not None and retries is not None
-    assert poll_interval is not None and max_gap is not None
     return DeviceConnection(
         name=name,
         transport=transport,
@@ -201,6 +148,29 @@ def parse_device(
     )
 
 
+def _tcp_keys(sink: IssueSink, path: str, table: Mapping[str, Any]) -> tuple[str | None, int]:
+    host = take(sink, path, table, "host", str)
+    if host is not None and not host.strip():
+        sink.error(join(path, "host"), "must not be empty")
+    port = integer_ranged(sink, path, table, "port", DEFAULT_TCP_PORT, 1, 65535)
+    if "bus" in table:
+        sink.error(join(path, "bus"), 'only an rtu device names a bus (transport = "rtu")')
+    return host, port
+
+
+def _rtu_keys(
+    sink: IssueSink, path: str, table: Mapping[str, Any], buses: Collection[str] | None
+) -> str | None:
+    bus: str | None = take(sink, path, table, "bus", str)
+    if bus is not None and buses is not None and bus not in buses:
+        known = ", ".join(sorted(buses)) or "none configured"
+        sink.error(join(path, "bus"), f"no serial bus {bus!r} (known: {known})")
+    for key in ("host", "port"):
+        if key in table:
+            sink.error(join(path, key), "an rtu device is reached through its bus, not a host")
+    return bus
+
+
 def parse_bus(
     name: str, table: Mapping[str, Any], sink: IssueSink, path: str
 ) -> SerialBusSettings | None:
@@ -211,36 +181,18 @@ def parse_bus(
     port = take(sink, path, table, "port", str)
     if port is not None and not port.strip():
         sink.error(join(path, "port"), "must name a serial device such as /dev/ttyUSB0")
-    baudrate = take(sink, path, table, "baudrate", int, 19200)
-    if baudrate is not None and baudrate not in STANDARD_BAUDRATES:
-        rates = ", ".join(str(b) for b in sorted(STANDARD_BAUDRATES))
-        sink.error(join(path, "baudrate"), f"must be one of {rates}, got {baudrate}")
-        baudrate = None
-    parity = take(sink, path, table, "parity", str, "E")
-    if parity is not None and parity not in ("N", "E", "O"):
-        sink.error(join(path, "parity"), f'must be "N", "E" or "O", got {parity!r}')
-        parity = None
-    stopbits = take(sink, path, table, "stopbits", int, 1)
-    if stopbits is not None and stopbits not in (1, 2):
-        sink.error(join(path, "stopbits"), f"must be 1 or 2, got {stopbits}")
-        stopbits = None
-    bytesize = take(sink, path, table, "bytesize", int, 8)
-    if bytesize is not None and bytesize not in (7, 8):
-        sink.error(join(path, "bytesize"), f"must be 7 or 8, got {bytesize}")
-        bytesize = None
-    timeout = _positive(
-        sink, path, "timeout", take(sink, path, table, "timeout", float, DEFAULT_TIMEOUT)
-    )
-    gap = _positive(
-        sink, path, "inter_frame_gap", take(sink, path, table, "inter_frame_gap", float, None)
-    )
+    baudrate = one_of(sink, path, table, "baudrate", 19200, sorted(STANDARD_BAUDRATES))
+    parity = cast("Parity", one_of(sink, path, table, "parity", "E", ("N", "E", "O")))
+    stopbits = one_of(sink, path, table, "stopbits", 1, (1, 2))
+    bytesize = one_of(sink, path, table, "bytesize", 8, (7, 8))
+    timeout = positive(sink, path, table, "timeout", DEFAULT_TIMEOUT, unit="seconds")
+    gap = positive(sink, path, table, "inter_frame_gap", None, unit="seconds")
     if gap is not None and gap > 1.0:
         sink.error(join(path, "inter_frame_gap"), f"must be at most 1 s, got {gap}")
 
     if len(sink.issues) > before:
         return None
-    assert port is not None and baudrate is not None and parity is not None
-    assert stopbits is not None and bytesize is not None and timeout is not None
+    assert port is not None
     if gap is None:
         gap = default_inter_frame_gap(baudrate, bytesize, parity, stopbits)
     return SerialBusSettings(

@@ -9,13 +9,12 @@ is left out of the result, so callers must check the sink before using the point
 from __future__ import annotations
 
 import importlib.resources
-import math
 import re
 import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from drivers.modbus.types import (
     MAX_ADDRESS,
@@ -27,6 +26,7 @@ from drivers.modbus.types import (
     Table,
 )
 from gateway.config.issues import IssueSink, check_keys, join, take
+from gateway.config.rules import REQUIRED, choice, finite, integer_ranged, non_negative
 
 _MAP_KEYS: Final = frozenset({"profile", "defaults", "points"})
 _PROFILE_KEYS: Final = frozenset({"name", "manufacturer", "model", "source", "notes"})
@@ -54,8 +54,6 @@ _NUMERIC_ONLY: Final = ("scale", "offset", "low", "high", "deadband")
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _PROFILE_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PROFILE_PACKAGE: Final = "gateway.profiles"
-
-_T = TypeVar("_T")
 
 _TABLES: Final = {t.value: t for t in Table}
 _ORDERS: Final = {o.name: o for o in ByteOrder}
@@ -187,12 +185,12 @@ def _parse_defaults(doc: Mapping[str, Any], sink: IssueSink, path: str) -> _Defa
     where = join(path, "defaults")
     check_keys(sink, where, raw, set(_DEFAULT_KEYS))
     base = _Defaults()
-    table = _choice(sink, where, raw, "table", _TABLES, base.table)
-    dtype = _choice(sink, where, raw, "type", TYPES_BY_LABEL, base.type)
+    table = choice(sink, where, raw, "table", base.table, _TABLES)
+    dtype = choice(sink, where, raw, "type", base.type, TYPES_BY_LABEL)
     if dtype in (DataType.BOOL, DataType.STRING, DataType.BIT):
         sink.error(join(where, "type"), f"{dtype.label} cannot be a default type")
         dtype = base.type
-    order = _choice(sink, where, raw, "order", _ORDERS, base.order)
+    order = choice(sink, where, raw, "order", base.order, _ORDERS)
     return _Defaults(table, dtype, order)
 
 
@@ -232,27 +230,22 @@ def _parse_point(
     name = take(sink, where, raw, "name", str)
     if isinstance(name, str) and not _NAME_RE.fullmatch(name):
         sink.error(join(where, "name"), f"{name!r}: use letters, digits, _ . - (no spaces)")
-    address = take(sink, where, raw, "address", int)
-    if isinstance(address, int) and not 0 <= address <= MAX_ADDRESS:
-        sink.error(join(where, "address"), f"{address} is outside 0..{MAX_ADDRESS}")
-        address = None
-    table = _choice(sink, where, raw, "table", _TABLES, defaults.table)
+    address = integer_ranged(sink, where, raw, "address", REQUIRED, 0, MAX_ADDRESS)
+    table = choice(sink, where, raw, "table", defaults.table, _TABLES)
     if table.is_bit:
         dtype, order, bit, length = _bit_table_shape(raw, sink, where, table)
     else:
         dtype, order, bit, length = _register_shape(raw, sink, where, defaults)
-    scale = _finite(sink, where, raw, "scale", 1.0)
+    scale = finite(sink, where, raw, "scale", 1.0)
     if scale == 0.0:
         sink.error(join(where, "scale"), "must not be 0 (every value would read 0)")
-    offset = _finite(sink, where, raw, "offset", 0.0)
+    offset = finite(sink, where, raw, "offset", 0.0)
     unit = take(sink, where, raw, "unit", str, "")
-    low = _finite(sink, where, raw, "low", None)
-    high = _finite(sink, where, raw, "high", None)
+    low = finite(sink, where, raw, "low", None)
+    high = finite(sink, where, raw, "high", None)
     if low is not None and high is not None and low > high:
         sink.error(join(where, "low"), f"low {low} is above high {high}")
-    deadband = _finite(sink, where, raw, "deadband", 0.0)
-    if deadband is not None and deadband < 0:
-        sink.error(join(where, "deadband"), f"{deadband} must be >= 0")
+    deadband = non_negative(sink, where, raw, "deadband", 0.0)
     if dtype is DataType.STRING:
         for key in _NUMERIC_ONLY:
             if key in raw:
@@ -299,12 +292,12 @@ def _bit_table_shape(
 def _register_shape(
     raw: Mapping[str, Any], sink: IssueSink, where: str, defaults: _Defaults
 ) -> tuple[DataType, ByteOrder, int, int]:
-    dtype = _choice(sink, where, raw, "type", TYPES_BY_LABEL, defaults.type)
+    dtype = choice(sink, where, raw, "type", defaults.type, TYPES_BY_LABEL)
     if dtype is DataType.BOOL:
         sink.error(
             join(where, "type"), "bool is for coil/discrete points; use bit for a register bit"
         )
-    order = _choice(sink, where, raw, "order", _ORDERS, defaults.order)
+    order = choice(sink, where, raw, "order", defaults.order, _ORDERS)
     if "type" in raw and raw["type"] not in TYPES_BY_LABEL:
         return dtype, order, 0, 0  # already reported; bit/length checks would only echo it
     bit = 0
@@ -319,42 +312,13 @@ def _register_shape(
         sink.error(join(where, "bit"), f"only for type bit, not {dtype.label}")
     length = 0
     if dtype is DataType.STRING:
-        taken = take(sink, where, raw, "length", int)
-        if isinstance(taken, int):
-            if 1 <= taken <= MAX_READ_REGISTERS:
-                length = taken
-            else:
-                sink.error(join(where, "length"), f"{taken} registers: use 1..{MAX_READ_REGISTERS}")
+        taken = integer_ranged(
+            sink, where, raw, "length", REQUIRED, 1, MAX_READ_REGISTERS, unit="registers"
+        )
+        length = taken if taken is not None else 0
     elif "length" in raw:
         sink.error(join(where, "length"), f"only for type string, not {dtype.label}")
     return dtype, order, bit, length
-
-
-def _choice(
-    sink: IssueSink,
-    where: str,
-    raw: Mapping[str, Any],
-    key: str,
-    options: Mapping[str, _T],
-    default: _T,
-) -> _T:
-    value = take(sink, where, raw, key, str, None)
-    if value is None:
-        return default
-    if value not in options:
-        sink.error(join(where, key), f"unknown {key} {value!r} (one of: {', '.join(options)})")
-        return default
-    return options[value]
-
-
-def _finite(
-    sink: IssueSink, where: str, raw: Mapping[str, Any], key: str, default: float | None
-) -> Any:
-    value = take(sink, where, raw, key, float, default)
-    if isinstance(value, float) and not math.isfinite(value):
-        sink.error(join(where, key), f"{value} is not a finite number")
-        return default
-    return value
 
 
 def _check_layout(entries: Sequence[tuple[RegisterPoint, str | None]], sink: IssueSink) -> None:

@@ -42,6 +42,14 @@ from asyncua.ua.uaerrors import UaStringParsingError
 
 from drivers.opcua.policies import INSECURE_POLICIES, MODES, SECURE_POLICIES
 from gateway.config.issues import IssueSink, check_keys, join, take
+from gateway.config.rules import (
+    existing_path,
+    finite,
+    integer_ranged,
+    non_negative,
+    one_of,
+    positive,
+)
 from gateway.config.secrets import Secret, allowed_secret_keys, read_secret
 from gateway.core.model import PointSpec
 
@@ -144,18 +152,14 @@ def parse_opcua(
     if isinstance(endpoint, str) and not endpoint.startswith("opc.tcp://"):
         sink.error(join(path, "endpoint"), f"must start with opc.tcp:// (got {endpoint!r})")
     security = _parse_security(sink, table, path, env)
-    acquisition = take(sink, path, table, "acquisition", str, "auto")
-    if acquisition not in ACQUISITION:
-        sink.error(join(path, "acquisition"), f"must be one of {', '.join(ACQUISITION)}")
-    sampling = _positive(sink, path, table, "sampling_interval", 1.0)
-    publishing = _positive(sink, path, table, "publishing_interval", sampling)
-    queue_size = take(sink, path, table, "queue_size", int, 1)
-    if isinstance(queue_size, int) and not 1 <= queue_size <= 10_000:
-        sink.error(join(path, "queue_size"), f"must be 1..10000, got {queue_size}")
-    default_deadband = _non_negative(sink, path, table, "deadband", 0.0)
-    timeout = _positive(sink, path, table, "timeout", 4.0)
-    session_timeout = _positive(sink, path, table, "session_timeout", 60.0)
-    reconnect_max = _positive(sink, path, table, "reconnect_max", 30.0)
+    acquisition = one_of(sink, path, table, "acquisition", "auto", ACQUISITION)
+    sampling = positive(sink, path, table, "sampling_interval", 1.0, unit="s")
+    publishing = positive(sink, path, table, "publishing_interval", sampling, unit="s")
+    queue_size = integer_ranged(sink, path, table, "queue_size", 1, 1, 10_000)
+    default_deadband = non_negative(sink, path, table, "deadband", 0.0)
+    timeout = positive(sink, path, table, "timeout", 4.0, unit="s")
+    session_timeout = positive(sink, path, table, "session_timeout", 60.0, unit="s")
+    reconnect_max = positive(sink, path, table, "reconnect_max", 30.0, unit="s")
     nodes = _parse_nodes(sink, table, path, default_deadband)
     if len(sink.issues) > before or security is None or endpoint is None:
         return None
@@ -173,68 +177,32 @@ def parse_opcua(
     )
 
 
-def _positive(
-    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: float
-) -> float:
-    value = take(sink, path, table, key, float, default)
-    if value is None or value <= 0:
-        sink.error(join(path, key), f"must be a positive number of seconds, got {value!r}")
-        return default
-    return float(value)
-
-
-def _non_negative(
-    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: float
-) -> float:
-    value = take(sink, path, table, key, float, default)
-    if value is None or value < 0:
-        sink.error(join(path, key), f"must be >= 0, got {value!r}")
-        return default
-    return float(value)
-
-
-def _existing(
-    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, *, directory: bool = False
-) -> Path | None:
-    name = take(sink, path, table, key, str, None)
-    if name is None:
-        return None
-    p = Path(name)
-    if directory and not p.is_dir():
-        sink.error(join(path, key), f"{p} is not a directory")
-    elif not directory and not p.is_file():
-        sink.error(join(path, key), f"{p} does not exist or is not a file")
-    return p
-
-
 def _parse_security(
     sink: IssueSink, table: Mapping[str, Any], path: str, env: Mapping[str, str] | None
 ) -> SecurityConfig | None:
     before = len(sink.issues)
-    policy = take(sink, path, table, "security_policy", str, "Basic256Sha256")
-    mode = take(sink, path, table, "security_mode", str, "SignAndEncrypt")
+    policies = SECURE_POLICIES + INSECURE_POLICIES
+    policy = one_of(sink, path, table, "security_policy", "Basic256Sha256", policies)
+    checked = len(sink.issues)
+    mode = one_of(sink, path, table, "security_mode", "SignAndEncrypt", MODES)
+    mode_known = len(sink.issues) == checked
     allow_insecure = take(sink, path, table, "allow_insecure", bool, False)
-    if policy not in SECURE_POLICIES + INSECURE_POLICIES:
-        known = ", ".join(SECURE_POLICIES + INSECURE_POLICIES)
-        sink.error(join(path, "security_policy"), f"unknown policy {policy!r} (known: {known})")
-    elif policy in INSECURE_POLICIES and not allow_insecure:
+    if policy in INSECURE_POLICIES and not allow_insecure:
         why = "sends data and password unprotected" if policy == "None" else "uses SHA-1"
         sink.error(
             join(path, "security_policy"),
             f"{policy} {why}; use {', '.join(SECURE_POLICIES)} "
             "or set allow_insecure = true if the PLC can do nothing better",
         )
-    if mode not in MODES:
-        sink.error(join(path, "security_mode"), f"must be one of {', '.join(MODES)}")
-    elif (policy == "None") != (mode == "None"):
+    if mode_known and (policy == "None") != (mode == "None"):
         sink.error(
             join(path, "security_mode"),
             f"security_mode {mode} does not fit security_policy {policy} "
             "(None goes with None, every other policy with Sign or SignAndEncrypt)",
         )
-    certificate = _existing(sink, path, table, "certificate")
-    private_key = _existing(sink, path, table, "private_key")
-    trust_dir = _existing(sink, path, table, "trust_dir", directory=True)
+    certificate = existing_path(sink, path, table, "certificate")
+    private_key = existing_path(sink, path, table, "private_key")
+    trust_dir = existing_path(sink, path, table, "trust_dir", directory=True)
     key_password = read_secret(sink, path, table, "private_key_password", env)
     application_uri = take(sink, path, table, "application_uri", str, None)
     if policy != "None":
@@ -312,9 +280,9 @@ def _parse_nodes(
                     f"{browse!r}: expected qualified names like 0:Objects/2:Plant/2:power",
                 )
         unit = take(sink, where, item, "unit", str, "")
-        deadband = _non_negative(sink, where, item, "deadband", default_deadband)
-        low = take(sink, where, item, "low", float, None)
-        high = take(sink, where, item, "high", float, None)
+        deadband = non_negative(sink, where, item, "deadband", default_deadband)
+        low = finite(sink, where, item, "low", None)
+        high = finite(sink, where, item, "high", None)
         if low is not None and high is not None and low >= high:
             sink.error(join(where, "low"), f"low ({low}) must be below high ({high})")
         if isinstance(name, str):

@@ -3,7 +3,8 @@
 The rack itself (``[bms.bus]``, ``[[bms.lines]]``) is validated by the cellbus driver's
 :func:`~drivers.cellbus.config.parse_rack`; this module owns every other key. Limits and balancing
 thresholds are checked by the cells kernel's own :meth:`CellsConfig.issues` (one source of truth
-for what the kernel accepts) and each problem is reported under the key the technician wrote.
+for what the kernel accepts); :data:`KERNEL_KEYS` maps each kernel field to the config key that
+sets it, so each problem is reported under the key the technician wrote, in the kernel's words.
 """
 
 from __future__ import annotations
@@ -13,14 +14,24 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from drivers.cellbus.config import RackConfig, parse_rack
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
-
-if TYPE_CHECKING:
-    from gateway.native.cells import CellsConfig
+from gateway.config.rules import (
+    REQUIRED,
+    finite,
+    integer_ranged,
+    non_negative,
+    one_of,
+    positive,
+    ranged,
+    resolved_path,
+    subtable,
+)
+from gateway.core.errors import ConfigIssue
+from gateway.native.cells import CellsConfig
 
 CHEMISTRIES: Final = ("lfp", "nmc")
 MODES: Final = ("advisory", "active")
@@ -61,6 +72,27 @@ _BALANCE_KEYS: Final = {
     "max_data_age_s": "bal_max_age_s",
 }
 _ESTIMATOR_KEYS: Final = {"q_soc": "q_soc", "q_v1": "q_v1", "r_v": "r_v"}
+
+# kernel field -> the config key path that sets it: where a kernel problem is reported.
+KERNEL_KEYS: Final = {
+    **{field: f"bms.limits.{key}" for key, field in (_LIMIT_KEYS | _LIMIT_INTS).items()},
+    **{field: f"bms.balancing.{key}" for key, field in _BALANCE_KEYS.items()},
+    **{field: f"bms.estimator.{key}" for key, field in _ESTIMATOR_KEYS.items()},
+    "bal_mode": "bms.balancing.target",
+    "bal_max_per_board": "bms.balancing.max_per_board",
+    "cells_per_board": "bms.lines",  # every line's cells_per_board (one value, checked above)
+}
+# The fields a kernel check compares with the field it reports (CellsConfig.issues): a problem
+# goes to the first of them the config sets, so it lands on the key the technician wrote.
+_CHECKED_WITH: Final = {
+    "ov_clear": ("ov_set",),
+    "uv_clear": ("uv_set",),
+    "ot_clear": ("ot_set",),
+    "ut_clear": ("ut_set",),
+    "dev_k_clear": ("dev_k_set",),
+    "v_hi": ("v_lo",),
+    "bal_max_per_board": ("cells_per_board",),
+}
 
 
 @dataclass(frozen=True)
@@ -118,8 +150,6 @@ class BmsConfig:
 
     def cells_config(self) -> CellsConfig:
         """The kernel's config: chemistry defaults, then what ``[bms]`` sets."""
-        from gateway.native.cells import CellsConfig
-
         return CellsConfig.for_chemistry(
             self.chemistry,  # type: ignore[arg-type]
             cells_per_board=self.cells_per_board,
@@ -129,9 +159,9 @@ class BmsConfig:
 
 def _kernel_overrides(
     sink: IssueSink, path: str, table: Mapping[str, Any], keys: Mapping[str, str], kind: type
-) -> dict[str, tuple[str, Any]]:
-    """kernel field -> (config key path, value) for the keys present in ``table``."""
-    out: dict[str, tuple[str, Any]] = {}
+) -> dict[str, Any]:
+    """kernel field -> value for the keys present in ``table`` (their paths: KERNEL_KEYS)."""
+    out: dict[str, Any] = {}
     for key, field in keys.items():
         value = take(sink, path, table, key, kind, None)
         if value is None:
@@ -139,7 +169,7 @@ def _kernel_overrides(
         if isinstance(value, float) and math.isnan(value):
             sink.error(join(path, key), "must be a number, not nan")
             continue
-        out[field] = (join(path, key), value)
+        out[field] = value
     return out
 
 
@@ -150,26 +180,13 @@ def _cell_model(sink: IssueSink, table: Mapping[str, Any], chemistry: str) -> Ce
     )
     r0, r1, c1 = _CELL_DEFAULTS.get(chemistry, _CELL_DEFAULTS["nmc"])
     # No default capacity: a wrong one silently drifts every SOC, so it must be stated.
-    cap = take(sink, path, table, "capacity_ah", float)
-    values = {
-        "capacity_ah": cap,
-        "r0_ohm": take(sink, path, table, "r0_ohm", float, r0),
-        "r1_ohm": take(sink, path, table, "r1_ohm", float, r1),
-        "c1_farad": take(sink, path, table, "c1_farad", float, c1),
-    }
-    for key, value in values.items():
-        if value is None:
-            continue
-        positive = key in ("capacity_ah", "c1_farad")
-        ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
-        if not ok:
-            sink.error(join(path, key), "must be finite and " + ("> 0" if positive else ">= 0"))
+    capacity = positive(sink, path, table, "capacity_ah", REQUIRED, unit="Ah")
     soc, volts = _ocv_curve(sink, path, table)
     return CellModel(
-        values["capacity_ah"] or 1.0,
-        values["r0_ohm"] if values["r0_ohm"] is not None else r0,
-        values["r1_ohm"] if values["r1_ohm"] is not None else r1,
-        values["c1_farad"] or c1,
+        capacity if capacity is not None else 1.0,  # only when refused: the config is rejected
+        non_negative(sink, path, table, "r0_ohm", r0),
+        non_negative(sink, path, table, "r1_ohm", r1),
+        positive(sink, path, table, "c1_farad", c1),
         soc,
         volts,
     )
@@ -209,7 +226,7 @@ def _ocv_curve(
 
 def _balancing(
     sink: IssueSink, table: Mapping[str, Any], cycle: float
-) -> tuple[BalancingSettings, dict[str, tuple[str, Any]]]:
+) -> tuple[BalancingSettings, dict[str, Any]]:
     path = "bms.balancing"
     check_keys(
         sink,
@@ -217,85 +234,73 @@ def _balancing(
         table,
         set(_BALANCE_KEYS) | {"mode", "target", "max_per_board", "board_timeout_s", "refresh_s"},
     )
-    mode = take(sink, path, table, "mode", str, "advisory")
-    if mode not in MODES:
-        sink.error(join(path, "mode"), f"must be one of {', '.join(map(repr, MODES))}")
+    mode = one_of(sink, path, table, "mode", "advisory", MODES)
     overrides = _kernel_overrides(sink, path, table, _BALANCE_KEYS, float)
-    target = take(sink, path, table, "target", str, "soc")
-    if target not in TARGETS:
-        sink.error(join(path, "target"), f"must be one of {', '.join(map(repr, TARGETS))}")
-    else:
-        overrides["bal_mode"] = (join(path, "target"), ("off", "soc", "voltage").index(target))
+    target = one_of(sink, path, table, "target", "soc", TARGETS)
+    overrides["bal_mode"] = ("off", "soc", "voltage").index(target)
     per_board = take(sink, path, table, "max_per_board", int, None)
     if per_board is not None:
-        overrides["bal_max_per_board"] = (join(path, "max_per_board"), per_board)
-    timeout = take(sink, path, table, "board_timeout_s", float, 3.0)
-    refresh = take(sink, path, table, "refresh_s", float, 1.0)
-    if timeout is not None and not 0.1 <= timeout <= 600.0:
-        sink.error(join(path, "board_timeout_s"), "must be 0.1..600 s")
-    if refresh is not None and timeout is not None and not cycle <= refresh < timeout:
+        overrides["bal_max_per_board"] = per_board
+    timeout = ranged(sink, path, table, "board_timeout_s", 3.0, 0.1, 600.0, unit="s")
+    refresh = finite(sink, path, table, "refresh_s", 1.0)
+    if not cycle <= refresh < timeout:
         sink.error(
             join(path, "refresh_s"),
             f"must be at least one cycle ({cycle:g} s) and below board_timeout_s ({timeout:g} s),"
             " or the boards stop bleeding between refreshes",
         )
-    return BalancingSettings(mode or "advisory", timeout or 3.0, refresh or 1.0), overrides
+    return BalancingSettings(mode, timeout, refresh), overrides
 
 
 def _recording(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> RecordingSettings:
     path = "bms.recording"
     check_keys(sink, path, table, {"dir", "max_mb", "files", "every"})
-    raw_dir = take(sink, path, table, "dir", str, "bms-recordings")
-    max_mb = take(sink, path, table, "max_mb", float, 64.0)
-    if max_mb is not None and not 0.01 <= max_mb <= 100_000:
-        sink.error(join(path, "max_mb"), "must be 0.01..100000 MB")
-    files = take(sink, path, table, "files", int, 10)
-    if files is not None and not 1 <= files <= 10_000:
-        sink.error(join(path, "files"), "must be 1..10000")
-    every = take(sink, path, table, "every", int, 1)
-    if every is not None and not 1 <= every <= 36_000:
-        sink.error(join(path, "every"), "must be 1..36000 cycles")
-    d = Path(raw_dir or "bms-recordings")
     return RecordingSettings(
-        d if d.is_absolute() else state_dir / d,
-        int((max_mb or 64.0) * 1_000_000),
-        files or 10,
-        every or 1,
+        resolved_path(sink, path, table, "dir", "bms-recordings", state_dir),
+        int(ranged(sink, path, table, "max_mb", 64.0, 0.01, 100_000.0, unit="MB") * 1_000_000),
+        integer_ranged(sink, path, table, "files", 10, 1, 10_000),
+        integer_ranged(sink, path, table, "every", 1, 1, 36_000, unit="cycles"),
     )
 
 
+def _kernel_issue_key(issue: ConfigIssue, overrides: Mapping[str, Any]) -> str:
+    """The config key a kernel problem belongs to: the reported field's, or the first field it
+    is checked with that the config sets (cells_per_board always comes from ``[[bms.lines]]``)."""
+    field = issue.path.rsplit(".", 1)[-1]
+    for candidate in (field, *_CHECKED_WITH.get(field, ())):
+        if candidate in overrides or candidate == "cells_per_board":
+            return KERNEL_KEYS[candidate]
+    return KERNEL_KEYS.get(field, "bms")
+
+
+def _kernel_names(issue: ConfigIssue, where: str) -> str:
+    """The reason is the kernel's, in its field names: name the config keys of the fields it is
+    checked with (and of the reported field, when the problem went to another key)."""
+    field = issue.path.rsplit(".", 1)[-1]
+    named = [
+        f
+        for f in (field, *_CHECKED_WITH.get(field, ()))
+        if f != "cells_per_board" and f in KERNEL_KEYS and KERNEL_KEYS[f] != where
+    ]
+    return f" ({'; '.join(f'{f} is {KERNEL_KEYS[f]}' for f in named)})" if named else ""
+
+
 def _check_kernel(
-    sink: IssueSink, chemistry: str, cells_per_board: int, overrides: dict[str, tuple[str, Any]]
+    sink: IssueSink, chemistry: str, cells_per_board: int, overrides: dict[str, Any]
 ) -> None:
     """Let the kernel's own validation judge the combined config; report under config keys."""
-    from gateway.native.cells import CellsConfig
-
-    values = {field: value for field, (_where, value) in overrides.items()}
     try:
         cfg = CellsConfig.for_chemistry(
             chemistry,  # type: ignore[arg-type]
             cells_per_board=cells_per_board,
-            **values,
+            **overrides,
         )
     except TypeError as exc:  # pragma: no cover - a key map out of step with CellsConfig
         sink.error("bms", f"internal: {exc}")
         return
-    names = {
-        field: key
-        for table in (_LIMIT_KEYS, _LIMIT_INTS, _BALANCE_KEYS, _ESTIMATOR_KEYS)
-        for key, field in table.items()
-    } | {"bal_max_per_board": "max_per_board", "bal_mode": "target"}
     for issue in cfg.issues():
-        field = issue.path.rsplit(".", 1)[-1]
-        reason = issue.reason
-        # The kernel names its own fields; the technician knows the config's keys.
-        for kernel_name in sorted(names, key=len, reverse=True):
-            reason = reason.replace(kernel_name, names[kernel_name])
-        reason = reason.replace("cells_per_board", f"{cells_per_board} (the cells per board)")
-        where = overrides[field][0] if field in overrides else "bms.lines"
-        if field == "v_hi" and "v_lo" in overrides and "v_hi" not in overrides:
-            where = overrides["v_lo"][0]
-        sink.error(where, reason)
+        where = _kernel_issue_key(issue, overrides)
+        sink.error(where, issue.reason + _kernel_names(issue, where))
 
 
 def parse_bms(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> BmsConfig:
@@ -319,16 +324,9 @@ def parse_bms(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> Bms
         },
     )
     enabled = take(sink, path, table, "enabled", bool, True)
-    chemistry = take(sink, path, table, "chemistry", str)
-    if chemistry is not None and chemistry not in CHEMISTRIES:
-        sink.error(join(path, "chemistry"), f"must be one of {', '.join(map(repr, CHEMISTRIES))}")
-        chemistry = None
-    window = take(sink, path, table, "window", float, 60.0)
-    if window is not None and not 1.0 <= window <= 3600.0:
-        sink.error(join(path, "window"), "must be between 1 and 3600 seconds")
-    lost_after = take(sink, path, table, "board_lost_after", int, 3)
-    if lost_after is not None and not 1 <= lost_after <= 1000:
-        sink.error(join(path, "board_lost_after"), "must be 1..1000 cycles")
+    chemistry = one_of(sink, path, table, "chemistry", REQUIRED, CHEMISTRIES)
+    window = ranged(sink, path, table, "window", 60.0, 1.0, 3600.0, unit="seconds")
+    lost_after = integer_ranged(sink, path, table, "board_lost_after", 3, 1, 1000, unit="cycles")
 
     rack = parse_rack(sink, table, path)
     n_cells = {b.n_cells for b in rack.boards}
@@ -340,22 +338,20 @@ def parse_bms(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> Bms
         )
     cycle = rack.bus.cycle
 
-    def sub(key: str) -> Mapping[str, Any]:
-        value = take(sink, path, table, key, dict, {})
-        return value if isinstance(value, dict) else {}
-
-    chem = chemistry or "nmc"
-    cell = _cell_model(sink, sub("cells"), chem)
-    limits_t = sub("limits")
+    chem = chemistry or "nmc"  # only when refused (reported): the rest is still checked
+    cell = _cell_model(sink, subtable(sink, path, table, "cells"), chem)
+    limits_t = subtable(sink, path, table, "limits")
     check_keys(sink, join(path, "limits"), limits_t, set(_LIMIT_KEYS) | set(_LIMIT_INTS))
     overrides = _kernel_overrides(sink, join(path, "limits"), limits_t, _LIMIT_KEYS, float)
     overrides |= _kernel_overrides(sink, join(path, "limits"), limits_t, _LIMIT_INTS, int)
-    est_t = sub("estimator")
+    est_t = subtable(sink, path, table, "estimator")
     check_keys(sink, join(path, "estimator"), est_t, set(_ESTIMATOR_KEYS))
     overrides |= _kernel_overrides(sink, join(path, "estimator"), est_t, _ESTIMATOR_KEYS, float)
-    balancing, bal_overrides = _balancing(sink, sub("balancing"), cycle)
+    balancing, bal_overrides = _balancing(sink, subtable(sink, path, table, "balancing"), cycle)
     overrides |= bal_overrides
-    recording = _recording(sink, sub("recording"), state_dir) if "recording" in table else None
+    recording = None
+    if "recording" in table:
+        recording = _recording(sink, subtable(sink, path, table, "recording"), state_dir)
     if chemistry is not None:
         _check_kernel(sink, chemistry, next(iter(n_cells), 14), overrides)
     return BmsConfig(
@@ -363,10 +359,10 @@ def parse_bms(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> Bms
         chem,
         rack,
         cell,
-        tuple((field, value) for field, (_w, value) in overrides.items()),
+        tuple(overrides.items()),
         balancing,
-        window or 60.0,
-        lost_after or 3,
+        window,
+        lost_after,
         recording,
     )
 

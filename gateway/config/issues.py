@@ -6,8 +6,9 @@ Validation never stops at the first problem: every validator reports into an
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from gateway.core.errors import ConfigError, ConfigIssue
 
@@ -64,7 +65,14 @@ def check_keys(sink: IssueSink, path: str, table: Mapping[str, Any], allowed: se
             sink.error(join(path, key), f"unknown key (allowed here: {hint})")
 
 
-_MISSING = object()
+class Required(enum.Enum):
+    """The type of :data:`REQUIRED`: a default that says "no default, the key must be written"."""
+
+    REQUIRED = "required"
+
+
+REQUIRED: Final = Required.REQUIRED
+_MISSING: Final = REQUIRED
 
 
 def take(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.issues import IssueSink, check_keys, join, take
+from gateway.config.rules import absolute_path, one_of, ranged, resolved_path
 
 # Site and gateway ids become MQTT topic levels: no wildcards, no separators, nothing a broker
 # ACL or a Sparkplug group id would choke on.
@@ -64,50 +65,24 @@ def parse_gateway(
     )
     site = _topic_id(sink, path, table, "site")
     gid = _topic_id(sink, path, table, "id")
-    state_dir = take(sink, path, table, "state_dir", str, _default_state_dir(env))
-    if isinstance(state_dir, str) and not Path(state_dir).is_absolute():
-        sink.error(join(path, "state_dir"), f"must be an absolute path, got {state_dir!r}")
-    level = take(sink, path, table, "log_level", str, "info")
-    if level not in _LOG_LEVELS:
-        sink.error(join(path, "log_level"), f"must be one of {', '.join(_LOG_LEVELS)}")
-    interval = take(sink, path, table, "status_interval", float, 5.0)
-    if interval is not None and not 0.1 <= interval <= 3600:
-        sink.error(join(path, "status_interval"), "must be between 0.1 and 3600 seconds")
-    state = Path(state_dir or "/")
+    # The environment's default is checked like a written value: it is not the code's.
+    state_table = {"state_dir": _default_state_dir(env), **table}
+    state = absolute_path(sink, path, state_table, "state_dir", DEFAULT_STATE_DIR)
+    level = one_of(sink, path, table, "log_level", "info", _LOG_LEVELS)
+    interval = ranged(sink, path, table, "status_interval", 5.0, 0.1, 3600.0, unit="seconds")
     # The packaged layout puts status in /run (tmpfs); any other state dir keeps its own, so a
     # demo or a test never needs root.
     default_run = "/run/gridgate" if state == Path(DEFAULT_STATE_DIR) else str(state / "run")
-    runtime_dir = take(sink, path, table, "runtime_dir", str, default_run)
-    if (
-        "runtime_dir" in table
-        and isinstance(runtime_dir, str)
-        and not Path(runtime_dir).is_absolute()
-    ):
-        sink.error(join(path, "runtime_dir"), f"must be an absolute path, got {runtime_dir!r}")
-    return GatewaySettings(
-        site, gid, state, Path(runtime_dir or default_run), level or "info", interval or 5.0
-    )
+    runtime_dir = absolute_path(sink, path, table, "runtime_dir", default_run)
+    return GatewaySettings(site, gid, state, runtime_dir, level, interval)
 
 
 def parse_spool(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> SpoolSettings:
     path = "spool"
     check_keys(sink, path, table, {"file", "max_mb", "when_full", "synchronous"})
-    file = take(sink, path, table, "file", str, "spool.sqlite")
-    max_mb = take(sink, path, table, "max_mb", float, 256.0)
-    if max_mb is not None and not 1 <= max_mb <= 1_000_000:
-        sink.error(join(path, "max_mb"), "must be between 1 and 1000000 MB")
-    when_full = take(sink, path, table, "when_full", str, "drop_oldest")
-    if when_full not in ("drop_oldest", "reject_new"):
-        sink.error(join(path, "when_full"), 'must be "drop_oldest" or "reject_new"')
-    sync = take(sink, path, table, "synchronous", str, "full")
-    if sync not in ("full", "normal"):
-        sink.error(
-            join(path, "synchronous"),
-            'must be "full" (survives power loss) or "normal" (survives a crash)',
-        )
-    spool_path = Path(file or "spool.sqlite")
-    if not spool_path.is_absolute():
-        spool_path = state_dir / spool_path
-    return SpoolSettings(
-        spool_path, int((max_mb or 256.0) * 1_000_000), when_full or "", sync or ""
-    )
+    spool_path = resolved_path(sink, path, table, "file", "spool.sqlite", state_dir)
+    max_mb = ranged(sink, path, table, "max_mb", 256.0, 1.0, 1_000_000.0, unit="MB")
+    when_full = one_of(sink, path, table, "when_full", "drop_oldest", ("drop_oldest", "reject_new"))
+    # "full" survives a power cut, "normal" a process crash
+    sync = one_of(sink, path, table, "synchronous", "full", ("full", "normal"))
+    return SpoolSettings(spool_path, int(max_mb * 1_000_000), when_full, sync)

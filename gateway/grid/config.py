@@ -8,7 +8,6 @@ Compiling here means a bad map refuses to start before a single request goes on 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +19,7 @@ from drivers.modbus.regmap import load_register_map
 from drivers.modbus.types import RegisterPoint
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
+from gateway.config.rules import finite, integer_ranged, non_negative, ranged
 from gateway.grid.estimation_config import (
     METER_KEYS,
     EstimationConfig,
@@ -48,6 +48,7 @@ class MeterConfig:
     def plan(self) -> ReadPlan:
         # Compiled on first use: the map is fully validated already, and compiling needs numpy,
         # which a process that only checks the config (the uplink, check-config) must not load.
+        # start-up: numpy (drivers.modbus.plan) loads when a plan is first used, not at parse.
         from drivers.modbus.plan import compile_plan
 
         return compile_plan(list(self.points), max_gap=self.connection.max_gap)
@@ -75,12 +76,14 @@ def _limits(sink: IssueSink, path: str, table: Any) -> dict[str, dict[str, float
             sink.error(where, "expected a table with low, high and/or deadband")
             continue
         check_keys(sink, where, spec, _LIMIT_KEYS)
-        vals = {k: take(sink, where, spec, k, float, None) for k in _LIMIT_KEYS}
-        got = {k: v for k, v in vals.items() if v is not None and math.isfinite(v)}
+        vals = {
+            "low": finite(sink, where, spec, "low", None),
+            "high": finite(sink, where, spec, "high", None),
+            "deadband": non_negative(sink, where, spec, "deadband", None),
+        }
+        got = {k: v for k, v in vals.items() if v is not None}
         if "low" in got and "high" in got and got["low"] >= got["high"]:
             sink.error(join(where, "low"), f"low ({got['low']}) must be below high ({got['high']})")
-        if got.get("deadband", 0.0) < 0:
-            sink.error(join(where, "deadband"), "must not be negative")
         out[point] = got
     return out
 
@@ -168,12 +171,8 @@ def parse_grid(
     )
     check_keys(sink, "modbus", modbus, {"buses"})
     enabled = take(sink, path, table, "enabled", bool, True)
-    window = take(sink, path, table, "window", float, 60.0)
-    if window is not None and not 1.0 <= window <= 3600.0:
-        sink.error(join(path, "window"), "must be between 1 and 3600 seconds")
-    integrity = take(sink, path, table, "integrity_every", int, 10)
-    if integrity is not None and not 1 <= integrity <= 10_000:
-        sink.error(join(path, "integrity_every"), "must be 1..10000 windows")
+    window = ranged(sink, path, table, "window", 60.0, 1.0, 3600.0, unit="seconds")
+    integrity = integer_ranged(sink, path, table, "integrity_every", 10, 1, 10_000, unit="windows")
     dirs_raw = take(sink, path, table, "profile_dirs", list, [str(config_dir / "profiles")])
     profile_dirs: list[Path] = []
     for i, d in enumerate(dirs_raw or []):
@@ -211,8 +210,8 @@ def parse_grid(
         estimation = parse_estimation(sink, table["estimation"], config_dir, located)
     return GridConfig(
         bool(enabled),
-        window or 60.0,
-        integrity or 10,
+        window,
+        integrity,
         meters,
         buses,
         tuple(profile_dirs),

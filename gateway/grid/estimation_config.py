@@ -17,13 +17,14 @@ lines without loading numpy; the full electrical validation runs when the daemon
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from gateway.config.issues import IssueSink, check_keys, join, take
+from gateway.config.rules import integer_ranged, one_of, ranged
+from gateway.native import pgm_json
 
 CONTROLLABLE_KINDS: Final = ("pv", "charger", "heat_pump")
 PROFILES: Final = ("household", "flat")  # gateway.grid.slp.BUILTIN; no numpy import here
@@ -134,8 +135,6 @@ def parse_meter_location(
 
 def _feeder_ids(sink: IssueSink, where: str, path: Path) -> tuple[set[int], set[int], int] | None:
     """Node ids, line ids and the LV busbar of a power-grid-model input file."""
-    from gateway.native import pgm_json
-
     inner = IssueSink(lambda _p: str(path))
     data = pgm_json.load(path, inner)
     if inner or data.dataset_type != "input" or data.is_batch:
@@ -157,19 +156,6 @@ def _feeder_ids(sink: IssueSink, where: str, path: Path) -> tuple[set[int], set[
     return nodes, lines, busbar
 
 
-def _number(
-    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: float,
-    lo: float, hi: float,
-) -> float:  # fmt: skip
-    value = take(sink, path, table, key, float, default)
-    if value is None:
-        return default
-    if not (math.isfinite(value) and lo <= value <= hi):
-        sink.error(join(path, key), f"must be in {lo:g}..{hi:g}, got {value}")
-        return default
-    return float(value)
-
-
 def _connection(
     sink: IssueSink, path: str, name: str, table: Any, nodes: set[int] | None
 ) -> Connection | None:
@@ -182,27 +168,20 @@ def _connection(
     if node is not None and nodes is not None and node not in nodes:
         sink.error(join(path, "node"), f"no node {node} in the feeder file")
     phases = _phases(sink, path, table, "a")
-    annual = _number(sink, path, table, "annual_kwh", 0.0, 0.0, 1e7)
-    prof = take(sink, path, table, "profile", str, "household")
-    if prof is not None and prof not in PROFILES:
-        sink.error(
-            join(path, "profile"), f"unknown profile {prof!r} (known: {', '.join(PROFILES)})"
-        )
-    pv_kwp = _number(sink, path, table, "pv_kwp", 0.0, 0.0, 1e4)
-    kind = take(sink, path, table, "controllable", str, None)
-    if kind is not None and kind not in CONTROLLABLE_KINDS:
-        sink.error(
-            join(path, "controllable"),
-            f"must be one of {', '.join(CONTROLLABLE_KINDS)}, got {kind!r}",
-        )
-    max_kw = _number(sink, path, table, "max_kw", pv_kwp if kind == "pv" else 0.0, 0.0, 1e4)
+    annual = ranged(sink, path, table, "annual_kwh", 0.0, 0.0, 1e7, unit="kWh")
+    prof = one_of(sink, path, table, "profile", "household", PROFILES)
+    pv_kwp = ranged(sink, path, table, "pv_kwp", 0.0, 0.0, 1e4, unit="kWp")
+    kind = one_of(sink, path, table, "controllable", None, CONTROLLABLE_KINDS)
+    max_kw = ranged(
+        sink, path, table, "max_kw", pv_kwp if kind == "pv" else 0.0, 0.0, 1e4, unit="kW"
+    )
     if kind in CONTROLLABLE_KINDS and max_kw <= 0:
         sink.error(join(path, "max_kw"), f"a controllable {kind} needs max_kw > 0")
-    if kind is None and "max_kw" in table:
+    if "controllable" not in table and "max_kw" in table:
         sink.error(join(path, "max_kw"), "only a controllable connection has max_kw")
     if len(sink.issues) > before or node is None:
         return None
-    return Connection(name, node, phases, annual, str(prof), pv_kwp, kind, max_kw)
+    return Connection(name, node, phases, annual, prof, pv_kwp, kind, max_kw)
 
 
 def parse_estimation(
@@ -223,27 +202,50 @@ def parse_estimation(
     ids = _feeder_ids(sink, join(path, "feeder"), feeder) if feeder is not None else None
     nodes, lines, busbar = ids if ids is not None else (None, None, None)
 
-    period = _number(sink, path, table, "period", 5.0, 0.5, 3600.0)
-    u_min = _number(sink, path, table, "u_min_pu", 0.90, 0.5, 1.5)
-    u_max = _number(sink, path, table, "u_max_pu", 1.10, 0.5, 1.5)
+    period = ranged(sink, path, table, "period", 5.0, 0.5, 3600.0, unit="seconds")
+    u_min = ranged(sink, path, table, "u_min_pu", 0.90, 0.5, 1.5)
+    u_max = ranged(sink, path, table, "u_max_pu", 1.10, 0.5, 1.5)
     if u_min >= u_max:
         sink.error(join(path, "u_min_pu"), f"must be below u_max_pu ({u_max}), got {u_min}")
-    loading = _number(sink, path, table, "loading_max_pct", 100.0, 1.0, 1000.0)
-    hyst_pu = _number(sink, path, table, "hysteresis_pu", 0.005, 0.0, 0.1)
-    hyst_pct = _number(sink, path, table, "hysteresis_pct", 2.0, 0.0, 50.0)
-    iters = take(sink, path, table, "balance_iterations", int, 3)
-    if iters is not None and not 0 <= iters <= 20:
-        sink.error(join(path, "balance_iterations"), f"must be 0..20, got {iters}")
-        iters = 3
-    max_age = _number(sink, path, table, "max_age", 3.0 * period, 0.1, 86400.0)
-    utc = _number(sink, path, table, "utc_offset_h", 0.0, -14.0, 14.0)
-    lat = _number(sink, path, table, "latitude_deg", 52.0, -90.0, 90.0)
-    lon = _number(sink, path, table, "longitude_deg", 0.0, -180.0, 180.0)
-    csi = _number(sink, path, table, "clear_sky_index", 0.8, 0.0, 1.2)
-    pr = _number(sink, path, table, "pv_performance_ratio", 0.85, 0.1, 1.0)
-    hints = take(sink, path, table, "hints", bool, True)
-    publish_nodes = take(sink, path, table, "publish_nodes", bool, False)
+    located, heads = _locate_meters(sink, path, meters, nodes, lines, busbar)
+    conns = _connections(sink, path, table, nodes)
+    # Built before the verdict so every setting is checked; a refused config is never returned,
+    # so the stand-ins for a missing feeder or head meter are never seen.
+    settings = EstimationConfig(
+        feeder=feeder or config_dir,
+        period=period,
+        u_min_pu=u_min,
+        u_max_pu=u_max,
+        loading_max_pct=ranged(sink, path, table, "loading_max_pct", 100.0, 1.0, 1000.0),
+        hysteresis_pu=ranged(sink, path, table, "hysteresis_pu", 0.005, 0.0, 0.1),
+        hysteresis_pct=ranged(sink, path, table, "hysteresis_pct", 2.0, 0.0, 50.0),
+        balance_iterations=integer_ranged(sink, path, table, "balance_iterations", 3, 0, 20),
+        max_age=ranged(sink, path, table, "max_age", 3.0 * period, 0.1, 86400.0, unit="seconds"),
+        utc_offset_h=ranged(sink, path, table, "utc_offset_h", 0.0, -14.0, 14.0, unit="h"),
+        latitude_deg=ranged(sink, path, table, "latitude_deg", 52.0, -90.0, 90.0),
+        longitude_deg=ranged(sink, path, table, "longitude_deg", 0.0, -180.0, 180.0),
+        clear_sky_index=ranged(sink, path, table, "clear_sky_index", 0.8, 0.0, 1.2),
+        pv_performance_ratio=ranged(sink, path, table, "pv_performance_ratio", 0.85, 0.1, 1.0),
+        hints=bool(take(sink, path, table, "hints", bool, True)),
+        publish_nodes=bool(take(sink, path, table, "publish_nodes", bool, False)),
+        connections=tuple(conns),
+        meters=located,
+        head_meter=heads[0] if heads else "",
+    )
+    if len(sink.issues) > before or feeder is None or not heads:
+        return None
+    return settings
 
+
+def _locate_meters(
+    sink: IssueSink,
+    path: str,
+    meters: Mapping[str, MeterLocation],
+    nodes: set[int] | None,
+    lines: set[int] | None,
+    busbar: int | None,
+) -> tuple[dict[str, MeterLocation], list[str]]:
+    """The meters the estimator uses, checked against the feeder's ids; the head meter(s)."""
     located: dict[str, MeterLocation] = {}
     heads: list[str] = []
     for name, loc in meters.items():
@@ -262,7 +264,12 @@ def parse_estimation(
             f"exactly one meter must measure the feeder head (node = {busbar}, the LV busbar);"
             f" found: {found}",
         )
+    return located, heads
 
+
+def _connections(
+    sink: IssueSink, path: str, table: Mapping[str, Any], nodes: set[int] | None
+) -> list[Connection]:
     conns: list[Connection] = []
     ctable = take(sink, path, table, "connections", dict, {})
     for cname, ctab in (ctable or {}).items():
@@ -271,26 +278,4 @@ def parse_estimation(
             conns.append(c)
     if not ctable and ctable is not None:
         sink.error(join(path, "connections"), "the estimator needs at least one connection point")
-    if len(sink.issues) > before or feeder is None or not heads:
-        return None
-    return EstimationConfig(
-        feeder=feeder,
-        period=period,
-        u_min_pu=u_min,
-        u_max_pu=u_max,
-        loading_max_pct=loading,
-        hysteresis_pu=hyst_pu,
-        hysteresis_pct=hyst_pct,
-        balance_iterations=int(iters if iters is not None else 3),
-        max_age=max_age,
-        utc_offset_h=utc,
-        latitude_deg=lat,
-        longitude_deg=lon,
-        clear_sky_index=csi,
-        pv_performance_ratio=pr,
-        hints=bool(hints),
-        publish_nodes=bool(publish_nodes),
-        connections=tuple(conns),
-        meters=located,
-        head_meter=heads[0],
-    )
+    return conns

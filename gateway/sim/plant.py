@@ -50,9 +50,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-GAS_TURBINE = "gas_turbine"
-BIOGAS_CHP = "biogas_chp"
-PROFILES = (GAS_TURBINE, BIOGAS_CHP)
+from gateway.plant.tags import BIOGAS_CHP, GAS_TURBINE, PROFILES, TAGS, TagSpec
 
 _DAY = 86_400.0
 _HOUR = 3_600.0
@@ -67,53 +65,6 @@ class PlantState(IntEnum):
     STOPPING = 3
     TRIPPED = 4
 
-
-@dataclass(frozen=True)
-class TagSpec:
-    """One process value the plant publishes."""
-
-    name: str
-    unit: str
-    description: str
-
-
-_GT_TAGS: tuple[TagSpec, ...] = (
-    TagSpec("state", "", "operating state (0 off, 1 starting, 2 running, 3 stopping, 4 tripped)"),
-    TagSpec("load_setpoint", "%", "load setpoint in percent of rated power"),
-    TagSpec("shaft_speed", "rpm", "shaft speed"),
-    TagSpec("power", "kW", "generator active power"),
-    TagSpec("fuel_flow", "kg/h", "fuel gas mass flow"),
-    TagSpec("cdp", "bar", "compressor discharge pressure (absolute)"),
-    *(TagSpec(f"exhaust_temp_{i}", "°C", f"exhaust thermocouple {i}") for i in range(1, 7)),
-    TagSpec("bearing_vibration", "mm/s", "bearing vibration velocity (RMS)"),
-    TagSpec("lube_oil_temp", "°C", "lube oil header temperature"),
-    TagSpec("lube_oil_pressure", "bar", "lube oil header pressure (gauge)"),
-    TagSpec("inlet_temp", "°C", "compressor inlet temperature"),
-    TagSpec("starts", "", "start counter"),
-    TagSpec("trips", "", "trip counter"),
-)
-
-_CHP_TAGS: tuple[TagSpec, ...] = (
-    TagSpec("state", "", "operating state (0 off, 1 starting, 2 running, 3 stopping, 4 tripped)"),
-    TagSpec("power_setpoint", "%", "power setpoint in percent of rated power"),
-    TagSpec("engine_speed", "rpm", "engine speed"),
-    TagSpec("engine_power", "kW", "generator active power"),
-    TagSpec("heat_power", "kW", "heat delivered to the heating circuit"),
-    TagSpec("gas_flow", "m³/h", "biogas flow to the engine"),
-    TagSpec("methane_content", "%", "methane content of the biogas"),
-    TagSpec("gas_holder_level", "%", "gas holder filling level"),
-    TagSpec("coolant_supply_temp", "°C", "heating circuit supply (flow) temperature"),
-    TagSpec("coolant_return_temp", "°C", "heating circuit return temperature"),
-    TagSpec("exhaust_temp", "°C", "exhaust temperature after the turbocharger"),
-    TagSpec("bearing_vibration", "mm/s", "crankshaft bearing vibration velocity (RMS)"),
-    TagSpec("lube_oil_temp", "°C", "lube oil temperature"),
-    TagSpec("lube_oil_pressure", "bar", "lube oil pressure (gauge)"),
-    TagSpec("ambient_temp", "°C", "outdoor temperature"),
-    TagSpec("starts", "", "start counter"),
-    TagSpec("trips", "", "trip counter"),
-)
-
-TAGS: dict[str, tuple[TagSpec, ...]] = {GAS_TURBINE: _GT_TAGS, BIOGAS_CHP: _CHP_TAGS}
 
 # Which faults make sense on which plant, and the growth limit of each (in the rate's unit).
 FAULT_KINDS: dict[str, tuple[str, ...]] = {

@@ -10,6 +10,7 @@ from typing import Any
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
 from gateway.config.root import GatewaySettings
+from gateway.config.rules import existing_path, integer_ranged, one_of
 from gateway.config.secrets import Secret, allowed_secret_keys, read_secret
 
 _PROTOCOLS = ("3.1.1", "5")
@@ -40,16 +41,6 @@ class UplinkConfig:
     encoding: str
 
 
-def _existing_file(sink: IssueSink, path: str, table: Mapping[str, Any], key: str) -> Path | None:
-    value = take(sink, path, table, key, str, None)
-    if value is None:
-        return None
-    p = Path(value)
-    if not p.is_file():
-        sink.error(join(path, key), f"file not found: {value}")
-    return p
-
-
 def _parse_tls(sink: IssueSink, table: Mapping[str, Any], env: Mapping[str, str]) -> TlsSettings:
     path = "uplink.tls"
     check_keys(
@@ -58,12 +49,12 @@ def _parse_tls(sink: IssueSink, table: Mapping[str, Any], env: Mapping[str, str]
         table,
         {"ca_file", "cert_file", "key_file", "insecure"} | allowed_secret_keys("key_password"),
     )
-    ca = _existing_file(sink, path, table, "ca_file")
-    cert = _existing_file(sink, path, table, "cert_file")
-    key = _existing_file(sink, path, table, "key_file")
-    if (cert is None) != (key is None):
+    ca = existing_path(sink, path, table, "ca_file")
+    cert = existing_path(sink, path, table, "cert_file")
+    key = existing_path(sink, path, table, "key_file")
+    if ("cert_file" in table) != ("key_file" in table):
         sink.error(
-            join(path, "key_file" if key is None else "cert_file"),
+            join(path, "key_file" if "key_file" not in table else "cert_file"),
             "a client certificate needs both cert_file and key_file",
         )
     insecure = take(sink, path, table, "insecure", bool, False)
@@ -98,40 +89,30 @@ def parse_uplink(
     host = take(sink, path, table, "host", str, "localhost")
     tls_table = take(sink, path, table, "tls", dict, None)
     tls = _parse_tls(sink, tls_table, env) if tls_table is not None else None
-    port = take(sink, path, table, "port", int, 8883 if tls else 1883)
-    if port is not None and not 1 <= port <= 65535:
-        sink.error(join(path, "port"), "must be 1..65535")
-    protocol = take(sink, path, table, "protocol", str, "5")
-    if protocol not in _PROTOCOLS:
-        sink.error(join(path, "protocol"), f'must be "3.1.1" or "5", got {protocol!r}')
+    port = integer_ranged(sink, path, table, "port", 8883 if tls else 1883, 1, 65535)
+    protocol = one_of(sink, path, table, "protocol", "5", _PROTOCOLS)
     client_id = take(sink, path, table, "client_id", str, f"gridgate-{gw.site}-{gw.gateway_id}")
     if isinstance(client_id, str) and not 1 <= len(client_id) <= 64:
         sink.error(join(path, "client_id"), "must be 1-64 characters")
-    keepalive = take(sink, path, table, "keepalive", int, 30)
-    if keepalive is not None and not 5 <= keepalive <= 3600:
-        sink.error(join(path, "keepalive"), "must be between 5 and 3600 seconds")
+    keepalive = integer_ranged(sink, path, table, "keepalive", 30, 5, 3600, unit="seconds")
     username = take(sink, path, table, "username", str, None)
     password = read_secret(sink, path, table, "password", env)
     if password is not None and username is None:
         sink.error(join(path, "username"), "a password is configured but no username")
-    inflight = take(sink, path, table, "inflight", int, 20)
-    if inflight is not None and not 1 <= inflight <= 1000:
-        sink.error(join(path, "inflight"), "must be between 1 and 1000 messages")
-    encoding = take(sink, path, table, "encoding", str, "json")
-    if encoding not in _ENCODINGS:
-        sink.error(join(path, "encoding"), f"must be one of {', '.join(_ENCODINGS)}")
+    inflight = integer_ranged(sink, path, table, "inflight", 20, 1, 1000, unit="messages")
+    encoding = one_of(sink, path, table, "encoding", "json", _ENCODINGS)
     return UplinkConfig(
         bool(enabled),
-        host or "",
-        port or 0,
-        protocol or "5",
-        client_id or "",
-        keepalive or 30,
+        host,
+        port,
+        protocol,
+        client_id,
+        keepalive,
         username,
         password,
         tls,
-        inflight or 20,
-        encoding or "json",
+        inflight,
+        encoding,
     )
 
 
