@@ -26,6 +26,7 @@ test-legacy-tflite:
 		tests/test_anomaly_tflite.py tests/test_anomaly_features.py tests/test_anomaly_model.py
 
 lint:
+	$(PY) tools/check_architecture.py
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -20,6 +20,10 @@ sys.modules[_spec.name] = arch  # dataclasses look their module up there
 _spec.loader.exec_module(arch)
 
 
+def test_the_shipped_tree_keeps_every_contract() -> None:
+    assert [str(b) for b in arch.check_tree(REPO)] == []
+
+
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = tmp_path / name
@@ -108,4 +112,8 @@ def test_make_lint_runs_the_check_and_fails_on_a_breach(tmp_path: Path) -> None:
     assert (
         "gateway/core/x.py:1: gateway.core.x (gateway.core) must not import gateway.plant"
         in out.stdout
+    )
+    assert (
+        "check_architecture.py"
+        in (REPO / "Makefile").read_text().split("lint:")[1].split("\n\n")[0]
     )

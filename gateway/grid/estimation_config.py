@@ -24,10 +24,11 @@ from typing import Any, Final
 
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.rules import integer_ranged, one_of, ranged
+from gateway.grid.slp import BUILTIN
 from gateway.native import pgm_json
 
 CONTROLLABLE_KINDS: Final = ("pv", "charger", "heat_pump")
-PROFILES: Final = ("household", "flat")  # gateway.grid.slp.BUILTIN; no numpy import here
+PROFILES: Final = tuple(BUILTIN)
 METER_KEYS: Final = frozenset({"node", "line", "phases"})
 
 _KEYS: Final = {

@@ -16,8 +16,8 @@ import os
 import time
 from pathlib import Path
 
-from gateway.plant.config import CounterSettings
 from gateway.plant.maintenance import Counters
+from gateway.plant.maintenance_config import CounterSettings
 
 log = logging.getLogger(__name__)
 
