@@ -144,9 +144,7 @@ class BmsDaemon:
             "boards_silent": silent,
             "balancing_writes": self._writer.writes,
             "balancing_plan": self._monitor.estimator.board_mask.tolist(),
-            "summaries_sent": self._outbox.summaries_sent,
-            "alarms_sent": self._outbox.alarms_sent,
-            "spool_pending": self._outbox.pending,
+            **self._outbox.counts(),
             "lines": lines,
         }
 

@@ -198,9 +198,7 @@ class GridDaemon:
         return {
             "summary": f"{len(meters)} meters, {good}/{total} points good",
             "meters": meters,
-            "summaries_sent": self._outbox.summaries_sent,
-            "alarms_sent": self._outbox.alarms_sent,
-            "spool_pending": self._outbox.pending,
+            **self._outbox.counts(),
             "lines": lines,
             **({"estimate": self._estimation.last} if self._estimation is not None else {}),
         }

@@ -23,14 +23,8 @@ from gateway.native.ocv import lookup
 U32Array = npt.NDArray[np.uint32]
 
 _MAD_TO_SIGMA: Final = 1.4826
-_DEBOUNCED: Final = int(
-    CellFlag.OV
-    | CellFlag.UV
-    | CellFlag.OT
-    | CellFlag.UT
-    | CellFlag.DEVIATION
-    | CellFlag.IMPLAUSIBLE
-)
+# Every fault but STALE is debounced: a silent board is stale at once.
+_DEBOUNCED: Final = int(FAULTS & ~CellFlag.STALE)
 # Debounce counter slot of each debounced flag (the kernel's count[] layout).
 _SLOT: Final = {
     CellFlag.OV: 0,

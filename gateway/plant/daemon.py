@@ -215,9 +215,7 @@ class PlantDaemon:
             "limits_active": self._rules.active(),
             "counters": cnt,
             "counter_saves": self._store.saves,
-            "summaries_sent": self._outbox.summaries_sent,
-            "alarms_sent": self._outbox.alarms_sent,
-            "spool_pending": self._outbox.pending,
+            **self._outbox.counts(),
             "lines": lines,
         }
 

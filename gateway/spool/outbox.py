@@ -51,6 +51,14 @@ class Outbox:
     def pending(self) -> int:
         return len(self._pending)
 
+    def counts(self) -> dict[str, int]:
+        """The figures every daemon's status page shows for its outbox."""
+        return {
+            "summaries_sent": self.summaries_sent,
+            "alarms_sent": self.alarms_sent,
+            "spool_pending": self.pending,
+        }
+
     async def put(self, kind: str, bodies: list[dict[str, Any]], ts: float) -> None:
         """Append ``bodies`` as rows of ``kind`` (one transaction with anything still pending)."""
         for body in bodies:
