@@ -66,7 +66,26 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--workdir", type=Path, default=None, help="keep the demo's config, spool and logs here"
     )
+    _config_after_command(p)
     return p
+
+
+def _config_after_command(parser: argparse.ArgumentParser) -> None:
+    """Accept ``-c FILE`` after every command too (``gridgate run grid -c FILE``), as units,
+    docs and technicians write it. SUPPRESS keeps the global value when it is not repeated."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            if "-c" not in child._option_string_actions:
+                child.add_argument(
+                    "-c",
+                    "--config",
+                    type=Path,
+                    default=argparse.SUPPRESS,
+                    help=f"main config file (default {DEFAULT_PATH})",
+                )
+            _config_after_command(child)
 
 
 def _check_config(path: Path) -> int:

@@ -17,9 +17,6 @@ def add_parser(sub: Any) -> None:
     which = r.add_subparsers(dest="replay_what", required=True, metavar="WHAT")
     b = which.add_parser("bms", help="the BMS cell estimator on a rack recording (CSV)")
     b.add_argument("recording", type=Path, help="CSV: t, current_a, v_0001..., [temp_0001...]")
-    # Accepted after the subcommand too, as `gridgate replay bms REC -c CONFIG` reads naturally;
-    # SUPPRESS keeps the global -c when it is not given here.
-    b.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="config file")
     b.add_argument("-o", "--output", type=Path, default=None, help="per-step statistics CSV")
     b.add_argument(
         "--soc0",
