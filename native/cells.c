@@ -63,10 +63,12 @@ static int soa_ok(const gg_cells_ctx_t *ctx);
 
 int gg_cells_check(const gg_cells_ctx_t *ctx)
 {
+    /* n_ocv fits an int32: the EKF converts table indices to int32 lanes (lanes.h, gather2). */
     if (ctx == NULL || ctx->n == 0 || ctx->n > (size_t)INT32_MAX || ctx->n_ocv < 2
-        || ctx->ocv == NULL || ctx->hyst == NULL || ctx->param == NULL || ctx->cfg == NULL
-        || !soa_ok(ctx) || ctx->scratch == NULL || ctx->excess_ah == NULL || ctx->bleed_s == NULL
-        || ctx->board_mask == NULL || ctx->board_interlock == NULL || ctx->summary == NULL) {
+        || ctx->n_ocv > (size_t)INT32_MAX || ctx->ocv == NULL || ctx->hyst == NULL
+        || ctx->param == NULL || ctx->cfg == NULL || !soa_ok(ctx) || ctx->scratch == NULL
+        || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
+        || ctx->board_interlock == NULL || ctx->summary == NULL) {
         return GG_EINVAL;
     }
     /* OCV divides the bleed time, so it must be a positive voltage everywhere. */
