@@ -311,53 +311,48 @@ static inline uint32_t debounce(uint32_t flags, uint32_t bit, uint8_t *count, in
     return flags;
 }
 
-static void swap(double *a, long i, long j)
+/* Moves the elements of a[lo..hi] that are below p (strict) or at most p (!strict) to the
+ * front, in place; returns where the rest starts. Branch-free (Lomuto's scheme, swapping at
+ * every step and advancing the boundary by the comparison): with readings that change every
+ * cycle, the branches of a Hoare partition are mispredicted about once per element. Swapping an
+ * element that stays behind the boundary only reorders that part. */
+static long partition_le(double *a, long lo, long hi, double p, int strict)
 {
-    const double t = a[i];
-    a[i] = a[j];
-    a[j] = t;
+    long s = lo;
+    for (long j = lo; j <= hi; j++) {
+        const double x = a[j];
+        const double t = a[s];
+        a[s] = x;
+        a[j] = t;
+        s += strict ? x < p : x <= p;
+    }
+    return s;
 }
 
-/* k-th smallest of a[0..n) (Hoare quickselect, median-of-three pivot); reorders a so that
- * a[0..k) <= a[k] <= a(k..n). */
+/* k-th smallest of a[0..n) (quickselect, median-of-three pivot value); reorders a so that
+ * a[0..k) <= a[k] <= a(k..n). Each round splits a[lo..hi] into < p, == p and > p (the second
+ * split only when k is not in the first part), so equal readings cannot stall it. */
 static double select_kth(double *a, long n, long k)
 {
     long lo = 0;
     long hi = n - 1;
     while (hi > lo) {
-        const long mid = lo + (hi - lo) / 2;
-        if (a[mid] < a[lo]) {
-            swap(a, mid, lo);
+        const double x = a[lo];
+        const double y = a[lo + (hi - lo) / 2];
+        const double z = a[hi];
+        const double mn = x < y ? x : y;
+        const double mx = x < y ? y : x;
+        const double p = mx < z ? mx : (mn < z ? z : mn); /* an element of a[lo..hi] */
+        const long below = partition_le(a, lo, hi, p, 1);
+        if (k < below) {
+            hi = below - 1; /* p is not in there: the range shrinks */
+            continue;
         }
-        if (a[hi] < a[lo]) {
-            swap(a, hi, lo);
+        const long equal_end = partition_le(a, below, hi, p, 0);
+        if (k < equal_end) {
+            return p; /* a[below..equal_end) == p */
         }
-        if (a[hi] < a[mid]) {
-            swap(a, hi, mid);
-        }
-        const double pivot = a[mid];
-        long i = lo;
-        long j = hi;
-        while (i <= j) {
-            while (a[i] < pivot) {
-                i++;
-            }
-            while (a[j] > pivot) {
-                j--;
-            }
-            if (i <= j) {
-                swap(a, i, j);
-                i++;
-                j--;
-            }
-        }
-        if (k <= j) {
-            hi = j;
-        } else if (k >= i) {
-            lo = i;
-        } else {
-            return a[k]; /* between the partitions every element equals the pivot */
-        }
+        lo = equal_end; /* past p at least */
     }
     return a[k];
 }
