@@ -652,10 +652,8 @@ typedef struct {
     v2d soc_sum;
     v2i n_temp;
     v2i n_faulted;
-    v2i il_low_v;
-    v2i il_hot;
-    v2i il_stale;
-    v2i il_fault;
+    v2i il; /* the board's GG_BAL_IL_* bits, one accumulator rather than one per bit (fewer
+             * registers: the others stay out of memory) */
 } pass2_acc_t;
 
 static inline void pass2_init(pass2_acc_t *a)
@@ -742,10 +740,12 @@ pass2_pair(const gg_cell_state_t *restrict st, const double *restrict v, const d
 
     /* gg_cell_interlock, written as !(ok) so that NaN interlocks too. */
     const v2i age_ok = age <= max_age;
-    a->il_low_v |= ~(v_last >= min_v);
-    a->il_hot |= ~(tq_good & (ti <= max_temp));
-    a->il_stale |= ~age_ok;
-    a->il_fault |= faulted;
+    const v2i il_low_v = {GG_BAL_IL_LOW_V, GG_BAL_IL_LOW_V};
+    const v2i il_hot = {GG_BAL_IL_HOT, GG_BAL_IL_HOT};
+    const v2i il_stale = {GG_BAL_IL_STALE, GG_BAL_IL_STALE};
+    const v2i il_fault = {GG_BAL_IL_FAULT, GG_BAL_IL_FAULT};
+    a->il |= (~(v_last >= min_v) & il_low_v) | (~(tq_good & (ti <= max_temp)) & il_hot)
+             | (~age_ok & il_stale) | (faulted & il_fault);
 
     /* gg_cell_good: not faulted, finite v_last, fresh. */
     const v2i good = ~faulted & ((v_last - v_last) == zero) & age_ok;
@@ -754,10 +754,7 @@ pass2_pair(const gg_cell_state_t *restrict st, const double *restrict v, const d
 
 static inline uint32_t pass2_interlock(const pass2_acc_t *a)
 {
-    return (uint32_t)((a->il_low_v[0] | a->il_low_v[1]) != 0) * GG_BAL_IL_LOW_V
-           | (uint32_t)((a->il_hot[0] | a->il_hot[1]) != 0) * GG_BAL_IL_HOT
-           | (uint32_t)((a->il_stale[0] | a->il_stale[1]) != 0) * GG_BAL_IL_STALE
-           | (uint32_t)((a->il_fault[0] | a->il_fault[1]) != 0) * GG_BAL_IL_FAULT;
+    return (uint32_t)(a->il[0] | a->il[1]);
 }
 
 /* What the passes of one cycle hand on to the later ones and to the summary. */
@@ -961,10 +958,7 @@ static inline __attribute__((always_inline)) void board_pass(const gg_cells_ctx_
     for (size_t lo = 0, b = 0; lo < n; lo += cpb, b++) {
         const size_t hi = lo + cpb < n ? lo + cpb : n;
         const v2i zero_i = {0, 0};
-        acc->il_low_v = zero_i;
-        acc->il_hot = zero_i;
-        acc->il_stale = zero_i;
-        acc->il_fault = zero_i;
+        acc->il = zero_i;
         size_t i = lo;
         for (; i + 1 < hi; i += 2) {
             pass2_pair(st, v, t, tq, i, 0, &p2, acc);
