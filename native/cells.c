@@ -381,9 +381,11 @@ static double median_ranks(double *a, long n, long offset, long whole_n)
  * how many it gathered. With centre finite, a[j] is first replaced by |a[j] - centre| (the MAD
  * needs the deviations both here and for the full selection). Two values per step, the
  * comparisons as lane masks; a value is written to win always and kept by the count, so no
- * branch depends on the data. */
-static long gather_window(double *restrict a, long n, double centre, double lo, double hi,
-                          double *restrict win, long *below)
+ * branch depends on the data. Inlined into median_near, so that it is compiled in both of its
+ * clones (the x86-64-v3 one without the register copies of two-operand SSE2). */
+static inline __attribute__((always_inline)) long gather_window(double *restrict a, long n,
+                                                                double centre, double lo, double hi,
+                                                                double *restrict win, long *below)
 {
     const int dev = isfinite(centre);
     const v2d c2 = {centre, centre};
