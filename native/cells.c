@@ -862,10 +862,15 @@ static inline __attribute__((always_inline)) void flag_pass(const gg_cells_ctx_t
                                                             const double *v, const double *t,
                                                             const uint8_t *tq, cycle_t *cy)
 {
-    const gg_cell_state_t *restrict st = ctx->state;
+    /* The array pointers and thresholds are read from local copies, as in the EKF (ekf_from):
+     * the pass's stores (memcpy, which may alias anything) would otherwise reload them from
+     * *ctx->state and *ctx->cfg every step. */
+    const gg_cell_state_t state = *ctx->state;
+    const gg_cells_cfg_t cfg = *ctx->cfg;
+    const gg_cell_state_t *restrict st = &state;
     const size_t n = ctx->n;
     pass1_in_t p1;
-    p1.cfg = ctx->cfg;
+    p1.cfg = &cfg;
     p1.dt = dt;
     pass1_acc_t a1;
     a1.scratch = ctx->scratch;
