@@ -63,10 +63,12 @@ static int soa_ok(const gg_cells_ctx_t *ctx);
 
 int gg_cells_check(const gg_cells_ctx_t *ctx)
 {
+    /* n_ocv fits an int32: the EKF converts table indices to int32 lanes (lanes.h, gather2). */
     if (ctx == NULL || ctx->n == 0 || ctx->n > (size_t)INT32_MAX || ctx->n_ocv < 2
-        || ctx->ocv == NULL || ctx->hyst == NULL || ctx->param == NULL || ctx->cfg == NULL
-        || !soa_ok(ctx) || ctx->scratch == NULL || ctx->excess_ah == NULL || ctx->bleed_s == NULL
-        || ctx->board_mask == NULL || ctx->board_interlock == NULL || ctx->summary == NULL) {
+        || ctx->n_ocv > (size_t)INT32_MAX || ctx->ocv == NULL || ctx->hyst == NULL
+        || ctx->param == NULL || ctx->cfg == NULL || !soa_ok(ctx) || ctx->scratch == NULL
+        || ctx->excess_ah == NULL || ctx->bleed_s == NULL || ctx->board_mask == NULL
+        || ctx->board_interlock == NULL || ctx->summary == NULL) {
         return GG_EINVAL;
     }
     /* OCV divides the bleed time, so it must be a positive voltage everywhere. */
@@ -309,53 +311,48 @@ static inline uint32_t debounce(uint32_t flags, uint32_t bit, uint8_t *count, in
     return flags;
 }
 
-static void swap(double *a, long i, long j)
+/* Moves the elements of a[lo..hi] that are below p (strict) or at most p (!strict) to the
+ * front, in place; returns where the rest starts. Branch-free (Lomuto's scheme, swapping at
+ * every step and advancing the boundary by the comparison): with readings that change every
+ * cycle, the branches of a Hoare partition are mispredicted about once per element. Swapping an
+ * element that stays behind the boundary only reorders that part. */
+static long partition_le(double *a, long lo, long hi, double p, int strict)
 {
-    const double t = a[i];
-    a[i] = a[j];
-    a[j] = t;
+    long s = lo;
+    for (long j = lo; j <= hi; j++) {
+        const double x = a[j];
+        const double t = a[s];
+        a[s] = x;
+        a[j] = t;
+        s += strict ? x < p : x <= p;
+    }
+    return s;
 }
 
-/* k-th smallest of a[0..n) (Hoare quickselect, median-of-three pivot); reorders a so that
- * a[0..k) <= a[k] <= a(k..n). */
+/* k-th smallest of a[0..n) (quickselect, median-of-three pivot value); reorders a so that
+ * a[0..k) <= a[k] <= a(k..n). Each round splits a[lo..hi] into < p, == p and > p (the second
+ * split only when k is not in the first part), so equal readings cannot stall it. */
 static double select_kth(double *a, long n, long k)
 {
     long lo = 0;
     long hi = n - 1;
     while (hi > lo) {
-        const long mid = lo + (hi - lo) / 2;
-        if (a[mid] < a[lo]) {
-            swap(a, mid, lo);
+        const double x = a[lo];
+        const double y = a[lo + (hi - lo) / 2];
+        const double z = a[hi];
+        const double mn = x < y ? x : y;
+        const double mx = x < y ? y : x;
+        const double p = mx < z ? mx : (mn < z ? z : mn); /* an element of a[lo..hi] */
+        const long below = partition_le(a, lo, hi, p, 1);
+        if (k < below) {
+            hi = below - 1; /* p is not in there: the range shrinks */
+            continue;
         }
-        if (a[hi] < a[lo]) {
-            swap(a, hi, lo);
+        const long equal_end = partition_le(a, below, hi, p, 0);
+        if (k < equal_end) {
+            return p; /* a[below..equal_end) == p */
         }
-        if (a[hi] < a[mid]) {
-            swap(a, hi, mid);
-        }
-        const double pivot = a[mid];
-        long i = lo;
-        long j = hi;
-        while (i <= j) {
-            while (a[i] < pivot) {
-                i++;
-            }
-            while (a[j] > pivot) {
-                j--;
-            }
-            if (i <= j) {
-                swap(a, i, j);
-                i++;
-                j--;
-            }
-        }
-        if (k <= j) {
-            hi = j;
-        } else if (k >= i) {
-            lo = i;
-        } else {
-            return a[k]; /* between the partitions every element equals the pivot */
-        }
+        lo = equal_end; /* past p at least */
     }
     return a[k];
 }
@@ -384,9 +381,11 @@ static double median_ranks(double *a, long n, long offset, long whole_n)
  * how many it gathered. With centre finite, a[j] is first replaced by |a[j] - centre| (the MAD
  * needs the deviations both here and for the full selection). Two values per step, the
  * comparisons as lane masks; a value is written to win always and kept by the count, so no
- * branch depends on the data. */
-static long gather_window(double *restrict a, long n, double centre, double lo, double hi,
-                          double *restrict win, long *below)
+ * branch depends on the data. Inlined into median_near, so that it is compiled in both of its
+ * clones (the x86-64-v3 one without the register copies of two-operand SSE2). */
+static inline __attribute__((always_inline)) long gather_window(double *restrict a, long n,
+                                                                double centre, double lo, double hi,
+                                                                double *restrict win, long *below)
 {
     const int dev = isfinite(centre);
     const v2d c2 = {centre, centre};
@@ -655,10 +654,8 @@ typedef struct {
     v2d soc_sum;
     v2i n_temp;
     v2i n_faulted;
-    v2i il_low_v;
-    v2i il_hot;
-    v2i il_stale;
-    v2i il_fault;
+    v2i il; /* the board's GG_BAL_IL_* bits, one accumulator rather than one per bit (fewer
+             * registers: the others stay out of memory) */
 } pass2_acc_t;
 
 static inline void pass2_init(pass2_acc_t *a)
@@ -745,10 +742,12 @@ pass2_pair(const gg_cell_state_t *restrict st, const double *restrict v, const d
 
     /* gg_cell_interlock, written as !(ok) so that NaN interlocks too. */
     const v2i age_ok = age <= max_age;
-    a->il_low_v |= ~(v_last >= min_v);
-    a->il_hot |= ~(tq_good & (ti <= max_temp));
-    a->il_stale |= ~age_ok;
-    a->il_fault |= faulted;
+    const v2i il_low_v = {GG_BAL_IL_LOW_V, GG_BAL_IL_LOW_V};
+    const v2i il_hot = {GG_BAL_IL_HOT, GG_BAL_IL_HOT};
+    const v2i il_stale = {GG_BAL_IL_STALE, GG_BAL_IL_STALE};
+    const v2i il_fault = {GG_BAL_IL_FAULT, GG_BAL_IL_FAULT};
+    a->il |= (~(v_last >= min_v) & il_low_v) | (~(tq_good & (ti <= max_temp)) & il_hot)
+             | (~age_ok & il_stale) | (faulted & il_fault);
 
     /* gg_cell_good: not faulted, finite v_last, fresh. */
     const v2i good = ~faulted & ((v_last - v_last) == zero) & age_ok;
@@ -757,10 +756,7 @@ pass2_pair(const gg_cell_state_t *restrict st, const double *restrict v, const d
 
 static inline uint32_t pass2_interlock(const pass2_acc_t *a)
 {
-    return (uint32_t)((a->il_low_v[0] | a->il_low_v[1]) != 0) * GG_BAL_IL_LOW_V
-           | (uint32_t)((a->il_hot[0] | a->il_hot[1]) != 0) * GG_BAL_IL_HOT
-           | (uint32_t)((a->il_stale[0] | a->il_stale[1]) != 0) * GG_BAL_IL_STALE
-           | (uint32_t)((a->il_fault[0] | a->il_fault[1]) != 0) * GG_BAL_IL_FAULT;
+    return (uint32_t)(a->il[0] | a->il[1]);
 }
 
 /* What the passes of one cycle hand on to the later ones and to the summary. */
@@ -866,10 +862,15 @@ static inline __attribute__((always_inline)) void flag_pass(const gg_cells_ctx_t
                                                             const double *v, const double *t,
                                                             const uint8_t *tq, cycle_t *cy)
 {
-    const gg_cell_state_t *restrict st = ctx->state;
+    /* The array pointers and thresholds are read from local copies, as in the EKF (ekf_from):
+     * the pass's stores (memcpy, which may alias anything) would otherwise reload them from
+     * *ctx->state and *ctx->cfg every step. */
+    const gg_cell_state_t state = *ctx->state;
+    const gg_cells_cfg_t cfg = *ctx->cfg;
+    const gg_cell_state_t *restrict st = &state;
     const size_t n = ctx->n;
     pass1_in_t p1;
-    p1.cfg = ctx->cfg;
+    p1.cfg = &cfg;
     p1.dt = dt;
     pass1_acc_t a1;
     a1.scratch = ctx->scratch;
@@ -964,10 +965,7 @@ static inline __attribute__((always_inline)) void board_pass(const gg_cells_ctx_
     for (size_t lo = 0, b = 0; lo < n; lo += cpb, b++) {
         const size_t hi = lo + cpb < n ? lo + cpb : n;
         const v2i zero_i = {0, 0};
-        acc->il_low_v = zero_i;
-        acc->il_hot = zero_i;
-        acc->il_stale = zero_i;
-        acc->il_fault = zero_i;
+        acc->il = zero_i;
         size_t i = lo;
         for (; i + 1 < hi; i += 2) {
             pass2_pair(st, v, t, tq, i, 0, &p2, acc);

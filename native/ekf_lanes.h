@@ -16,6 +16,7 @@
 #define EKF_CAT3(a, b, c) EKF_CAT3_(a, b, c)
 #define VD EKF_CAT3(v, EKF_W, d)
 #define VI EKF_CAT3(v, EKF_W, i)
+#define VS EKF_CAT3(v, EKF_W, s)      /* int32 lanes: table indices */
 #define LW(name) EKF_CAT(name, EKF_W) /* the EKF_W-lane form of a primitive or of a function */
 #define EKF_INLINE static inline __attribute__((always_inline)) EKF_TARGET
 
@@ -70,7 +71,7 @@ EKF_INLINE void LW(ekf_lanes)(const gg_cell_state_t *restrict s, const gg_cell_c
      * of the segment are the derivatives; outside 0..1 the end segments extrapolate. */
     const double span = (double)(k->m - 1);
     const VD x = soc * span;
-    const VI seg = __builtin_convertvector(LW(min)(LW(max)(x, zero), LW(splat)(span - 1.0)), VI);
+    const VS seg = __builtin_convertvector(LW(min)(LW(max)(x, zero), LW(splat)(span - 1.0)), VS);
     const VD f = x - __builtin_convertvector(seg, VD);
     const VD o0 = LW(gather)(k->ocv, seg);
     const VD d = LW(gather)(k->ocv + 1, seg) - o0;
@@ -135,14 +136,21 @@ EKF_INLINE size_t LW(ekf_from)(const gg_cell_state_t *restrict st,
                                const double *restrict v, const uint8_t *restrict vq,
                                const ekf_in_t *k, const int with_hyst)
 {
+    /* The loop reads the array pointers and settings from copies: the state's stores (memcpy,
+     * which may alias anything) would otherwise make it reload every pointer from *st, *coef and
+     * *k each step. The copies live in registers or in the frame, where no store reaches. */
+    const gg_cell_state_t s = *st;
+    const gg_cell_coef_t c = *coef;
+    const ekf_in_t in = *k;
     for (; i + EKF_W <= n; i += EKF_W) {
-        LW(ekf_lanes)(st, coef, i, v, vq, k, with_hyst);
+        LW(ekf_lanes)(&s, &c, i, v, vq, &in, with_hyst);
     }
     return i;
 }
 
 #undef EKF_INLINE
 #undef LW
+#undef VS
 #undef VI
 #undef VD
 #undef EKF_CAT3

@@ -81,7 +81,15 @@ static inline v2i zero_bytes2(const uint8_t *q)
     return (v2i){-(int64_t)(q[0] == 0), -(int64_t)(q[1] == 0)};
 }
 
-static inline v2d gather2(const double *t, v2i k) { return (v2d){t[k[0]], t[k[1]]}; }
+/* Table indices are int32 lanes (v2s): SSE2 converts two doubles to two int32 and back in one
+ * instruction each (cvttpd2dq, cvtdq2pd), where 64-bit lanes take a scalar conversion per lane
+ * and a shuffle; the indices are below the table size (n_ocv), so they fit. */
+typedef int32_t v2s __attribute__((vector_size(8)));
+
+static inline v2d gather2(const double *t, v2s k)
+{
+    return (v2d){t[(uint32_t)k[0]], t[(uint32_t)k[1]]};
+}
 
 static inline void merge_low32_2(uint32_t *dst, v2i m, uint32_t keep)
 {
@@ -104,7 +112,8 @@ static inline v1d sel1(v1i m, v1d a, v1d b) { return (v1d)((m & (v1i)a) | (~m & 
 static inline v1d min1(v1d a, v1d b) { return a[0] < b[0] ? a : b; }
 static inline v1d max1(v1d a, v1d b) { return a[0] > b[0] ? a : b; }
 static inline v1i zero_bytes1(const uint8_t *q) { return (v1i){-(int64_t)(q[0] == 0)}; }
-static inline v1d gather1(const double *t, v1i k) { return (v1d){t[k[0]]}; }
+typedef int32_t v1s __attribute__((vector_size(4)));
+static inline v1d gather1(const double *t, v1s k) { return (v1d){t[(uint32_t)k[0]]}; }
 
 static inline void merge_low32_1(uint32_t *dst, v1i m, uint32_t keep)
 {
@@ -191,9 +200,11 @@ static inline __attribute__((always_inline)) GG_QUAD_TARGET v4i zero_bytes4(cons
                  -(int64_t)(q[3] == 0)};
 }
 
-static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d gather4(const double *t, v4i k)
+typedef int32_t v4s __attribute__((vector_size(16)));
+
+static inline __attribute__((always_inline)) GG_QUAD_TARGET v4d gather4(const double *t, v4s k)
 {
-    return (v4d){t[k[0]], t[k[1]], t[k[2]], t[k[3]]};
+    return (v4d){t[(uint32_t)k[0]], t[(uint32_t)k[1]], t[(uint32_t)k[2]], t[(uint32_t)k[3]]};
 }
 
 static inline __attribute__((always_inline)) GG_QUAD_TARGET void merge_low32_4(uint32_t *dst, v4i m,
