@@ -57,6 +57,9 @@ class BmsBench:
             record_every=5,
         )
         self.config.write_text(dumps(config))
+        self.start_daemon()
+
+    def start_daemon(self) -> None:
         log = (self.workdir / "bms.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "-c", str(self.config), "run", "bms"],
