@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 EX_CONFIG = 78  # sysexits.h: configuration error; systemd will not restart-loop on it
 EX_SOFTWARE = 70
 EX_CANTCREAT = 73  # sysexits.h: cannot create a (state) file
+# What the units set (UMask=0077), for a daemon started by hand too: the spool, its WAL, the
+# status files and every directory made for them are the gridgate user's alone.
+STATE_UMASK = 0o077
+STATE_DIR_MODE = 0o700
 
 
 class Daemon(Protocol):
@@ -65,7 +70,7 @@ def build_daemon(name: str, ctx: DaemonContext) -> Daemon:
 
 
 def open_spool(config: Config) -> Spool:
-    config.spool.path.parent.mkdir(parents=True, exist_ok=True)
+    config.spool.path.parent.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
     return Spool(
         config.spool.path,
         max_bytes=config.spool.max_bytes,
@@ -210,6 +215,7 @@ class _Running:
 
 
 def run(config_path: Path, which: str) -> int:
+    os.umask(STATE_UMASK)  # before anything is created (sqlite makes its files 0644 & ~umask)
     config = load_or_report(config_path, only=None if which == "all" else which)
     if config is None:
         return EX_CONFIG
