@@ -93,7 +93,11 @@ class Runtime:
         spool = open_spool(config)
         ctx = DaemonContext(config, AsyncSpool(spool), self.beats)
         names = config.daemons() if self.which == "all" else [self.which]
-        daemons = [build_daemon(n, ctx) for n in names]
+        try:
+            daemons = [build_daemon(n, ctx) for n in names]
+        except BaseException:
+            spool.close()  # a reload falls back to the previous config: leave nothing open
+            raise
         sup = Supervisor("gridgate")
         for d in daemons:
             for loop_name, (factory, allowance) in d.loops().items():
@@ -177,6 +181,31 @@ class Runtime:
             return None
         return new
 
+    async def _apply_reload(self, running: _Running) -> _Running:
+        """Apply the config file again; whatever goes wrong, a config keeps running.
+
+        Refused without stopping anything: a config that does not validate, or whose state
+        directory cannot be made. Failing once the daemons are stopped (the spool cannot be
+        opened, a daemon cannot be built): the previous config is started again. The reason is
+        logged either way; only when the previous config cannot start again either does the
+        error end the process, as it would at start.
+        """
+        self.notifier.reloading()
+        new = self._try_reload()
+        problem = _unusable_state(new) if new is not None else None
+        if new is None or problem is not None:
+            if problem is not None:
+                log.error("reload refused, keeping the running config: %s", problem)
+            self.notifier.ready("reload refused, running the previous config")
+            return running
+        log.info("reloading: the new config is valid, restarting the daemons")
+        await self._shutdown(running)
+        try:
+            return await self._start(new)
+        except (ConfigError, SpoolError, OSError) as exc:
+            log.error("reload failed, starting the previous config again: %s", _reason(exc))
+        return await self._start(running.config)
+
     async def run(self, config: Config) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -191,18 +220,29 @@ class Runtime:
                     await self._shutdown(running)
                     log.info("stopped")
                     return 0
-                self.notifier.reloading()
-                new = self._try_reload()
-                if new is None:
-                    self.notifier.ready("reload refused: invalid config, running the previous one")
-                    continue
-                log.info("reloading: the new config is valid, restarting the daemons")
-                await self._shutdown(running)
-                running = await self._start(new)
+                running = await self._apply_reload(running)
         finally:
             wd.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await wd
+
+
+def _unusable_state(config: Config) -> str | None:
+    """Why the config's state directories cannot be used (made if missing), or None."""
+    for d in (config.gateway.state_dir, config.spool.path.parent):
+        try:
+            if d.exists() and not d.is_dir():
+                return f"state directory {d} is not a directory"
+            d.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            return f"state directory {d}: {getattr(exc, 'strerror', None) or exc}"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConfigError):
+        return "; ".join(str(i) for i in exc.issues)
+    return str(exc)
 
 
 @dataclass
