@@ -202,8 +202,13 @@ class Runtime:
         await self._shutdown(running)
         try:
             return await self._start(new)
-        except (ConfigError, SpoolError, OSError) as exc:
-            log.error("reload failed, starting the previous config again: %s", _reason(exc))
+        except Exception as exc:  # any failure of the new config: the old one must come back
+            expected = isinstance(exc, (ConfigError, SpoolError, OSError))
+            log.error(
+                "reload failed, starting the previous config again: %s",
+                _reason(exc),
+                exc_info=not expected,  # a bug in a daemon's build: its traceback, once
+            )
         return await self._start(running.config)
 
     async def run(self, config: Config) -> int:
