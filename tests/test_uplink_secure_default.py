@@ -265,3 +265,34 @@ def test_plaintext_with_the_opt_in_runs_and_warns_once_per_start(
         assert up.stop() == 0
     finally:
         b.stop()
+
+
+@pytest.mark.parametrize(
+    ("uplink", "line"),
+    [
+        (
+            '[uplink]\nhost = "b"\n',
+            "  uplink: b:8883, TLS, broker verified by the system trust store",
+        ),
+        (
+            '[uplink]\nhost = "b"\ntls = false\n',
+            "  uplink: b:1883, PLAIN MQTT (tls = false): messages in clear text",
+        ),
+        ("[uplink]\nenabled = false\n", "  uplink: disabled"),
+    ],
+    ids=["tls-default", "plain", "disabled"],
+)
+def test_check_config_says_how_the_broker_is_reached(
+    tmp_path: Path, uplink: str, line: str
+) -> None:
+    cfg = tmp_path / "gridgate.toml"
+    cfg.write_text(GATEWAY.format(state=tmp_path / "state") + uplink)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "-c", str(cfg), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert line in proc.stdout.splitlines(), proc.stdout

@@ -141,6 +141,22 @@ def _parse_section(given: SectionInput) -> UplinkConfig:
     return parse_uplink(given.sink, given.table("uplink"), given.gateway, given.env)
 
 
+def _describe(cfg: UplinkConfig) -> list[str]:
+    """The broker line of ``gridgate check-config``: how the broker is reached and verified."""
+    if not cfg.enabled:
+        return ["  uplink: disabled"]
+    if cfg.tls is None:
+        secret = " and the password" if cfg.password is not None else ""
+        how = f"PLAIN MQTT (tls = false): messages{secret} in clear text"
+    elif cfg.tls.ca_file is not None:
+        how = f"TLS, broker verified against {cfg.tls.ca_file}"
+    else:
+        how = "TLS, broker verified by the system trust store"
+    if cfg.tls is not None and cfg.tls.insecure:
+        how += " (host name not checked: insecure = true)"
+    return [f"  uplink: {cfg.host}:{cfg.port}, {how}"]
+
+
 # Validated even without an [uplink] table: its defaults (TLS port, QoS) must still check out.
 SECTION = Section(
     name="uplink",
@@ -149,4 +165,5 @@ SECTION = Section(
     parse=_parse_section,
     daemon="gateway.uplink.daemon",
     parse_when_absent=True,
+    describe=_describe,
 )
