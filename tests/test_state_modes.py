@@ -62,3 +62,33 @@ def test_state_and_status_are_private_even_with_umask_022(tmp_path: Path) -> Non
         "var/state/run/status": "0o700",
         "var/state/run/status/uplink.json": "0o600",
     }
+
+
+def test_a_spool_left_world_readable_is_made_private_at_start(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    spool = state / "spool.sqlite"
+    spool.touch(mode=0o644)
+    spool.chmod(0o644)  # as an earlier version left it under umask 022
+    cfg = tmp_path / "gridgate.toml"
+    cfg.write_text(
+        f'[gateway]\nsite = "s"\nid = "g"\nstate_dir = "{state}"\nstatus_interval = 0.2\n'
+        f'[uplink]\nhost = "127.0.0.1"\nport = {free_port()}\ntls = false\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "-c", str(cfg), "run", "uplink"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while _mode(spool) != "0o600" and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode()
+    assert _mode(spool) == "0o600"

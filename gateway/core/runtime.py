@@ -71,12 +71,24 @@ def build_daemon(name: str, ctx: DaemonContext) -> Daemon:
 
 def open_spool(config: Config) -> Spool:
     config.spool.path.parent.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
-    return Spool(
+    spool = Spool(
         config.spool.path,
         max_bytes=config.spool.max_bytes,
         policy=config.spool.when_full,  # type: ignore[arg-type]
         synchronous=config.spool.synchronous,  # type: ignore[arg-type]
     )
+    _tighten(config.spool.path)
+    return spool
+
+
+def _tighten(db: Path) -> None:
+    """Make a spool left world-readable (by a start under umask 022 before the runtime set its
+    own) 0600 again. Files only, and only our own: a directory may be shared (/tmp)."""
+    for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            st = f.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                f.chmod(0o600)
 
 
 class Runtime:
