@@ -78,7 +78,7 @@ def _config(workdir: Path, broker: Mosquitto, modbus_port: int, devices: int, wi
             "log_level": "info",
         },
         "spool": {"max_mb": 64, "synchronous": "full"},
-        "uplink": {"host": broker.host, "port": broker.port, "protocol": "5"},
+        "uplink": {"host": broker.host, "port": broker.port, "protocol": "5", "tls": False},
         "grid": {
             "window": window,
             "integrity_every": 10,

@@ -42,7 +42,7 @@ def _demo_config(
             "status_interval": 2,
         },
         "spool": {"max_mb": 16},
-        "uplink": {"host": broker.host, "port": broker.port, "protocol": "5"},
+        "uplink": {"host": broker.host, "port": broker.port, "protocol": "5", "tls": False},
         "grid": {
             "window": window,
             "integrity_every": 6,

@@ -121,6 +121,7 @@ class Bench:
             "uplink": {
                 "host": self.broker.host,
                 "port": self.broker.port,
+                "tls": False,  # the loopback test broker is plain MQTT
                 "keepalive": 5,
                 "inflight": 10,
             },

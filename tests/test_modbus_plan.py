@@ -250,7 +250,7 @@ def test_invalid_map_reports_every_problem() -> None:
         f"{p}.points[12].type": "bool is for coil",
         f"{p}.points[13].bit": "required key is missing",
         f"{p}.points[14].length": "only for type string",
-        f"{p}.points[15].name": "use letters",
+        f"{p}.points[15].name": "must be 1-64 characters of A-Z a-z 0-9 _ . -",
         f"{p}.points[16].name": "required key is missing",
         f"{p}.points[16].type": "expected a string",
         f"{p}.points[17]": "expected a table",

@@ -91,11 +91,15 @@ def _issue(d: Path, ca: KeyPair, name: str, cn: str, san: str | None, usage: str
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def make_pki(d: Path) -> Pki:
+    """The test PKI in ``d`` (also used by tests/test_uplink_secure_default.py)."""
     if shutil.which("openssl") is None:
         pytest.fail(
             "the openssl command is needed to make test certificates: apt-get install openssl"
         )
-    d = tmp_path_factory.mktemp("pki")
     ca, rogue = _make_ca(d, "ca"), _make_ca(d, "rogue-ca")
     local = "IP:127.0.0.1,DNS:localhost"
     return Pki(

@@ -26,7 +26,7 @@ from drivers.modbus.types import (
     Table,
 )
 from gateway.config.issues import IssueSink, check_keys, join, take
-from gateway.config.rules import REQUIRED, choice, finite, integer_ranged, non_negative
+from gateway.config.rules import REQUIRED, choice, finite, integer_ranged, non_negative, safe_name
 
 _MAP_KEYS: Final = frozenset({"profile", "defaults", "points"})
 _PROFILE_KEYS: Final = frozenset({"name", "manufacturer", "model", "source", "notes"})
@@ -51,7 +51,6 @@ _POINT_KEYS: Final = frozenset(
 # Keys that mean nothing for a string point: its value is text, not a number.
 _NUMERIC_ONLY: Final = ("scale", "offset", "low", "high", "deadband")
 
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _PROFILE_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PROFILE_PACKAGE: Final = "gateway.profiles"
 
@@ -228,8 +227,8 @@ def _parse_point(
     before = len(sink.issues)
     check_keys(sink, where, raw, set(_POINT_KEYS))
     name = take(sink, where, raw, "name", str)
-    if isinstance(name, str) and not _NAME_RE.fullmatch(name):
-        sink.error(join(where, "name"), f"{name!r}: use letters, digits, _ . - (no spaces)")
+    if isinstance(name, str):
+        safe_name(sink, join(where, "name"), name, "point")
     address = integer_ranged(sink, where, raw, "address", REQUIRED, 0, MAX_ADDRESS)
     table = choice(sink, where, raw, "table", defaults.table, _TABLES)
     if table.is_bit:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -47,7 +48,9 @@ __all__ = [
     "positive",
     "ranged",
     "resolved_path",
+    "safe_name",
     "show",
+    "shown_key",
     "subtable",
 ]
 
@@ -320,3 +323,30 @@ def subtable(sink: IssueSink, path: str, table: Mapping[str, Any], key: str) -> 
     """An optional sub-table; {} when it is not written (or not a table, which is reported)."""
     value = take(sink, path, table, key, dict, {})
     return value if isinstance(value, dict) else {}
+
+
+# A device or point name becomes an MQTT topic level, a word in a log line and a key in the status
+# files: no control characters (a newline forges a log line), no MQTT wildcards (+ #) or level
+# separator (/), no spaces, bounded.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+SAFE_NAME_RULE = "1-64 characters of A-Z a-z 0-9 _ . - (not starting with . or -)"
+
+
+def shown_key(name: str) -> str:
+    """A name as a key path segment: as written when it is safe, else as a TOML quoted key with
+    every control and non-ASCII character escaped, so an error line can never be forged."""
+    if _SAFE_NAME.fullmatch(name):
+        return name
+    return json.dumps(name).replace("\x7f", "\\u007f")  # JSON leaves DEL raw; TOML may not
+
+
+def safe_name(sink: IssueSink, path: str, name: str, what: str) -> bool:
+    """Report (at ``path``) a device or point name outside :data:`SAFE_NAME_RULE`."""
+    if _SAFE_NAME.fullmatch(name):
+        return True
+    sink.error(
+        path,
+        f"{what} name {shown_key(name)} must be {SAFE_NAME_RULE}: names go into MQTT "
+        "topics, log lines and status",
+    )
+    return False

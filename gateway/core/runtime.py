@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 EX_CONFIG = 78  # sysexits.h: configuration error; systemd will not restart-loop on it
 EX_SOFTWARE = 70
 EX_CANTCREAT = 73  # sysexits.h: cannot create a (state) file
+# What the units set (UMask=0077), for a daemon started by hand too: the spool, its WAL, the
+# status files and every directory made for them are the gridgate user's alone.
+STATE_UMASK = 0o077
+STATE_DIR_MODE = 0o700
 
 
 class Daemon(Protocol):
@@ -65,13 +70,25 @@ def build_daemon(name: str, ctx: DaemonContext) -> Daemon:
 
 
 def open_spool(config: Config) -> Spool:
-    config.spool.path.parent.mkdir(parents=True, exist_ok=True)
-    return Spool(
+    config.spool.path.parent.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+    spool = Spool(
         config.spool.path,
         max_bytes=config.spool.max_bytes,
         policy=config.spool.when_full,  # type: ignore[arg-type]
         synchronous=config.spool.synchronous,  # type: ignore[arg-type]
     )
+    _tighten(config.spool.path)
+    return spool
+
+
+def _tighten(db: Path) -> None:
+    """Make a spool left world-readable (by a start under umask 022 before the runtime set its
+    own) 0600 again. Files only, and only our own: a directory may be shared (/tmp)."""
+    for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            st = f.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                f.chmod(0o600)
 
 
 class Runtime:
@@ -88,7 +105,11 @@ class Runtime:
         spool = open_spool(config)
         ctx = DaemonContext(config, AsyncSpool(spool), self.beats)
         names = config.daemons() if self.which == "all" else [self.which]
-        daemons = [build_daemon(n, ctx) for n in names]
+        try:
+            daemons = [build_daemon(n, ctx) for n in names]
+        except BaseException:
+            spool.close()  # a reload falls back to the previous config: leave nothing open
+            raise
         sup = Supervisor("gridgate")
         for d in daemons:
             for loop_name, (factory, allowance) in d.loops().items():
@@ -172,6 +193,36 @@ class Runtime:
             return None
         return new
 
+    async def _apply_reload(self, running: _Running) -> _Running:
+        """Apply the config file again; whatever goes wrong, a config keeps running.
+
+        Refused without stopping anything: a config that does not validate, or whose state
+        directory cannot be made. Failing once the daemons are stopped (the spool cannot be
+        opened, a daemon cannot be built): the previous config is started again. The reason is
+        logged either way; only when the previous config cannot start again either does the
+        error end the process, as it would at start.
+        """
+        self.notifier.reloading()
+        new = self._try_reload()
+        problem = _unusable_state(new) if new is not None else None
+        if new is None or problem is not None:
+            if problem is not None:
+                log.error("reload refused, keeping the running config: %s", problem)
+            self.notifier.ready("reload refused, running the previous config")
+            return running
+        log.info("reloading: the new config is valid, restarting the daemons")
+        await self._shutdown(running)
+        try:
+            return await self._start(new)
+        except Exception as exc:  # any failure of the new config: the old one must come back
+            expected = isinstance(exc, (ConfigError, SpoolError, OSError))
+            log.error(
+                "reload failed, starting the previous config again: %s",
+                _reason(exc),
+                exc_info=not expected,  # a bug in a daemon's build: its traceback, once
+            )
+        return await self._start(running.config)
+
     async def run(self, config: Config) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -186,18 +237,29 @@ class Runtime:
                     await self._shutdown(running)
                     log.info("stopped")
                     return 0
-                self.notifier.reloading()
-                new = self._try_reload()
-                if new is None:
-                    self.notifier.ready("reload refused: invalid config, running the previous one")
-                    continue
-                log.info("reloading: the new config is valid, restarting the daemons")
-                await self._shutdown(running)
-                running = await self._start(new)
+                running = await self._apply_reload(running)
         finally:
             wd.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await wd
+
+
+def _unusable_state(config: Config) -> str | None:
+    """Why the config's state directories cannot be used (made if missing), or None."""
+    for d in (config.gateway.state_dir, config.spool.path.parent):
+        try:
+            if d.exists() and not d.is_dir():
+                return f"state directory {d} is not a directory"
+            d.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            return f"state directory {d}: {getattr(exc, 'strerror', None) or exc}"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConfigError):
+        return "; ".join(str(i) for i in exc.issues)
+    return str(exc)
 
 
 @dataclass
@@ -210,6 +272,7 @@ class _Running:
 
 
 def run(config_path: Path, which: str) -> int:
+    os.umask(STATE_UMASK)  # before anything is created (sqlite makes its files 0644 & ~umask)
     config = load_or_report(config_path, only=None if which == "all" else which)
     if config is None:
         return EX_CONFIG

@@ -13,18 +13,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+
 
 def status_dir(runtime_dir: Path) -> Path:
     return runtime_dir / "status"
 
 
 def write_status(runtime_dir: Path, daemon: str, body: dict[str, Any]) -> None:
+    """Replace the daemon's status file: 0600 in a 0700 directory, whatever the umask."""
     d = status_dir(runtime_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    d.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
     final = d / f"{daemon}.json"
     tmp = d / f".{daemon}.json.{os.getpid()}"
     doc = {"daemon": daemon, "pid": os.getpid(), "updated": time.time(), **body}
-    tmp.write_text(json.dumps(doc, sort_keys=True))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(doc, sort_keys=True))
     tmp.replace(final)
 
 

@@ -19,7 +19,7 @@ from drivers.modbus.regmap import load_register_map
 from drivers.modbus.types import RegisterPoint
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
-from gateway.config.rules import finite, integer_ranged, non_negative, ranged
+from gateway.config.rules import finite, integer_ranged, non_negative, ranged, safe_name, shown_key
 from gateway.grid.estimation_config import (
     METER_KEYS,
     EstimationConfig,
@@ -71,7 +71,9 @@ def _limits(sink: IssueSink, path: str, table: Any) -> dict[str, dict[str, float
         return {}
     out: dict[str, dict[str, float]] = {}
     for point, spec in table.items():
-        where = join(path, point)
+        where = join(path, shown_key(point))
+        if not safe_name(sink, where, point, "point"):
+            continue
         if not isinstance(spec, dict):
             sink.error(where, "expected a table with low, high and/or deadband")
             continue
@@ -184,7 +186,9 @@ def parse_grid(
     buses: dict[str, SerialBusSettings] = {}
     bus_tables = take(sink, "modbus", modbus, "buses", dict, {})
     for bname, btable in (bus_tables or {}).items():
-        bpath = f"modbus.buses.{bname}"
+        bpath = f"modbus.buses.{shown_key(bname)}"
+        if not safe_name(sink, bpath, bname, "bus"):
+            continue
         if not isinstance(btable, dict):
             sink.error(bpath, "expected a table")
             continue
@@ -198,6 +202,9 @@ def parse_grid(
     if enabled and not meter_tables:
         sink.error(join(path, "meters"), "the grid daemon is enabled but has no meters")
     for mname, mtable in (meter_tables or {}).items():
+        # A meter name is a topic level and a log word: checked before it goes into any path.
+        if not safe_name(sink, f"grid.meters.{shown_key(mname)}", mname, "meter"):
+            continue
         if not isinstance(mtable, dict):
             sink.error(f"grid.meters.{mname}", "expected a table")
             continue

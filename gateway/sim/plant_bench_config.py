@@ -51,7 +51,7 @@ def plant_bench_config(
     if broker is not None:
         host, port = broker
         # The shortest keepalive the config allows: a lost broker is noticed in seconds.
-        uplink = {"host": host, "port": port, "keepalive": 5}
+        uplink = {"host": host, "port": port, "keepalive": 5, "tls": False}
     opcua: dict[str, Any] = {
         "endpoint": endpoint,
         # Loopback to the simulator, which serves without security.

@@ -1,4 +1,10 @@
-"""``[uplink]``: the MQTT session upstream."""
+"""``[uplink]``: the MQTT session upstream.
+
+TLS is on unless the config says ``tls = false`` in so many words: no ``[uplink.tls]`` table, an
+empty one or ``tls = true`` all mean TLS with the system trust store verifying the broker;
+``ca_file`` replaces the store with one CA. With ``tls = false`` a password would cross the network
+in clear text, so it is refused unless ``allow_plaintext_password = true`` says that is intended.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +42,8 @@ class UplinkConfig:
     keepalive: int
     username: str | None
     password: Secret | None
-    tls: TlsSettings | None
+    tls: TlsSettings | None  # None only when the config says tls = false
+    allow_plaintext_password: bool
     inflight: int
     encoding: str
 
@@ -80,6 +87,7 @@ def parse_uplink(
             "keepalive",
             "username",
             "tls",
+            "allow_plaintext_password",
             "inflight",
             "encoding",
         }
@@ -87,8 +95,10 @@ def parse_uplink(
     )
     enabled = take(sink, path, table, "enabled", bool, True)
     host = take(sink, path, table, "host", str, "localhost")
-    tls_table = take(sink, path, table, "tls", dict, None)
-    tls = _parse_tls(sink, tls_table, env) if tls_table is not None else None
+    # `tls = false` turns TLS off; `tls = true`, a [uplink.tls] table or nothing keeps it on.
+    tls_given = take(sink, path, table, "tls", (bool, dict), True)
+    tls_table: Mapping[str, Any] = tls_given if isinstance(tls_given, dict) else {}
+    tls = _parse_tls(sink, tls_table, env) if tls_given is not False else None
     port = integer_ranged(sink, path, table, "port", 8883 if tls else 1883, 1, 65535)
     protocol = one_of(sink, path, table, "protocol", "5", _PROTOCOLS)
     client_id = take(sink, path, table, "client_id", str, f"gridgate-{gw.site}-{gw.gateway_id}")
@@ -99,6 +109,16 @@ def parse_uplink(
     password = read_secret(sink, path, table, "password", env)
     if password is not None and username is None:
         sink.error(join(path, "username"), "a password is configured but no username")
+    plaintext_ok = take(sink, path, table, "allow_plaintext_password", bool, False)
+    # Judged on the keys, not on whether the secret could be read here: check-config on a
+    # laptop without the unit's credentials must still refuse a password sent in clear.
+    password_set = bool(allowed_secret_keys("password") & table.keys())
+    if tls is None and password_set and plaintext_ok is not True:
+        sink.error(
+            join(path, "tls"),
+            "false sends the MQTT password in clear text: remove tls = false (TLS is the "
+            "default), or set allow_plaintext_password = true on a closed network",
+        )
     inflight = integer_ranged(sink, path, table, "inflight", 20, 1, 1000, unit="messages")
     encoding = one_of(sink, path, table, "encoding", "json", _ENCODINGS)
     return UplinkConfig(
@@ -111,6 +131,7 @@ def parse_uplink(
         username,
         password,
         tls,
+        plaintext_ok is True,
         inflight,
         encoding,
     )
@@ -118,6 +139,22 @@ def parse_uplink(
 
 def _parse_section(given: SectionInput) -> UplinkConfig:
     return parse_uplink(given.sink, given.table("uplink"), given.gateway, given.env)
+
+
+def _describe(cfg: UplinkConfig) -> list[str]:
+    """The broker line of ``gridgate check-config``: how the broker is reached and verified."""
+    if not cfg.enabled:
+        return ["  uplink: disabled"]
+    if cfg.tls is None:
+        secret = " and the password" if cfg.password is not None else ""
+        how = f"PLAIN MQTT (tls = false): messages{secret} in clear text"
+    elif cfg.tls.ca_file is not None:
+        how = f"TLS, broker verified against {cfg.tls.ca_file}"
+    else:
+        how = "TLS, broker verified by the system trust store"
+    if cfg.tls is not None and cfg.tls.insecure:
+        how += " (host name not checked: insecure = true)"
+    return [f"  uplink: {cfg.host}:{cfg.port}, {how}"]
 
 
 # Validated even without an [uplink] table: its defaults (TLS port, QoS) must still check out.
@@ -128,4 +165,5 @@ SECTION = Section(
     parse=_parse_section,
     daemon="gateway.uplink.daemon",
     parse_when_absent=True,
+    describe=_describe,
 )

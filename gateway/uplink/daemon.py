@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.backoff import Backoff
@@ -13,6 +14,8 @@ from gateway.uplink.mqtt import MqttSettings
 
 if TYPE_CHECKING:
     from gateway.core.runtime import DaemonContext
+
+log = logging.getLogger(__name__)
 
 NAME = "uplink"
 _BACKOFF_INITIAL = 1.0
@@ -34,6 +37,7 @@ def mqtt_settings(cfg: UplinkConfig) -> MqttSettings:
         cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
         key_file=str(tls.key_file) if tls and tls.key_file else None,
         tls_insecure=bool(tls and tls.insecure),
+        use_tls=tls is not None,
         connect_timeout=_CONNECT_TIMEOUT,
     )
 
@@ -46,6 +50,15 @@ class UplinkDaemon:
         assert cfg is not None  # parsed for the uplink's own process
         self._ctx = ctx
         self._cfg = cfg
+        if cfg.tls is None:
+            # Once per start (and per reload): the config says so, but nobody should forget it.
+            secret = " and the password" if cfg.password is not None else ""
+            log.warning(
+                "uplink: TLS is off (tls = false): messages%s go to %s:%d in clear text",
+                secret,
+                cfg.host,
+                cfg.port,
+            )
         self.forwarder = Forwarder(
             ctx.spool,
             mqtt_settings(cfg),

@@ -55,7 +55,12 @@ class MqttPublishError(MqttError):
 
 @dataclass(frozen=True)
 class MqttSettings:
-    """How to reach the broker. TLS is on when ``ca_file`` or ``cert_file`` is given."""
+    """How to reach the broker.
+
+    TLS is on when ``use_tls`` is set or ``ca_file``/``cert_file`` is given; without ``ca_file``
+    the system trust store verifies the broker. (The config turns ``use_tls`` on unless it says
+    ``tls = false``; this low-level default stays off for the loopback test brokers.)
+    """
 
     host: str
     port: int = 1883
@@ -68,6 +73,7 @@ class MqttSettings:
     cert_file: str | None = None
     key_file: str | None = None
     tls_insecure: bool = False
+    use_tls: bool = False
     connect_timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -78,7 +84,7 @@ class MqttSettings:
 
     @property
     def tls(self) -> bool:
-        return bool(self.ca_file or self.cert_file)
+        return bool(self.use_tls or self.ca_file or self.cert_file)
 
     @property
     def where(self) -> str:
@@ -116,7 +122,7 @@ class MqttSession:
             self._client.username_pw_set(settings.username, settings.password)
         if settings.tls:
             self._client.tls_set(
-                ca_certs=settings.ca_file,
+                ca_certs=settings.ca_file,  # None: the system store (SSL_CERT_FILE/_DIR honoured)
                 certfile=settings.cert_file,
                 keyfile=settings.key_file,
                 cert_reqs=ssl.CERT_REQUIRED,
