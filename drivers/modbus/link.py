@@ -56,6 +56,17 @@ def quiet_pymodbus_logging(level: int = logging.CRITICAL) -> None:
     logging.getLogger("pymodbus").setLevel(level)
 
 
+def _quiet_unless_configured() -> None:
+    """Quiet pymodbus when the first client is built, unless someone set its level already.
+
+    Nothing called :func:`quiet_pymodbus_logging`, so every poll of a device sending junk
+    logged pymodbus's warning (and each timeout its error with a frame dump) on top of our
+    one line per episode. A level set on purpose (debugging a device) is left alone.
+    """
+    if logging.getLogger("pymodbus").level == logging.NOTSET:
+        quiet_pymodbus_logging()
+
+
 def describe(request: ReadRequestLike) -> str:
     """``holding 100..109``: the address range a technician looks up in the device manual."""
     last = request.address + request.count - 1
@@ -96,6 +107,7 @@ class ModbusLink:
             pending.set_exception(ConnectionException("peer closed the connection"))
 
     def _build(self) -> ModbusBaseClient:
+        _quiet_unless_configured()
         client = self._factory(self._trace_packet, self._trace_connect)
         create = client.ctx.call_create
 
