@@ -38,6 +38,15 @@ async def test_board_outage_is_one_board_alarm_not_one_per_cell(
     ], f"{len(rows)} alarm rows, {CELLS} cells on the board"
     logged = [m for m in (rec.getMessage() for rec in caplog.records) if ": alarm " in m]
     assert len(logged) == 2, logged
+    # The whole journal of the outage: the driver's line with its cause and the board alarm,
+    # each once when it starts and once when it ends.
+    journal = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.INFO and "opened" not in r.getMessage()
+    ]
+    assert len(journal) == 4, journal
+    assert journal[0].startswith("line l1 board 2: no sample (timeout")
 
 
 async def test_a_stale_cell_on_an_answering_board_still_alarms(tmp_path: Path) -> None:
