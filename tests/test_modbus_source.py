@@ -384,7 +384,7 @@ async def test_poll_forever_survives_a_broken_decoder_and_consumer(
         requests = plan_of([(Table.HOLDING, 0, 2)]).requests
         points = plan_of([(Table.HOLDING, 0, 2)]).points
 
-        def decode(self, blocks: Any) -> Any:
+        def decode_checked(self, blocks: Any) -> Any:
             raise RuntimeError("decoder bug")
 
     frames: list[Frame] = []

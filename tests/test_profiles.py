@@ -10,7 +10,7 @@ import pytest
 from drivers.modbus.codec import encode_registers
 from drivers.modbus.plan import compile_plan
 from drivers.modbus.regmap import known_profiles, load_profile, load_register_map
-from drivers.modbus.types import ByteOrder, DataType, Table
+from drivers.modbus.types import ByteOrder, DataType, RegisterPoint, Table
 from gateway.config.issues import IssueSink
 
 COMMON = [
@@ -75,11 +75,18 @@ def test_profile_uses_the_common_names_and_units(name: str) -> None:
             assert unit == UNITS[point_name.split("_")[0]], point_name
 
 
+def _plausible(point: RegisterPoint, i: int) -> float:
+    """A distinct value inside the point's plausible range."""
+    lo = point.valid_min if point.valid_min is not None else 0.0
+    hi = point.valid_max if point.valid_max is not None else 1e6
+    return lo + (hi - lo) * ((i % 9) + 0.5) / 10
+
+
 def test_profile_values_decode_to_what_the_device_holds() -> None:
     # Known readings written the way the UMG 604 stores them (Wh) come back in kWh.
     points = load_profile("janitza_umg604", IssueSink("c"), "p", [])
     plan = compile_plan(points)
-    truth = {p.name: float(i) * 10.0 + 0.5 for i, p in enumerate(points)}
+    truth = {p.name: _plausible(p, i) for i, p in enumerate(points)}
     cells = encode_registers(points, truth)[Table.HOLDING]
     # With max_gap 0 every register of a request belongs to some point.
     blocks = [

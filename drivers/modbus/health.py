@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
 from enum import Enum
 
 from gateway.core.backoff import Backoff
@@ -15,6 +16,7 @@ from gateway.core.backoff import Backoff
 _log = logging.getLogger(__name__)
 
 DEFAULT_BACKOFF_CAP = 30.0
+_SHOWN = 5  # rejected points named in one log line
 
 
 class DeviceState(Enum):
@@ -85,3 +87,36 @@ class Health:
         else:
             self._backoff.reset()
             self._not_before = float("-inf")
+
+
+class ValueChecks:
+    """The values a device sent but that came out BAD (not a number, implausible), per device.
+
+    One line when an episode starts (naming the points and why), one when a point joins it, one
+    when every value is plausible again; never one per poll. ``rejected`` is the last poll's.
+    """
+
+    def __init__(self, device: str, *, logger: logging.Logger = _log) -> None:
+        self.device = device
+        self.rejected: dict[str, str] = {}
+        self._episode: set[str] = set()
+        self._log = logger
+
+    def record(self, rejected: Mapping[str, str]) -> None:
+        """Note a fully answered poll's rejected values (point name -> reason)."""
+        self.rejected = dict(rejected)
+        new = sorted(rejected.keys() - self._episode)
+        if new:
+            shown = "; ".join(f"{name}: {rejected[name]}" for name in new[:_SHOWN])
+            more = f"; and {len(new) - _SHOWN} more" if len(new) > _SHOWN else ""
+            self._log.warning(
+                "modbus device %s: %d value(s) BAD: %s%s", self.device, len(new), shown, more
+            )
+            self._episode.update(new)
+        elif not rejected and self._episode:
+            self._log.info(
+                "modbus device %s: values plausible again (%d point(s) were BAD)",
+                self.device,
+                len(self._episode),
+            )
+            self._episode.clear()

@@ -56,6 +56,17 @@ def quiet_pymodbus_logging(level: int = logging.CRITICAL) -> None:
     logging.getLogger("pymodbus").setLevel(level)
 
 
+def _quiet_unless_configured() -> None:
+    """Quiet pymodbus when the first client is built, unless someone set its level already.
+
+    Nothing called :func:`quiet_pymodbus_logging`, so every poll of a device sending junk
+    logged pymodbus's warning (and each timeout its error with a frame dump) on top of our
+    one line per episode. A level set on purpose (debugging a device) is left alone.
+    """
+    if logging.getLogger("pymodbus").level == logging.NOTSET:
+        quiet_pymodbus_logging()
+
+
 def describe(request: ReadRequestLike) -> str:
     """``holding 100..109``: the address range a technician looks up in the device manual."""
     last = request.address + request.count - 1
@@ -96,6 +107,7 @@ class ModbusLink:
             pending.set_exception(ConnectionException("peer closed the connection"))
 
     def _build(self) -> ModbusBaseClient:
+        _quiet_unless_configured()
         client = self._factory(self._trace_packet, self._trace_connect)
         create = client.ctx.call_create
 
@@ -110,7 +122,26 @@ class ModbusLink:
 
         hook: Callable[[], Coroutine[Any, Any, Any]] = create_noting_cause
         client.ctx.call_create = hook
+        client.ctx.callback_data = self._guard_decode(client)  # type: ignore[method-assign]
         return client
+
+    @staticmethod
+    def _guard_decode(client: ModbusBaseClient) -> Callable[..., int]:
+        """pymodbus raises out of ``data_received`` on a frame it cannot decode (a valid MBAP
+        header and a junk PDU): asyncio then logs a traceback and drops the connection, on every
+        poll. Fail the request in flight with the cause instead and drop the unusable bytes."""
+        decode = client.ctx.callback_data
+
+        def callback_data(data: bytes, addr: tuple[str, int] | None = None) -> int:
+            try:
+                return decode(data, addr)
+            except ModbusException as exc:
+                pending = client.ctx.response_future
+                if not pending.done():
+                    pending.set_exception(ModbusFrameError(f"undecodable reply: {_reason(exc)}"))
+                return len(data)
+
+        return callback_data
 
     async def connect(self) -> ModbusBaseClient:
         """Return a connected client, opening the link if needed; ModbusConnectError if not."""
@@ -155,7 +186,14 @@ class ModbusLink:
         except ConnectionException as exc:
             raise ModbusConnectError(f"connection to {self._peer} lost") from exc
         except ModbusException as exc:
-            raise ModbusFrameError(f"unusable reply: {exc}") from exc
+            raise ModbusFrameError(f"unusable reply: {_reason(exc)}") from exc
+        # pymodbus lets a reply with transaction id 0 answer any request: a stray or replayed
+        # frame must not be taken for this request's answer.
+        if response.transaction_id != client.ctx.request_transaction_id:
+            raise ModbusFrameError(
+                f"reply to transaction {response.transaction_id}, "
+                f"not {client.ctx.request_transaction_id}"
+            )
         return _block(request, response)
 
     def _silence(self, timeout: float) -> ModbusReadError:
@@ -183,11 +221,26 @@ async def _call(client: ModbusBaseClient, unit_id: int, request: ReadRequestLike
             return await client.read_input_registers(address, count=count, device_id=unit_id)
 
 
+def _reason(exc: ModbusException) -> str:
+    """pymodbus's message without its ``Modbus Error: [Input/Output]`` prefixes."""
+    text = str(exc)
+    return text.rsplit("] ", 1)[-1].removeprefix("Modbus Error: ").strip() or type(exc).__name__
+
+
 def _block(request: ReadRequestLike, response: ModbusPDU) -> Block:
     if response.isError():
         if isinstance(response, ExceptionResponse):
+            if response.function_code & 0x7F != request.table.function_code:
+                raise ModbusFrameError(f"exception reply for function {response.function_code}")
             raise ModbusExceptionError(response.exception_code)
         raise ModbusFrameError(f"error reply {response}")
+    if response.function_code != request.table.function_code:
+        # A well-formed frame answering another function (input registers for holding, ...)
+        # holds someone else's values.
+        raise ModbusFrameError(
+            f"reply of function {response.function_code} "
+            f"to a function {request.table.function_code} request"
+        )
     if request.table.is_bit:
         bits = response.bits
         if len(bits) < request.count:

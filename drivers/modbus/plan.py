@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,16 @@ class ReadRequest:
         return self.address + self.count
 
 
+class Decoded(NamedTuple):
+    """One poll decoded: values and qualities in frame order, the string points' text, and why
+    each value the device did send came out BAD (not a number, outside its plausible range)."""
+
+    values: FloatArray
+    quality: QualityArray
+    strings: dict[str, str]
+    rejected: dict[str, str]
+
+
 @dataclass(frozen=True)
 class _StringSlot:
     name: str
@@ -60,6 +71,8 @@ class ReadPlan:
     _block_starts: tuple[int, ...] = field(repr=False)  # buffer index of each request's block
     _request_points: tuple[npt.NDArray[np.intp], ...] = field(repr=False)
     _string_slots: tuple[_StringSlot, ...] = field(repr=False)
+    # Plausible range per numeric point (-inf/inf where the map sets none); None: no point has one.
+    _valid: tuple[FloatArray, FloatArray] | None = field(default=None, repr=False)
 
     @property
     def n_registers(self) -> int:
@@ -69,13 +82,21 @@ class ReadPlan:
     def decode(
         self, blocks: Sequence[Block | None]
     ) -> tuple[FloatArray, QualityArray, dict[str, str]]:
-        """Values (float64) and qualities (uint8) in frame order, and the string points' text.
+        """Values (float64), qualities (uint8) and string texts: :meth:`decode_checked` without
+        the reasons."""
+        values, quality, strings, _rejected = self.decode_checked(blocks)
+        return values, quality, strings
+
+    def decode_checked(self, blocks: Sequence[Block | None]) -> Decoded:
+        """Decode one poll's blocks into values in frame order, and say why values are BAD.
 
         ``blocks[i]`` answers ``requests[i]``: uint16 registers, or 0/1 per bit (any integer
         dtype) for coil/discrete requests. ``None``, or a block of the wrong length, makes
         exactly that request's points BAD and NaN (their strings are left out); a value is
-        never held over. Non-finite values are BAD too. Limits do not change quality: they
-        are alarm thresholds, and a reading beyond them is a real reading.
+        never held over. A value the device sent that is not a finite number, or lies outside
+        the point's ``valid_min``..``valid_max``, is BAD and NaN too, with its reason in
+        ``rejected``. Limits (``low``/``high``) do not change quality: they are alarm
+        thresholds, and a reading beyond them is a real reading.
         """
         if len(blocks) != len(self.requests):
             raise ValueError(f"{len(blocks)} blocks for {len(self.requests)} requests")
@@ -90,10 +111,13 @@ class ReadPlan:
         values = np.empty(len(self.points), dtype=np.float64)
         quality = np.empty(len(self.points), dtype=np.uint8)
         decode_into(buffer, self._specs, values, quality)
+        answered = np.ones(len(self.points), dtype=bool)
         for i in failed:
             idx = self._request_points[i]
             values[idx] = np.nan
             quality[idx] = Quality.BAD
+            answered[idx] = False
+        rejected = self._reject(values, quality, answered)
         bad = set(failed)
         strings = {
             slot.name: decode_text(
@@ -102,7 +126,32 @@ class ReadPlan:
             for slot in self._string_slots
             if slot.request not in bad
         }
-        return values, quality, strings
+        return Decoded(values, quality, strings, rejected)
+
+    def _reject(
+        self, values: FloatArray, quality: QualityArray, answered: npt.NDArray[np.bool_]
+    ) -> dict[str, str]:
+        """Mark implausible values BAD (in place); the reason for every answered BAD value."""
+        outside = np.zeros(len(values), dtype=bool)
+        if self._valid is not None:
+            low, high = self._valid
+            with np.errstate(invalid="ignore"):
+                outside = (quality == Quality.GOOD) & ((values < low) | (values > high))
+        not_finite = answered & (quality != Quality.GOOD)
+        if not (outside.any() or not_finite.any()):
+            return {}
+        rejected: dict[str, str] = {}
+        for i in np.flatnonzero(not_finite).tolist():
+            rejected[self.points[i].name] = "not a finite number (NaN or infinity)"
+        for i in np.flatnonzero(outside).tolist():
+            p = self.register_points[i]
+            unit = f" {p.unit}" if p.unit else ""
+            lo = "" if p.valid_min is None else f"{p.valid_min:g}"
+            hi = "" if p.valid_max is None else f"{p.valid_max:g}"
+            rejected[p.name] = f"{values[i]:g}{unit} outside the plausible range {lo}..{hi}"
+        values[outside] = np.nan
+        quality[outside] = Quality.BAD
+        return rejected
 
 
 def compile_plan(
@@ -156,7 +205,17 @@ def compile_plan(
         _block_starts=tuple(starts),
         _request_points=tuple(np.asarray(f, dtype=np.intp) for f in frame_of_request),
         _string_slots=slots,
+        _valid=_valid_ranges([points[i] for i in numeric]),
     )
+
+
+def _valid_ranges(points: Sequence[RegisterPoint]) -> tuple[FloatArray, FloatArray] | None:
+    if all(p.valid_min is None and p.valid_max is None for p in points):
+        return None
+    inf = float("inf")
+    low = np.array([-inf if p.valid_min is None else p.valid_min for p in points], np.float64)
+    high = np.array([inf if p.valid_max is None else p.valid_max for p in points], np.float64)
+    return low, high
 
 
 def _merge(

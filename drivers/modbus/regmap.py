@@ -46,10 +46,12 @@ _POINT_KEYS: Final = frozenset(
         "low",
         "high",
         "deadband",
+        "valid_min",
+        "valid_max",
     }
 )
 # Keys that mean nothing for a string point: its value is text, not a number.
-_NUMERIC_ONLY: Final = ("scale", "offset", "low", "high", "deadband")
+_NUMERIC_ONLY: Final = ("scale", "offset", "low", "high", "deadband", "valid_min", "valid_max")
 
 _PROFILE_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PROFILE_PACKAGE: Final = "gateway.profiles"
@@ -245,6 +247,12 @@ def _parse_point(
     if low is not None and high is not None and low > high:
         sink.error(join(where, "low"), f"low {low} is above high {high}")
     deadband = non_negative(sink, where, raw, "deadband", 0.0)
+    valid_min = finite(sink, where, raw, "valid_min", None)
+    valid_max = finite(sink, where, raw, "valid_max", None)
+    if valid_min is not None and valid_max is not None and valid_min > valid_max:
+        sink.error(
+            join(where, "valid_min"), f"valid_min {valid_min} is above valid_max {valid_max}"
+        )
     if dtype is DataType.STRING:
         for key in _NUMERIC_ONLY:
             if key in raw:
@@ -265,6 +273,8 @@ def _parse_point(
         low=low,
         high=high,
         deadband=deadband,
+        valid_min=valid_min,
+        valid_max=valid_max,
     )
     if point.end > MAX_ADDRESS + 1:
         sink.error(join(where, "address"), f"{point.count} addresses from {address} pass 65535")

@@ -24,7 +24,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from drivers.modbus.bus import SerialBus
 from drivers.modbus.device import DEFAULT_TIMEOUT, DeviceConnection
 from drivers.modbus.exceptions import ModbusReadError
-from drivers.modbus.health import DEFAULT_BACKOFF_CAP, Health
+from drivers.modbus.health import DEFAULT_BACKOFF_CAP, Health, ValueChecks
 from drivers.modbus.link import (
     Block,
     ModbusLink,
@@ -52,9 +52,9 @@ class ReadPlanLike(Protocol):
     def requests(self) -> Sequence[ReadRequestLike]: ...
     @property
     def points(self) -> Sequence[PointSpec]: ...
-    def decode(
+    def decode_checked(
         self, blocks: Sequence[Block | None]
-    ) -> tuple[FloatArray, QualityArray, Mapping[str, str]]: ...
+    ) -> tuple[FloatArray, QualityArray, Mapping[str, str], Mapping[str, str]]: ...
 
 
 class ModbusSource(ABC):
@@ -72,6 +72,7 @@ class ModbusSource(ABC):
         self.health = Health(
             connection.name, connection.poll_interval, backoff_cap=backoff_cap, rng=rng
         )
+        self.values = ValueChecks(connection.name)
 
     @abstractmethod
     async def _transact(self, request: ReadRequestLike) -> Block:
@@ -103,9 +104,11 @@ class ModbusSource(ABC):
                 answered = answered or exc.answered
                 if failure is None or failure[1].answered:
                     failure = (request, exc)
-        values, quality, strings = plan.decode(blocks)
+        values, quality, strings, rejected = plan.decode_checked(blocks)
         if failure is None:
+            # The device answered: a NaN or implausible value is a BAD value, not a lost device.
             self.health.record_success(ts)
+            self.values.record(rejected)
         else:
             failed, error = failure
             where = f"{describe(failed)} (unit {self.connection.unit_id})"

@@ -137,6 +137,10 @@ class RegisterPoint:
     low: float | None = None
     high: float | None = None
     deadband: float = 0.0
+    # The plausible range: a decoded value outside it is BAD (a device fault, a wrong map), not
+    # a reading. None is unbounded on that side.
+    valid_min: float | None = None
+    valid_max: float | None = None
 
     @property
     def count(self) -> int:

@@ -3,6 +3,11 @@
 The daemon and ``gridgate replay bms`` both go through :class:`StringMonitor`, so a parameter set
 tried on a recording behaves exactly as it would in the rack.
 
+A board that stops answering makes every one of its cells stale: that is one board alarm (from
+:mod:`gateway.bms.board_alarms`), so cell alarms raised while a cell's board gives no good
+reading are folded into it, and so are their clears; a cell that goes bad on a board that still
+answers alarms as before.
+
 The estimator starts where the first reading puts it: each cell's SOC read off the OCV table at its
 first plausible voltage (under load that is off by the IR drop, which the EKF then corrects),
 unless the caller gives an initial SOC (replay does, to test convergence).
@@ -13,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway.bms.config import BmsConfig
 from gateway.bms.layout import StringLayout, cell_id
@@ -59,6 +65,12 @@ class StringMonitor:
         )
         self._started = soc0 is not None
         self._flags = np.zeros(layout.n_cells, dtype=np.uint32)
+        # Alarm bits raised while the cell's board was out, reported by the board alarm instead.
+        self._folded = np.zeros(layout.n_cells, dtype=np.uint32)
+        names = {name: i for i, name in enumerate(layout.boards)}
+        self._board = np.array(
+            [names[layout.board_of(c)] for c in range(layout.n_cells)], dtype=np.intp
+        )
         self.cycles = 0
         self.raised = 0
         self.cleared = 0
@@ -105,10 +117,27 @@ class StringMonitor:
         changed = (flags ^ self._flags) & np.uint32(int(FAULTS))
         events: list[AlarmEvent] = []
         if changed.any():
+            changed = self._unfolded(changed, flags, cell_q)
             for cell in np.flatnonzero(changed).tolist():
                 events += self._events(ts, cell, int(flags[cell]), int(changed[cell]), cell_v, t)
         self._flags[:] = flags
         return events
+
+    def _unfolded(
+        self, changed: npt.NDArray[np.uint32], flags: npt.NDArray[np.uint32], cell_q: QualityArray
+    ) -> npt.NDArray[np.uint32]:
+        """The changed bits to report: raises on a board with no good cell this cycle (a board
+        outage) are folded into the board alarm, and so are the clears of folded raises."""
+        answering = np.bincount(
+            self._board, weights=cell_q == Quality.GOOD, minlength=len(self.layout.boards)
+        )
+        out = answering[self._board] == 0
+        fold = np.where(out, changed & flags, np.uint32(0)).astype(np.uint32)
+        cleared = changed & ~flags
+        quiet = cleared & self._folded
+        self._folded = (self._folded | fold) & ~cleared
+        report: npt.NDArray[np.uint32] = changed & ~(fold | quiet)
+        return report
 
     def _events(
         self, ts: float, cell: int, flags: int, changed: int, v: FloatArray, t: FloatArray

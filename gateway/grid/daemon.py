@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from drivers.modbus.bus import SerialBus
+from drivers.modbus.health import DeviceState
 from drivers.modbus.source import ModbusRtuSource, ModbusSource, ModbusTcpSource, poll_forever
-from gateway.core.alarms import DeviceLostAlarm, LimitAlarms
+from gateway.core.alarms import DeviceLostAlarms, LimitAlarms
 from gateway.core.errors import NativeError
 from gateway.core.model import Frame, Quality
 from gateway.core.supervisor import LoopFactory
@@ -51,7 +52,7 @@ class _Meter:
     source: ModbusSource
     summariser: Summariser
     limits: LimitAlarms
-    lost: DeviceLostAlarm
+    lost: DeviceLostAlarms
     last: Frame | None = None
     polls: int = 0
 
@@ -77,7 +78,7 @@ class GridDaemon:
                 _source(m, self._buses),
                 Summariser(m.name, m.plan.points, cfg.integrity_every),
                 LimitAlarms(m.name, m.plan.points),
-                DeviceLostAlarm(m.name, _LOST_AFTER),
+                DeviceLostAlarms((m.name,), _LOST_AFTER),
             )
             for m in cfg.meters.values()
         }
@@ -158,7 +159,9 @@ class GridDaemon:
         m.last = frame
         m.polls += 1
         m.summariser.add(frame)
-        events = m.limits.check(frame) + m.lost.check(frame, m.source.health.last_cause)
+        events = m.limits.check(frame) + m.lost.check(
+            np.array([_answered(m, frame)]), frame.ts, m.source.health.last_cause
+        )
         self._ctx.beats.beat(f"{NAME}.poll.{m.config.name}")
         if events:
             await self._outbox.put_alarms(events, frame.ts)
@@ -212,6 +215,13 @@ class GridDaemon:
                 m.source.close()
             for bus in self._buses.values():
                 bus.close()
+
+
+def _answered(m: _Meter, frame: Frame) -> bool:
+    """A meter that answered is not lost, even when every value it sent was NaN or implausible
+    (those are BAD values with their reasons): only a failed read with nothing GOOD counts."""
+    nothing_good = bool(frame.quality.size) and bool(np.all(frame.quality == Quality.BAD))
+    return not (nothing_good and m.source.health.state is DeviceState.FAILED)
 
 
 def _values(m: _Meter) -> dict[str, list[Any]]:
