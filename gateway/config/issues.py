@@ -7,6 +7,7 @@ Validation never stops at the first problem: every validator reports into an
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -24,7 +25,10 @@ class IssueSink:
         self.issues: list[ConfigIssue] = []
 
     def error(self, path: str, reason: str) -> None:
-        self.issues.append(ConfigIssue(self._origin(path), path, reason))
+        # Keys and values are the file's text: a newline in a key must not forge a second line.
+        self.issues.append(
+            ConfigIssue(printable(self._origin(path)), printable(path), printable(reason))
+        )
 
     def raise_if_any(self) -> None:
         if self.issues:
@@ -32,6 +36,16 @@ class IssueSink:
 
     def __bool__(self) -> bool:  # truthy when problems were found
         return bool(self.issues)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """Control characters escaped (``\\n``, ``\\x00``): one line, no terminal codes."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def join(path: str, key: str | int) -> str:
