@@ -48,6 +48,24 @@ def _topic_id(sink: IssueSink, path: str, table: Mapping[str, Any], key: str) ->
     return value or ""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _without_control(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str
+) -> Mapping[str, Any]:
+    """``table``, minus ``key`` when its value holds a control character (reported here).
+
+    A NUL passed the rules and failed later in the first system call (a traceback in the daemon);
+    a newline in a directory name splits log lines. The key's default is used instead.
+    """
+    value = table.get(key)
+    if isinstance(value, str) and _CONTROL.search(value):
+        sink.error(join(path, key), "must not contain control characters")
+        return {k: v for k, v in table.items() if k != key}
+    return table
+
+
 def _default_state_dir(env: Mapping[str, str]) -> str:
     # systemd's StateDirectory= exports STATE_DIRECTORY; honour it so units need no extra config.
     return env.get("STATE_DIRECTORY", DEFAULT_STATE_DIR).split(":")[0]
@@ -66,6 +84,8 @@ def parse_gateway(
     site = _topic_id(sink, path, table, "site")
     gid = _topic_id(sink, path, table, "id")
     # The environment's default is checked like a written value: it is not the code's.
+    table = _without_control(sink, path, table, "state_dir")
+    table = _without_control(sink, path, table, "runtime_dir")
     state_table = {"state_dir": _default_state_dir(env), **table}
     state = absolute_path(sink, path, state_table, "state_dir", DEFAULT_STATE_DIR)
     level = one_of(sink, path, table, "log_level", "info", _LOG_LEVELS)
@@ -80,6 +100,7 @@ def parse_gateway(
 def parse_spool(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> SpoolSettings:
     path = "spool"
     check_keys(sink, path, table, {"file", "max_mb", "when_full", "synchronous"})
+    table = _without_control(sink, path, table, "file")
     spool_path = resolved_path(sink, path, table, "file", "spool.sqlite", state_dir)
     max_mb = ranged(sink, path, table, "max_mb", 256.0, 1.0, 1_000_000.0, unit="MB")
     when_full = one_of(sink, path, table, "when_full", "drop_oldest", ("drop_oldest", "reject_new"))
