@@ -80,7 +80,8 @@ KEYS = sorted({p[-1] for p in SCHEMA_PATHS})
 
 _numbers = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.sampled_from([0, -1, 1, 2**31, 2**63 - 1, -(2**63)]),
+    st.integers(),  # TOML integers are unbounded
+    st.sampled_from([0, -1, 1, 2**31, 2**63 - 1, -(2**63), 10**400, -(10**400)]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([math.nan, math.inf, -math.inf, 1e-300, 1e308, -0.0, 5e-324, 0.5]),
 )
@@ -285,6 +286,8 @@ def test_random_bytes(workdirs: dict[str, Path]) -> None:
     @example(b'[gateway]\nsite = "caf\xe9"\n')
     @example(b'"bms"."\\u001e" = 0\n')  # a record separator in a key split the line
     @example(b"[grid]\nx = " + b"{a = " * 60 + b"1" + b"}" * 60)
+    @example(b"[gateway]\nstatus_interval = 1" + b"0" * 400)  # OverflowError in take()
+    @example(b"[gateway]\nstatus_interval = 1" + b"0" * 5000)  # ValueError in tomllib
     def one(data: bytes) -> None:
         stats["byte strings"] += 1
         _run(workdirs, "ok_full", data, stats)

@@ -192,3 +192,33 @@ def test_unreadable_files(tmp_path: Path, what: str) -> None:
     assert "Traceback" not in proc.stderr
     assert f"{target}" in proc.stderr
     assert "ermission denied" in proc.stderr
+
+
+def test_integer_too_large_for_a_float(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found while fuzzing: take() turned 10**400 into a float (OverflowError, a traceback).
+    cfg = tmp_path / "gridgate.toml"
+    cfg.write_text(BASE + "status_interval = 1" + "0" * 400 + "\n")
+    err = check(cfg, capsys)
+    assert f"{cfg}: gateway.status_interval: expected a number, got an integer of 401 digits" in err
+
+
+def test_integer_with_more_digits_than_python_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # tomllib raises ValueError (not TOMLDecodeError) beyond sys.get_int_max_str_digits().
+    cfg = tmp_path / "gridgate.toml"
+    cfg.write_text(BASE + "status_interval = 1" + "0" * 5000 + "\n")
+    err = check(cfg, capsys)
+    assert f"{cfg}: invalid TOML: Exceeds the limit (4300 digits)" in err
+
+
+def test_secret_that_is_not_a_regular_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A FIFO blocked check-config forever; /dev/zero read until memory ran out.
+    fifo = tmp_path / "pw"
+    os.mkfifo(fifo)
+    cfg = tmp_path / "gridgate.toml"
+    cfg.write_text(BASE + f'[uplink]\nhost = "h"\nusername = "u"\npassword_file = "{fifo}"\n')
+    err = check(cfg, capsys)
+    assert f"{cfg}: uplink.password_file: secret file {fifo} is not a regular file" in err

@@ -38,7 +38,9 @@ class IssueSink:
         return bool(self.issues)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0, DEL, C1, line/paragraph separators, and the invisible format characters (zero-width,
+# bidirectional overrides) that make a line read differently from what it holds.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 def printable(text: str) -> str:
@@ -86,6 +88,7 @@ class Required(enum.Enum):
 
 
 REQUIRED: Final = Required.REQUIRED
+_MAX_FLOAT_INT: Final = 2**1023  # float(2**1024) overflows
 _MISSING: Final = REQUIRED
 
 
@@ -114,6 +117,10 @@ def take(
         sink.error(where, f"expected {type_name(kind)}, got {value!r}")
         return None if default is _MISSING else default
     if float in kinds and isinstance(value, int):
+        if abs(value) > _MAX_FLOAT_INT:  # TOML integers are unbounded; a float is not
+            digits = len(str(abs(value)))
+            sink.error(where, f"expected {type_name(kind)}, got an integer of {digits} digits")
+            return None if default is _MISSING else default
         return float(value)
     if not isinstance(value, kinds):
         sink.error(where, f"expected {type_name(kind)}, got {type(value).__name__} {value!r}")

@@ -122,6 +122,8 @@ def _parse(path: Path) -> tuple[dict[str, Any] | None, ConfigIssue | None]:
         return refuse(f"not UTF-8 text: {exc.reason} (at byte {exc.start})")
     except tomllib.TOMLDecodeError as exc:
         return refuse(f"invalid TOML: {exc}")
+    except ValueError as exc:  # an integer longer than sys.get_int_max_str_digits()
+        return refuse(f"invalid TOML: {exc}")
     except RecursionError:  # tomllib parses nested arrays and inline tables recursively
         return refuse(f"nested too deeply (more than {MAX_DEPTH} levels of arrays or tables)")
     deep = _too_deep(doc)

@@ -97,6 +97,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def _read(sink: IssueSink, where: str, source: Path) -> Secret | None:
     """The secret in ``source``: UTF-8 text without NUL bytes, one trailing newline dropped."""
     try:
+        if source.exists() and not source.is_file():
+            # A FIFO blocks the check forever, /dev/zero never ends: a secret is a plain file.
+            sink.error(where, f"secret file {source} is not a regular file")
+            return None
         with source.open("rb") as fh:
             data = fh.read(_MAX_BYTES + 1)
     except OSError as exc:
