@@ -3,6 +3,8 @@ lives) and ``[spool]`` (the durable queue between the daemons)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,6 +68,36 @@ def _without_control(
     return table
 
 
+_NAME_MAX, _PATH_MAX = 255, 4095
+
+
+def _unusable(p: Path, *, directory: bool) -> str | None:
+    """Why ``p`` can never be used as a directory (or a file), seen without creating anything."""
+    raw = os.fsencode(p)
+    if len(raw) > _PATH_MAX:
+        return f"longer than {_PATH_MAX} bytes"
+    if any(len(os.fsencode(part)) > _NAME_MAX for part in p.parts):
+        return f"a name in the path is longer than {_NAME_MAX} bytes"
+    with contextlib.suppress(OSError):
+        if not directory and p.is_dir():
+            return f"{p} is a directory"
+    # The first part that exists must be a directory (or, for a file, the file itself). A part
+    # this user may not look into is left to the daemon's user (check-config may run as another).
+    try:
+        for probe in [p, *p.parents] if directory else list(p.parents):
+            if probe.exists():
+                return None if probe.is_dir() else f"{probe} is not a directory"
+    except OSError:
+        return None
+    return None
+
+
+def _check_usable(sink: IssueSink, where: str, p: Path, *, directory: bool) -> None:
+    reason = _unusable(p, directory=directory)
+    if reason is not None:
+        sink.error(where, reason)
+
+
 def _default_state_dir(env: Mapping[str, str]) -> str:
     # systemd's StateDirectory= exports STATE_DIRECTORY; honour it so units need no extra config.
     return env.get("STATE_DIRECTORY", DEFAULT_STATE_DIR).split(":")[0]
@@ -94,6 +126,8 @@ def parse_gateway(
     # demo or a test never needs root.
     default_run = "/run/gridgate" if state == Path(DEFAULT_STATE_DIR) else str(state / "run")
     runtime_dir = absolute_path(sink, path, table, "runtime_dir", default_run)
+    _check_usable(sink, join(path, "state_dir"), state, directory=True)
+    _check_usable(sink, join(path, "runtime_dir"), runtime_dir, directory=True)
     return GatewaySettings(site, gid, state, runtime_dir, level, interval)
 
 
@@ -102,6 +136,7 @@ def parse_spool(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> S
     check_keys(sink, path, table, {"file", "max_mb", "when_full", "synchronous"})
     table = _without_control(sink, path, table, "file")
     spool_path = resolved_path(sink, path, table, "file", "spool.sqlite", state_dir)
+    _check_usable(sink, join(path, "file"), spool_path, directory=False)
     max_mb = ranged(sink, path, table, "max_mb", 256.0, 1.0, 1_000_000.0, unit="MB")
     when_full = one_of(sink, path, table, "when_full", "drop_oldest", ("drop_oldest", "reject_new"))
     # "full" survives a power cut, "normal" a process crash
