@@ -222,3 +222,54 @@ def test_secret_that_is_not_a_regular_file(
     cfg.write_text(BASE + f'[uplink]\nhost = "h"\nusername = "u"\npassword_file = "{fifo}"\n')
     err = check(cfg, capsys)
     assert f"{cfg}: uplink.password_file: secret file {fifo} is not a regular file" in err
+
+
+def test_directories_that_cannot_be_directories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # check-config said OK for a config no daemon can start with.
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    cfg = tmp_path / "gridgate.toml"
+    cfg.write_text(
+        '[gateway]\nsite = "s"\nid = "g"\n'
+        f'state_dir = "{tmp_path}/a-file"\nruntime_dir = "{tmp_path}/a-file/run"\n'
+        f'[spool]\nfile = "{tmp_path}/a-dir"\n'
+    )
+    err = check(cfg, capsys)
+    assert f"{cfg}: gateway.state_dir: {tmp_path}/a-file is not a directory" in err
+    assert f"{cfg}: gateway.runtime_dir: {tmp_path}/a-file is not a directory" in err
+    assert f"{cfg}: spool.file: {tmp_path}/a-dir is a directory" in err
+
+
+def test_names_too_long_for_the_filesystem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "gridgate.toml"
+    long_dir = "/var/lib/" + "x" * 256
+    cfg.write_text(BASE.replace("/tmp/gridgate-malformed", long_dir))
+    err = check(cfg, capsys)
+    assert f"{cfg}: gateway.state_dir: a name in the path is longer than 255 bytes" in err
+    cfg.write_text(BASE.replace("/tmp/gridgate-malformed", "/var" + "/x" * 2100))
+    err = check(cfg, capsys)
+    assert f"{cfg}: gateway.state_dir: longer than 4095 bytes" in err
+
+
+def test_a_file_in_a_directory_nobody_may_enter(tmp_path: Path) -> None:
+    # is_file() raises PermissionError (not False) inside a directory this user cannot search:
+    # the TLS ca_file check (rules.existing_path) and the state_dir check were tracebacks.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    cfg = tmp_path / "gridgate.toml"
+    cfg.write_text(
+        f'[gateway]\nsite = "s"\nid = "g"\nstate_dir = "{locked}/state"\n'
+        f'[uplink]\nhost = "h"\n[uplink.tls]\nca_file = "{locked}/ca.pem"\n'
+    )
+    locked.chmod(0)
+    try:
+        proc = run_unprivileged(cfg)
+    finally:
+        locked.chmod(0o700)
+    assert proc.returncode == 78, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"{cfg}: uplink: cannot check {locked}/ca.pem: Permission denied" in proc.stderr
