@@ -3,7 +3,6 @@ lives) and ``[spool]`` (the durable queue between the daemons)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -71,19 +70,24 @@ def _without_control(
 _NAME_MAX, _PATH_MAX = 255, 4095
 
 
-def _unusable(p: Path, *, directory: bool) -> str | None:
-    """Why ``p`` can never be used as a directory (or a file), seen without creating anything."""
-    raw = os.fsencode(p)
-    if len(raw) > _PATH_MAX:
+def path_problem(p: str | Path, *, directory: bool) -> str | None:
+    """Why ``p`` can never be used as a directory (or a regular file), found without creating
+    anything; None when it may be. Control characters, over-long names, a file where a
+    directory goes (or the reverse), a device or FIFO where a file goes."""
+    if _CONTROL.search(str(p)):
+        return "must not contain control characters"
+    p = Path(p)
+    if len(os.fsencode(p)) > _PATH_MAX:
         return f"longer than {_PATH_MAX} bytes"
     if any(len(os.fsencode(part)) > _NAME_MAX for part in p.parts):
         return f"a name in the path is longer than {_NAME_MAX} bytes"
-    with contextlib.suppress(OSError):
-        if not directory and p.is_dir():
-            return f"{p} is a directory"
-    # The first part that exists must be a directory (or, for a file, the file itself). A part
+    # The first part that exists must be a directory (or, for a file, a regular file). A part
     # this user may not look into is left to the daemon's user (check-config may run as another).
     try:
+        if not directory and p.exists():
+            if p.is_dir():
+                return f"{p} is a directory"
+            return None if p.is_file() else f"{p} is not a regular file"
         for probe in [p, *p.parents] if directory else list(p.parents):
             if probe.exists():
                 return None if probe.is_dir() else f"{probe} is not a directory"
@@ -93,7 +97,7 @@ def _unusable(p: Path, *, directory: bool) -> str | None:
 
 
 def _check_usable(sink: IssueSink, where: str, p: Path, *, directory: bool) -> None:
-    reason = _unusable(p, directory=directory)
+    reason = path_problem(p, directory=directory)
     if reason is not None:
         sink.error(where, reason)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gateway.config.issues import IssueSink, check_keys, join, take
+from gateway.config.root import path_problem
 from gateway.config.rules import REQUIRED, integer_ranged, one_of, ranged
 from gateway.grid.slp import BUILTIN
 from gateway.native import pgm_json
@@ -202,6 +203,11 @@ def parse_estimation(
     check_keys(sink, path, table, _KEYS)
     feeder_raw = take(sink, path, table, "feeder", str)
     feeder = config_dir / feeder_raw if feeder_raw is not None else None
+    problem = path_problem(feeder, directory=False) if feeder is not None else None
+    if problem is not None:
+        # A NUL failed in open() (a traceback); /dev/zero was read until memory ran out.
+        sink.error(join(path, "feeder"), problem)
+        feeder = None
     ids = _feeder_ids(sink, join(path, "feeder"), feeder) if feeder is not None else None
     nodes, lines, busbar = ids if ids is not None else (None, None, None)
 
