@@ -7,6 +7,7 @@ table. Nothing here opens a port or a socket: validation happens at start, I/O l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -37,6 +38,10 @@ DEVICE_KEYS: frozenset[str] = frozenset(
 BUS_KEYS: frozenset[str] = frozenset(
     {"port", "baudrate", "parity", "stopbits", "bytesize", "inter_frame_gap", "timeout"}
 )
+
+# Host names (RFC 1123), IPv4 and IPv6 literals (with brackets and a zone): no spaces, no controls.
+_HOST = re.compile(r"^[A-Za-z0-9._:%\[\]-]{1,253}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 DEFAULT_TCP_PORT = 502
 DEFAULT_UNIT_ID = 1
@@ -162,6 +167,9 @@ def _tcp_keys(sink: IssueSink, path: str, table: Mapping[str, Any]) -> tuple[str
     host = take(sink, path, table, "host", str)
     if host is not None and not host.strip():
         sink.error(join(path, "host"), "must not be empty")
+    elif host is not None and not _HOST.match(host):
+        # A NUL cut the name short in the resolver, a newline forged a log line per attempt.
+        sink.error(join(path, "host"), "must be a host name or an IP address (no spaces)")
     port = integer_ranged(sink, path, table, "port", DEFAULT_TCP_PORT, 1, 65535)
     if "bus" in table:
         sink.error(join(path, "bus"), 'only an rtu device names a bus (transport = "rtu")')
@@ -189,7 +197,7 @@ def parse_bus(
     check_keys(sink, path, table, set(BUS_KEYS))
 
     port = take(sink, path, table, "port", str)
-    if port is not None and not port.strip():
+    if port is not None and (not port.strip() or _CONTROL.search(port)):
         sink.error(join(path, "port"), "must name a serial device such as /dev/ttyUSB0")
     baudrate = one_of(sink, path, table, "baudrate", 19200, sorted(STANDARD_BAUDRATES))
     parity = cast("Parity", one_of(sink, path, table, "parity", "E", ("N", "E", "O")))
