@@ -23,6 +23,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
@@ -300,3 +301,53 @@ def test_writer_round_trips() -> None:
     """The fuzzer's TOML writer writes what tomllib reads back (else it only tests the parser)."""
     for name in OK_BASES:
         assert tomllib.loads(to_toml(DOCS[name])) == DOCS[name]
+
+
+HOSTILE_STRINGS = ["\x00", "a\nb", "/dev/zero", "z" * 5000, "/proc", "", "../../../etc/shadow"]
+
+
+def _string_leaves(doc: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _string_leaves(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _string_leaves(v, (*prefix, i))
+    elif isinstance(doc, str):
+        yield prefix
+
+
+class _HangError(Exception):
+    pass
+
+
+def _alarm(_signum: int, _frame: object) -> None:
+    raise _HangError
+
+
+def test_hostile_strings_in_every_string_key(workdirs: dict[str, Path]) -> None:
+    """Every string of the valid configs replaced by a NUL, a newline, /dev/zero (a file that
+    never ends), a 5,000-byte name, a directory, "" or a path escape: no traceback, no hang."""
+    stats: Counter[str] = Counter()
+    old = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for base in (*OK_BASES, "example"):
+            case = base if base in OK_BASES else "ok_full"
+            for leaf in _string_leaves(DOCS[base]):
+                for value in HOSTILE_STRINGS:
+                    doc = json.loads(json.dumps(DOCS[base]))
+                    node = doc
+                    for step in leaf[:-1]:
+                        node = node[step]
+                    node[leaf[-1]] = value
+                    stats["documents"] += 1
+                    signal.alarm(20)
+                    try:
+                        _run(workdirs, case, to_toml(doc).encode(), stats)
+                    except _HangError:
+                        pytest.fail(f"check-config hung with {leaf} = {value[:20]!r}")
+                    finally:
+                        signal.alarm(0)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    print(f"\nfuzz hostile strings: {dict(stats)}")
