@@ -273,3 +273,12 @@ def test_a_file_in_a_directory_nobody_may_enter(tmp_path: Path) -> None:
     assert proc.returncode == 78, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"{cfg}: uplink: cannot check {locked}/ca.pem: Permission denied" in proc.stderr
+
+
+def test_relative_password_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Read from the working directory: "/" under systemd, wherever check-config was run by hand;
+    # the check and the daemon could read two different files.
+    cfg = tmp_path / "gridgate.toml"
+    cfg.write_text(BASE + '[uplink]\nhost = "h"\nusername = "u"\npassword_file = "pw"\n')
+    err = check(cfg, capsys)
+    assert f"{cfg}: uplink.password_file: must be an absolute path, got 'pw'" in err

@@ -84,6 +84,11 @@ def read_secret(
             sink.error(where, "must not contain control characters")
             return None
         source = Path(file_name)
+        if not source.is_absolute():
+            # Relative to the working directory: "/" under systemd, anywhere by hand; the check
+            # and the daemon would read two different files.
+            sink.error(where, f"must be an absolute path, got {file_name!r}")
+            return None
     else:
         return None
     return _read(sink, where, source)
