@@ -6,7 +6,8 @@ documents every run:
 
 - documents built from the real schema: the keys of every config case folder and the example
   config, a few of them set to random values of random types (NaN, 1e308, control characters,
-  arrays where tables belong, ...), on top of a valid config or on their own;
+  arrays where tables belong, ...), on top of a valid config or on their own, as the main file
+  and as a drop-in next to a valid main file;
 - the case files themselves, mutated byte-wise (cut, doubled, spliced, a number replaced);
 - random bytes.
 
@@ -214,6 +215,8 @@ def workdirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dirs = {}
     for case in sorted(p for p in CASES.iterdir() if p.is_dir()):
         dirs[case.name] = shutil.copytree(case, root / case.name)
+    dirs["dropin_fuzz"] = shutil.copytree(CASES / "ok_full", root / "dropin_fuzz")
+    (dirs["dropin_fuzz"] / "conf.d").mkdir()
     return dirs
 
 
@@ -276,6 +279,25 @@ def test_mutated_case_files(workdirs: dict[str, Path]) -> None:
 
     one()
     print(f"\nfuzz mutated case files: {dict(stats)}")
+
+
+def test_schema_dropins(workdirs: dict[str, Path]) -> None:
+    """A valid main file plus a random drop-in: merged keys, replaced tables, origins."""
+    stats: Counter[str] = Counter()
+    main = workdirs["dropin_fuzz"] / "fuzz.toml"
+    main.write_bytes(TEXTS["ok_full"])
+    dropin = workdirs["dropin_fuzz"] / "conf.d" / "50-fuzz.toml"
+
+    @FUZZ
+    @given(schema_documents())
+    def one(drawn: tuple[str, bytes]) -> None:
+        stats["documents"] += 1
+        dropin.write_bytes(drawn[1])
+        check_config(main, stats)
+
+    one()
+    print(f"\nfuzz schema drop-ins: {dict(stats)}")
+    assert stats["exit 0"] and stats["exit 78"], stats
 
 
 def test_random_bytes(workdirs: dict[str, Path]) -> None:
