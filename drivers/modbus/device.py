@@ -7,12 +7,13 @@ table. Nothing here opens a port or a socket: validation happens at start, I/O l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from gateway.config.issues import IssueSink, check_keys, join, take
-from gateway.config.rules import integer_ranged, one_of, positive
+from gateway.config.rules import integer_ranged, one_of, ranged
 
 Transport = Literal["tcp", "rtu"]
 Parity = Literal["N", "E", "O"]
@@ -38,12 +39,25 @@ BUS_KEYS: frozenset[str] = frozenset(
     {"port", "baudrate", "parity", "stopbits", "bytesize", "inter_frame_gap", "timeout"}
 )
 
+# Host names (RFC 1123), IPv4 and IPv6 literals (with brackets and a zone): no spaces, no controls.
+_HOST = re.compile(r"^[A-Za-z0-9._:%\[\]-]{1,253}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 DEFAULT_TCP_PORT = 502
 DEFAULT_UNIT_ID = 1
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_MAX_GAP = 0  # merge only truly contiguous registers unless the map says otherwise
 MAX_RETRIES = 5
+# Seconds. Faster than 10 polls a second is a busy loop against a meter (1e-300 was 3,600
+# requests a second and half a core); slower than an hour is a meter nobody watches (1e308 polled
+# once and reported "ok" forever).
+POLL_INTERVAL_RANGE = (0.1, 3600.0)
+# Seconds per request (and per bus): below 10 ms nothing answers, even on loopback or RS-485 at
+# 115200 baud; above a minute a dead meter holds the poll loop past the watchdog.
+TIMEOUT_RANGE = (0.01, 60.0)
+# Seconds of silence between RTU frames: t3.5 is 0.3 ms at 115200 baud and 32 ms at 1200 baud.
+INTER_FRAME_GAP_RANGE = (0.0001, 1.0)
 MAX_GAP_LIMIT = 124  # a merged request must still fit in one 125-register read
 
 
@@ -115,12 +129,13 @@ def parse_device(
     unit_id = integer_ranged(sink, path, table, "unit_id", DEFAULT_UNIT_ID, 0, 247)
     if transport == "rtu" and unit_id == 0:
         sink.error(join(path, "unit_id"), "0 is the broadcast address; nothing answers a read")
-    poll_interval = positive(
-        sink, path, table, "poll_interval", DEFAULT_POLL_INTERVAL, unit="seconds"
-    )
+    poll_interval = ranged(
+        sink, path, table, "poll_interval", DEFAULT_POLL_INTERVAL, *POLL_INTERVAL_RANGE,
+        unit="seconds",
+    )  # fmt: skip
     # An rtu device without its own timeout inherits its bus's, so leave it unset here.
     timeout_default = DEFAULT_TIMEOUT if transport != "rtu" else None
-    timeout = positive(sink, path, table, "timeout", timeout_default, unit="seconds")
+    timeout = ranged(sink, path, table, "timeout", timeout_default, *TIMEOUT_RANGE, unit="seconds")
     retries = integer_ranged(sink, path, table, "retries", 0, 0, MAX_RETRIES)
     max_gap = integer_ranged(sink, path, table, "max_gap", DEFAULT_MAX_GAP, 0, MAX_GAP_LIMIT)
 
@@ -152,6 +167,9 @@ def _tcp_keys(sink: IssueSink, path: str, table: Mapping[str, Any]) -> tuple[str
     host = take(sink, path, table, "host", str)
     if host is not None and not host.strip():
         sink.error(join(path, "host"), "must not be empty")
+    elif host is not None and not _HOST.match(host):
+        # A NUL cut the name short in the resolver, a newline forged a log line per attempt.
+        sink.error(join(path, "host"), "must be a host name or an IP address (no spaces)")
     port = integer_ranged(sink, path, table, "port", DEFAULT_TCP_PORT, 1, 65535)
     if "bus" in table:
         sink.error(join(path, "bus"), 'only an rtu device names a bus (transport = "rtu")')
@@ -179,16 +197,14 @@ def parse_bus(
     check_keys(sink, path, table, set(BUS_KEYS))
 
     port = take(sink, path, table, "port", str)
-    if port is not None and not port.strip():
+    if port is not None and (not port.strip() or _CONTROL.search(port)):
         sink.error(join(path, "port"), "must name a serial device such as /dev/ttyUSB0")
     baudrate = one_of(sink, path, table, "baudrate", 19200, sorted(STANDARD_BAUDRATES))
     parity = cast("Parity", one_of(sink, path, table, "parity", "E", ("N", "E", "O")))
     stopbits = one_of(sink, path, table, "stopbits", 1, (1, 2))
     bytesize = one_of(sink, path, table, "bytesize", 8, (7, 8))
-    timeout = positive(sink, path, table, "timeout", DEFAULT_TIMEOUT, unit="seconds")
-    gap = positive(sink, path, table, "inter_frame_gap", None, unit="seconds")
-    if gap is not None and gap > 1.0:
-        sink.error(join(path, "inter_frame_gap"), f"must be at most 1 s, got {gap}")
+    timeout = ranged(sink, path, table, "timeout", DEFAULT_TIMEOUT, *TIMEOUT_RANGE, unit="seconds")
+    gap = ranged(sink, path, table, "inter_frame_gap", None, *INTER_FRAME_GAP_RANGE, unit="seconds")
 
     if len(sink.issues) > before:
         return None

@@ -7,6 +7,7 @@ Validation never stops at the first problem: every validator reports into an
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -24,7 +25,10 @@ class IssueSink:
         self.issues: list[ConfigIssue] = []
 
     def error(self, path: str, reason: str) -> None:
-        self.issues.append(ConfigIssue(self._origin(path), path, reason))
+        # Keys and values are the file's text: a newline in a key must not forge a second line.
+        self.issues.append(
+            ConfigIssue(printable(self._origin(path)), printable(path), printable(reason))
+        )
 
     def raise_if_any(self) -> None:
         if self.issues:
@@ -32,6 +36,18 @@ class IssueSink:
 
     def __bool__(self) -> bool:  # truthy when problems were found
         return bool(self.issues)
+
+
+# C0, DEL, C1, line/paragraph separators, and the invisible format characters (zero-width,
+# bidirectional overrides) that make a line read differently from what it holds.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """Control characters escaped (``\\n``, ``\\x00``): one line, no terminal codes."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def join(path: str, key: str | int) -> str:
@@ -72,6 +88,7 @@ class Required(enum.Enum):
 
 
 REQUIRED: Final = Required.REQUIRED
+_MAX_FLOAT_INT: Final = 2**1023  # float(2**1024) overflows
 _MISSING: Final = REQUIRED
 
 
@@ -100,6 +117,10 @@ def take(
         sink.error(where, f"expected {type_name(kind)}, got {value!r}")
         return None if default is _MISSING else default
     if float in kinds and isinstance(value, int):
+        if abs(value) > _MAX_FLOAT_INT:  # TOML integers are unbounded; a float is not
+            digits = len(str(abs(value)))
+            sink.error(where, f"expected {type_name(kind)}, got an integer of {digits} digits")
+            return None if default is _MISSING else default
         return float(value)
     if not isinstance(value, kinds):
         sink.error(where, f"expected {type_name(kind)}, got {type(value).__name__} {value!r}")

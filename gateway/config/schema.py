@@ -102,7 +102,14 @@ def build_config(
         given = SectionInput(
             sink, _tables(sink, data, section.tables), present, gateway, raw.main.parent, env
         )
-        parsed: SectionConfig | None = section.parse(given)
+        try:
+            parsed: SectionConfig | None = section.parse(given)
+        except OSError as exc:
+            # A check that looks at the filesystem (a CA file, a profile directory) met a path
+            # this user may not see: report it at the section instead of dying with a traceback.
+            where = f" {exc.filename}" if exc.filename else ""
+            sink.error(section.name, f"cannot check{where}: {exc.strerror or exc}")
+            continue
         if parsed is not None:
             sections[section.name] = parsed
     sink.raise_if_any()

@@ -19,6 +19,7 @@ from drivers.modbus.regmap import load_register_map
 from drivers.modbus.types import RegisterPoint
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
+from gateway.config.root import path_problem
 from gateway.config.rules import finite, integer_ranged, non_negative, ranged, safe_name, shown_key
 from gateway.grid.estimation_config import (
     METER_KEYS,
@@ -178,8 +179,11 @@ def parse_grid(
     dirs_raw = take(sink, path, table, "profile_dirs", list, [str(config_dir / "profiles")])
     profile_dirs: list[Path] = []
     for i, d in enumerate(dirs_raw or []):
+        where = join(join(path, "profile_dirs"), i)
         if not isinstance(d, str):
-            sink.error(join(join(path, "profile_dirs"), i), "expected a directory path string")
+            sink.error(where, "expected a directory path string")
+        elif (problem := path_problem(config_dir / d, directory=True)) is not None:
+            sink.error(where, problem)  # a NUL or a 300-byte name failed in the profile lookup
         else:
             profile_dirs.append(config_dir / d)
 

@@ -23,13 +23,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from gateway.config.issues import IssueSink, check_keys, join, take
-from gateway.config.rules import integer_ranged, one_of, ranged
+from gateway.config.root import path_problem
+from gateway.config.rules import REQUIRED, integer_ranged, one_of, ranged
 from gateway.grid.slp import BUILTIN
 from gateway.native import pgm_json
 
 CONTROLLABLE_KINDS: Final = ("pv", "charger", "heat_pump")
 PROFILES: Final = tuple(BUILTIN)
 METER_KEYS: Final = frozenset({"node", "line", "phases"})
+# power-grid-model ids are int32; a feeder file's ids are checked against the file as well.
+MAX_ID: Final = 2**31 - 1
 
 _KEYS: Final = {
     "feeder",
@@ -124,8 +127,8 @@ def parse_meter_location(
     """The ``node``/``line``/``phases`` keys of a meter; None when it has no place on the feeder."""
     if not any(k in table for k in METER_KEYS):
         return None
-    node = take(sink, path, table, "node", int, None)
-    line = take(sink, path, table, "line", int, None)
+    node = integer_ranged(sink, path, table, "node", None, 0, MAX_ID)
+    line = integer_ranged(sink, path, table, "line", None, 0, MAX_ID)
     phases = _phases(sink, path, table, "abc")
     if node is not None and line is not None:
         sink.error(path, "give either node (an injection) or line (a flow), not both")
@@ -165,7 +168,7 @@ def _connection(
         return None
     before = len(sink.issues)
     check_keys(sink, path, table, _CONNECTION_KEYS)
-    node = take(sink, path, table, "node", int)
+    node = integer_ranged(sink, path, table, "node", REQUIRED, 0, MAX_ID)
     if node is not None and nodes is not None and node not in nodes:
         sink.error(join(path, "node"), f"no node {node} in the feeder file")
     phases = _phases(sink, path, table, "a")
@@ -200,6 +203,11 @@ def parse_estimation(
     check_keys(sink, path, table, _KEYS)
     feeder_raw = take(sink, path, table, "feeder", str)
     feeder = config_dir / feeder_raw if feeder_raw is not None else None
+    problem = path_problem(feeder, directory=False) if feeder is not None else None
+    if problem is not None:
+        # A NUL failed in open() (a traceback); /dev/zero was read until memory ran out.
+        sink.error(join(path, "feeder"), problem)
+        feeder = None
     ids = _feeder_ids(sink, join(path, "feeder"), feeder) if feeder is not None else None
     nodes, lines, busbar = ids if ids is not None else (None, None, None)
 

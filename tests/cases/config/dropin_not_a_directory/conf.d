@@ -1,0 +1,2 @@
+[uplink]
+port = 1
