@@ -91,7 +91,7 @@ def write_config(tmp_path: Path, port: int) -> Path:
                     "transport": "tcp",
                     "host": "127.0.0.1",
                     "port": port,
-                    "poll_interval": 0.05,
+                    "poll_interval": 0.1,  # the lowest a config may set
                     "timeout": 0.2,
                     "points": points,
                 }
