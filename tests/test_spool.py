@@ -223,3 +223,41 @@ async def test_async_facade(tmp_path: Path) -> None:
     assert await sp.depth() == 1
     assert (await sp.stats()).bytes == 10
     sp.spool.close()
+
+
+def _on_disk(path: Path) -> int:
+    """The database, its WAL and its index as the file system sees them."""
+    side = (path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+    return sum(p.stat().st_size for p in side if p.exists())
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "reject_new"])
+def test_bound_covers_the_whole_file_wal_included(tmp_path: Path, policy: str) -> None:
+    """Issue 11: `max_bytes` bounded payload bytes only; the WAL and the pages grew past it.
+
+    A reader in another connection reads between the writes (as the uplink's peeks do); the files
+    on disk (database, WAL, index) must stay within the bound throughout.
+    """
+    path = tmp_path / "spool.db"
+    bound = 1_000_000
+    reader = sqlite3.connect(path, isolation_level=None)
+    with Spool(path, max_bytes=bound, policy=policy) as sp:  # type: ignore[arg-type]
+        biggest = 0
+        rejected = 0
+        for i in range(600):
+            reader.execute("SELECT count(*) FROM spool").fetchone()
+            try:
+                sp.append_many(_rows(4, size=900, start=4 * i))
+            except SpoolFullError:
+                rejected += 1
+            biggest = max(biggest, _on_disk(path))
+        assert biggest <= bound, f"spool files took {biggest} bytes, bound {bound}"
+        st = sp.stats()
+        if policy == "drop_oldest":
+            assert st.dropped > 0 and rejected == 0
+        else:
+            assert rejected > 0 and st.rejected == 4 * rejected
+        # still usable at the bound: the newest rows are there and in order
+        seqs = [r.seq for r in sp.peek(0, 10_000)]
+        assert seqs == sorted(seqs) and seqs
+    reader.close()
