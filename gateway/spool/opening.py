@@ -52,6 +52,10 @@ def check_settings(max_bytes: int, policy: str, synchronous: str, low_water: flo
         raise ValueError(f"low_water must be within (0, 1), got {low_water}")
 
 
+class SpoolBusyError(SpoolError):
+    """Another process held the spool for longer than the busy timeout."""
+
+
 def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.Error):
         return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
@@ -178,6 +182,8 @@ def open_or_recover(path: Path, s: OpenSettings) -> tuple[sqlite3.Connection, Pa
                 return connect(path, s), moved, str(exc)
     except (sqlite3.Error, OSError) as exc:
         kind = SpoolDiskFullError if is_disk_full(exc) else SpoolError
+        if isinstance(exc, sqlite3.Error) and is_busy(exc):
+            kind = SpoolBusyError
         if isinstance(exc, OSError) and kind is SpoolError:
             raise
         raise kind(f"{path}: cannot open spool: {exc}") from exc
@@ -223,6 +229,7 @@ def file_bytes(path: Path) -> int:
 
 __all__ = [
     "OpenSettings",
+    "SpoolBusyError",
     "SpoolDiskFullError",
     "check_settings",
     "checkpoint",

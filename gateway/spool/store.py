@@ -25,7 +25,6 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Literal
 
 from gateway.core.errors import SpoolError, SpoolFullError
@@ -35,7 +34,6 @@ from gateway.spool.opening import (
     SpoolDiskFullError,
     check_settings,
     checkpoint,
-    file_bytes,
     is_disk_full,
     open_or_recover,
     pages_in_use,
@@ -52,8 +50,8 @@ _PAGE: Final = 4096  # SQLite's default page size, the one this build creates fi
 _SHM_BYTES: Final = 32 * 1024  # the WAL index (-shm) of a WAL no longer than its limit
 
 
-class _RejectedError(Exception):
-    """Raised inside the write transaction to roll a batch back that the policy refuses."""
+class _RejectedError(Exception):  # raised in a write: the policy refuses the batch, roll back
+    pass
 
 
 class Spool:
@@ -106,12 +104,7 @@ class Spool:
     def __enter__(self) -> Spool:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @contextlib.contextmanager
@@ -226,6 +219,16 @@ class Spool:
             log.info("spool %s: writable again", self.path)
         self._disk_full = False
 
+    def probe_writable(self) -> None:
+        """One small write: raises :class:`SpoolDiskFullError` while the disk is full."""
+        try:
+            with self._write():
+                self._record_unrecorded()
+                self._bump("rejected", 0)
+        except sqlite3.Error as exc:
+            kind = SpoolDiskFullError if is_disk_full(exc) else SpoolError
+            raise kind(f"{self.path}: not writable: {exc}") from exc
+
     def _record_rejection(self, count: int, size: int) -> None:
         try:
             with self._write():
@@ -242,8 +245,7 @@ class Spool:
             self._bump("rejected", self._unrecorded_rejects)
             self._unrecorded_rejects = 0
 
-    def _pages_over(self) -> int:
-        """Pages in use in the database file beyond its share of the bound (inside a write)."""
+    def _pages_over(self) -> int:  # inside a write
         return pages_in_use(self._db) - self._db_cap_pages
 
     def _keep_wal_small(self) -> None:
@@ -254,9 +256,6 @@ class Spool:
     def _checkpoint(self) -> None:
         with self._lock:
             checkpoint(self._db, self._busy_timeout_ms)
-
-    def file_bytes(self) -> int:
-        return file_bytes(self.path)  # database, WAL and index
 
     def _insert(self, row: NewRow) -> int:
         cur = self._db.execute(
