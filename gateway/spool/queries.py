@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
+from typing import Any, Final
 
 from gateway.spool.rows import SPOOL_DAEMON, Policy, SpoolStats
 
@@ -51,6 +51,21 @@ def delete_seqs(db: sqlite3.Connection, seqs: list[int]) -> tuple[int, int]:
     return deleted, freed
 
 
+def full_alarm(
+    db: sqlite3.Connection, policy: Policy | None, cause: str | None, used: int, max_bytes: int
+) -> dict[str, Any]:
+    """The body of a spool_full alarm row: raised (with its policy and cause) or cleared."""
+    body: dict[str, Any] = {"alarm": "spool_full", "active": policy is not None}
+    if policy is not None:
+        body.update(policy=policy, cause=cause)
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    return {**body, "bytes": used, "max_bytes": max_bytes, **_counts(meta)}
+
+
+def _counts(meta: dict[str, int]) -> dict[str, int]:
+    return {"dropped": int(meta["dropped"]), "rejected": int(meta["rejected"])}
+
+
 def read_stats(db: sqlite3.Connection, max_bytes: int, policy: Policy) -> SpoolStats:
     """Every figure of :class:`SpoolStats` from one consistent snapshot."""
     db.execute("BEGIN")
@@ -77,4 +92,4 @@ def read_stats(db: sqlite3.Connection, max_bytes: int, policy: Policy) -> SpoolS
     )
 
 
-__all__ = ["delete_oldest", "delete_seqs", "read_stats"]
+__all__ = ["delete_oldest", "delete_seqs", "full_alarm", "read_stats"]

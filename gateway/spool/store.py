@@ -39,7 +39,7 @@ from gateway.spool.opening import (
     pages_in_use,
     wal_bytes,
 )
-from gateway.spool.queries import delete_oldest, delete_seqs, read_stats
+from gateway.spool.queries import delete_oldest, delete_seqs, full_alarm, read_stats
 from gateway.spool.rows import ALARM_KIND, SPOOL_DAEMON, NewRow, Policy, SpoolRow, SpoolStats
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ class Spool:
         self._db_cap_pages = max(8, (max_bytes - 2 * self._wal_limit - _SHM_BYTES) // _PAGE)
         self._unrecorded_rejects = 0  # refused while nothing could be written (a full disk)
         self._disk_full = False
+        self._after_commit: list[tuple[int, str, tuple[object, ...]]] = []
         self._busy_timeout_ms = int(busy_timeout_ms)
         settings = OpenSettings(synchronous, busy_timeout_ms, self._wal_limit)
         self._db, self.moved_aside, why = open_or_recover(self.path, settings)
@@ -111,6 +112,7 @@ class Spool:
     def _write(self) -> Iterator[None]:
         """One write transaction; the caller holds no lock. Rolls back on any error."""
         with self._lock:
+            self._after_commit = []  # log lines of what only happened if the commit succeeds
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -120,6 +122,8 @@ class Spool:
                     with contextlib.suppress(sqlite3.Error):
                         self._db.execute("ROLLBACK")
                 raise
+            for level, msg, args in self._after_commit:
+                log.log(level, msg, *args)
 
     # -- producers ------------------------------------------------------------------------------
 
@@ -279,25 +283,14 @@ class Spool:
             return
         self._set("alarm_active", 1)
         self._bump("alarms_raised", 1)
-        body = {
-            "alarm": "spool_full",
-            "active": True,
-            "policy": self.policy,
-            "cause": cause,
-            "bytes": used,
-            "max_bytes": self.max_bytes,
-            "batch_bytes": size,
-            "dropped": self._meta("dropped"),
-            "rejected": self._meta("rejected"),
-        }
-        self._insert_alarm(body)
-        log.warning(
-            "spool %s: full (%s, %d of %d bytes), policy %s: raising spool_full alarm",
-            self.path,
-            cause,
-            used,
-            self.max_bytes,
-            self.policy,
+        body = full_alarm(self._db, self.policy, cause, used, self.max_bytes)
+        self._insert_alarm({**body, "batch_bytes": size})
+        self._after_commit.append(
+            (
+                logging.WARNING,
+                "spool %s: full (%s, %d of %d bytes), policy %s: spool_full alarm raised",
+                (self.path, cause, used, self.max_bytes, self.policy),
+            )
         )
 
     def _insert_alarm(self, body: dict[str, Any]) -> None:
@@ -307,16 +300,14 @@ class Spool:
         if used >= self._low_water_bytes or not self._meta("alarm_active"):
             return
         self._set("alarm_active", 0)
-        body = {
-            "alarm": "spool_full",
-            "active": False,
-            "bytes": used,
-            "max_bytes": self.max_bytes,
-            "dropped": self._meta("dropped"),
-            "rejected": self._meta("rejected"),
-        }
-        self._insert_alarm(body)
-        log.info("spool %s: drained to %d bytes, spool_full alarm cleared", self.path, used)
+        self._insert_alarm(full_alarm(self._db, None, None, used, self.max_bytes))
+        self._after_commit.append(
+            (
+                logging.INFO,
+                "spool %s: drained to %d bytes, spool_full alarm cleared",
+                (self.path, used),
+            )
+        )
 
     # -- the uplink ------------------------------------------------------------------------------
 
