@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -261,3 +262,35 @@ def test_bound_covers_the_whole_file_wal_included(tmp_path: Path, policy: str) -
         seqs = [r.seq for r in sp.peek(0, 10_000)]
         assert seqs == sorted(seqs) and seqs
     reader.close()
+
+
+def _bad_header(path: Path) -> None:
+    with path.open("r+b") as f:
+        f.write(b"this is no sqlite header, a flash page gone bad.....")
+
+
+def _truncated(path: Path) -> None:
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.truncate(size // 2)
+
+
+@pytest.mark.parametrize("damage", [_bad_header, _truncated], ids=["bad_header", "truncated"])
+def test_corrupt_file_is_moved_aside_with_an_alarm(
+    tmp_path: Path, damage: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "spool.db"
+    with Spool(path) as sp:
+        sp.append_many(_rows(400, size=200))  # a few dozen pages
+    assert not Path(f"{path}-wal").exists()  # a clean close checkpointed everything
+    damage(path)  # type: ignore[operator]
+    with caplog.at_level(logging.CRITICAL), Spool(path) as sp:
+        assert sp.moved_aside is not None and sp.moved_aside.exists()
+        assert sp.moved_aside.name.startswith("spool.db.corrupt-")
+        rows = sp.peek(0, 10)
+        assert [(r.daemon, r.kind) for r in rows] == [("spool", "alarm")]
+        alarm = json.loads(rows[0].payload)
+        assert alarm["alarm"] == "spool_corrupt" and alarm["active"] is True
+        assert alarm["moved_to"] == str(sp.moved_aside)
+        assert sp.append_many(_rows(2))  # a fresh, working spool
+    assert "corrupt" in caplog.text and "moved aside" in caplog.text
