@@ -86,6 +86,7 @@ class Spool:
         self._wal_limit = max(64 * 1024, min(max_bytes // 8, 4 * 1024 * 1024))
         self._db_cap_pages = max(8, (max_bytes - 2 * self._wal_limit - _SHM_BYTES) // _PAGE)
         self._unrecorded_rejects = 0  # refused while nothing could be written (a full disk)
+        self._committed_rejects = 0
         self._disk_full = False
         self._after_commit: list[tuple[int, str, tuple[object, ...]]] = []
         self._busy_timeout_ms = int(busy_timeout_ms)
@@ -113,6 +114,7 @@ class Spool:
         """One write transaction; the caller holds no lock. Rolls back on any error."""
         with self._lock:
             self._after_commit = []  # log lines of what only happened if the commit succeeds
+            self._committed_rejects = 0
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -124,6 +126,8 @@ class Spool:
                 raise
             for level, msg, args in self._after_commit:
                 log.log(level, msg, *args)
+            self._unrecorded_rejects -= self._committed_rejects
+            self._committed_rejects = 0
 
     # -- producers ------------------------------------------------------------------------------
 
@@ -197,6 +201,7 @@ class Spool:
             self._unrecorded_rejects += len(batch)
             return None
         for _attempt in range(4):
+            self._checkpoint()  # the next write then reuses the WAL's space from its start
             try:
                 with self._write():  # room from the oldest rows (the WAL's reserve takes this)
                     freed = self._drop_oldest(max(2 * size, 4 * _PAGE))
@@ -245,9 +250,11 @@ class Spool:
             self._unrecorded_rejects += count
 
     def _record_unrecorded(self) -> None:
-        if self._unrecorded_rejects:
-            self._bump("rejected", self._unrecorded_rejects)
-            self._unrecorded_rejects = 0
+        n = self._unrecorded_rejects
+        if n:  # forgotten only once the count is committed
+            self._bump("rejected", n)
+            self._after_commit.append((logging.DEBUG, "%d rejections recorded", (n,)))
+            self._committed_rejects = n
 
     def _pages_over(self) -> int:  # inside a write
         return pages_in_use(self._db) - self._db_cap_pages
