@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,7 +80,9 @@ class _StoppedWhileWaitingError(Exception):
     """SIGTERM while waiting for a usable spool: a clean stop, nothing was started."""
 
 
-async def open_spool_when_usable(config: Config, stop: asyncio.Event) -> Spool | None:
+async def open_spool_when_usable(
+    config: Config, stop: asyncio.Event, notify: Callable[[str], None] | None = None
+) -> Spool | None:
     """Open the spool, waiting (logged once) while the disk is full or another process holds it.
 
     Exiting instead would make systemd give up after a few restarts, long before space returns;
@@ -99,8 +101,11 @@ async def open_spool_when_usable(config: Config, stop: asyncio.Event) -> Spool |
             if waiting is None:
                 log.error("spool not writable, waiting (READY when it is): %s", exc)
             waiting = str(exc)
+            delay = backoff.next()
+            if notify is not None:  # systemd's start timeout must not kill a daemon that waits
+                notify(f"EXTEND_TIMEOUT_USEC={int((delay + 30) * 1e6)}\nSTATUS=waiting: {exc}")
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff.next())
+                await asyncio.wait_for(stop.wait(), delay)
             continue
         if waiting is not None:
             log.info("spool %s writable again, starting", config.spool.path)
@@ -119,7 +124,7 @@ class Runtime:
         self.beats = Heartbeats()
 
     async def _start(self, config: Config) -> _Running:
-        spool = await open_spool_when_usable(config, self._stop)
+        spool = await open_spool_when_usable(config, self._stop, self.notifier.send)
         if spool is None:
             raise _StoppedWhileWaitingError
         ctx = DaemonContext(config, AsyncSpool(spool), self.beats)
