@@ -112,14 +112,21 @@ def test_broker_outage_loses_nothing(bench: Bench) -> None:
     bench.wait_for("first summaries", lambda: len(_seqs(bench)) >= 4, timeout=40)
     bench.broker.stop()
     time.sleep(6)  # two windows' summaries pile up in the spool
-    bench.broker.start()
-    assert bench.upstream is not None
-    bench.upstream.stop()  # its session died with the broker: subscribe again
-    from gateway.sim.upstream import Upstream
+    # The uplink is held (SIGSTOP) while the broker comes back and the test subscribes again:
+    # otherwise, on a loaded machine, it drains the backlog before anyone listens upstream and
+    # the test reports rows as lost that the broker did acknowledge (the flaky failure).
+    bench.signal("uplink", signal.SIGSTOP)
+    try:
+        bench.broker.start()
+        assert bench.upstream is not None
+        bench.upstream.stop()  # its session died with the broker: subscribe again
+        from gateway.sim.upstream import Upstream
 
-    before = _seqs(bench)
-    bench.upstream = Upstream(bench.broker.host, bench.broker.port)
-    bench.upstream.start()
+        before = _seqs(bench)
+        bench.upstream = Upstream(bench.broker.host, bench.broker.port)
+        bench.upstream.start()
+    finally:
+        bench.signal("uplink", signal.SIGCONT)
     # Everything produced during the outage arrives after it, and nothing is missing overall.
     bench.wait_for("backlog drained", lambda: len(_seqs(bench)) >= 6, timeout=60)
     after = _seqs(bench)

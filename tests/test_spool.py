@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -223,3 +224,73 @@ async def test_async_facade(tmp_path: Path) -> None:
     assert await sp.depth() == 1
     assert (await sp.stats()).bytes == 10
     sp.spool.close()
+
+
+def _on_disk(path: Path) -> int:
+    """The database, its WAL and its index as the file system sees them."""
+    side = (path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+    return sum(p.stat().st_size for p in side if p.exists())
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "reject_new"])
+def test_bound_covers_the_whole_file_wal_included(tmp_path: Path, policy: str) -> None:
+    """Issue 11: `max_bytes` bounded payload bytes only; the WAL and the pages grew past it.
+
+    A reader in another connection reads between the writes (as the uplink's peeks do); the files
+    on disk (database, WAL, index) must stay within the bound throughout.
+    """
+    path = tmp_path / "spool.db"
+    bound = 1_000_000
+    reader = sqlite3.connect(path, isolation_level=None)
+    with Spool(path, max_bytes=bound, policy=policy) as sp:  # type: ignore[arg-type]
+        biggest = 0
+        rejected = 0
+        for i in range(600):
+            reader.execute("SELECT count(*) FROM spool").fetchone()
+            try:
+                sp.append_many(_rows(4, size=900, start=4 * i))
+            except SpoolFullError:
+                rejected += 1
+            biggest = max(biggest, _on_disk(path))
+        assert biggest <= bound, f"spool files took {biggest} bytes, bound {bound}"
+        st = sp.stats()
+        if policy == "drop_oldest":
+            assert st.dropped > 0 and rejected == 0
+        else:
+            assert rejected > 0 and st.rejected == 4 * rejected
+        # still usable at the bound: the newest rows are there and in order
+        seqs = [r.seq for r in sp.peek(0, 10_000)]
+        assert seqs == sorted(seqs) and seqs
+    reader.close()
+
+
+def _bad_header(path: Path) -> None:
+    with path.open("r+b") as f:
+        f.write(b"this is no sqlite header, a flash page gone bad.....")
+
+
+def _truncated(path: Path) -> None:
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.truncate(size // 2)
+
+
+@pytest.mark.parametrize("damage", [_bad_header, _truncated], ids=["bad_header", "truncated"])
+def test_corrupt_file_is_moved_aside_with_an_alarm(
+    tmp_path: Path, damage: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "spool.db"
+    with Spool(path) as sp:
+        sp.append_many(_rows(400, size=200))  # a few dozen pages
+    assert not Path(f"{path}-wal").exists()  # a clean close checkpointed everything
+    damage(path)  # type: ignore[operator]
+    with caplog.at_level(logging.CRITICAL), Spool(path) as sp:
+        assert sp.moved_aside is not None and sp.moved_aside.exists()
+        assert sp.moved_aside.name.startswith("spool.db.corrupt-")
+        rows = sp.peek(0, 10)
+        assert [(r.daemon, r.kind) for r in rows] == [("spool", "alarm")]
+        alarm = json.loads(rows[0].payload)
+        assert alarm["alarm"] == "spool_corrupt" and alarm["active"] is True
+        assert alarm["moved_to"] == str(sp.moved_aside)
+        assert sp.append_many(_rows(2))  # a fresh, working spool
+    assert "corrupt" in caplog.text and "moved aside" in caplog.text

@@ -17,12 +17,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from gateway.core.backoff import Backoff
 from gateway.core.errors import SpoolFullError
+from gateway.core.supervisor import Supervisor
+from gateway.spool.opening import SpoolDiskFullError
 from gateway.spool.store import NewRow, Spool
 from gateway.uplink.encode import JsonEncoder
 from gateway.uplink.forwarder import Forwarder
@@ -459,4 +462,58 @@ async def test_undecodable_row_is_dropped_not_blocking(
     assert got == good1 + good2 and fwd.undeliverable == 2
     dropped = [r.getMessage() for r in caplog.records if "dropping spool row" in r.getMessage()]
     assert [int(m.split()[4].rstrip(" ")) for m in dropped] == bad
+    sp.close()
+
+
+# -- (f) the spool cannot delete what the broker acknowledged (a full disk) ----------------------
+
+
+class _AckFailsSpool(Spool):
+    """A spool whose deletes fail for a while, as on a full disk (tmpfs test: test_disk_full)."""
+
+    fail_acks = 0
+
+    def ack(self, seqs: Iterable[int]) -> int:
+        if self.fail_acks > 0:
+            self.fail_acks -= 1
+            raise SpoolDiskFullError(f"{self.path}: ack failed: database or disk is full")
+        return super().ack(seqs)
+
+
+async def test_ack_failures_never_crash_the_loop_or_republish(
+    shared_broker: Address,
+    recorder: Recorder,
+    ids: TopicIds,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 11: ack() raising crashed the forward loop; each restart republished the oldest rows
+    (6 copies of seqs 1-20, 16 tracebacks). Supervised as the runtime does it."""
+    sp = _AckFailsSpool(tmp_path / "spool.db")
+    produced = _produce(sp, 60)
+    sp.fail_acks = 8
+    fwd = Forwarder(
+        sp,
+        _settings(shared_broker, client_id=ids.client_id("fwd")),
+        JsonEncoder(),
+        ids.site,
+        ids.gateway,
+        inflight=INFLIGHT,
+        poll_interval=0.05,
+        backoff=Backoff(0.05, 0.2),
+    )
+    sup = Supervisor("test", backoff_initial=0.05, backoff_cap=0.2)
+    sup.add("uplink.forward", fwd.run)
+    with caplog.at_level(logging.INFO):
+        sup.start()
+        got = await asyncio.to_thread(recorder.wait_for, set(produced), 10)
+        await _until(lambda: sp.depth() == 0, 10)
+        more = _produce(sp, 5, start=60)  # and the loop carries on as usual afterwards
+        got = await asyncio.to_thread(recorder.wait_for, set(produced + more), 10)
+        await sup.stop()
+    assert sup.restarts["uplink.forward"] == 0, "the forward loop crashed"
+    assert _check_order_and_dups(got, produced + more, max_dups=0) == 0
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+    assert caplog.text.count("cannot delete") == 1  # logged once per episode
+    assert "spool usable again" in caplog.text
     sp.close()

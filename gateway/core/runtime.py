@@ -12,17 +12,19 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.config import Config, load_config, load_or_report
+from gateway.core.backoff import Backoff
 from gateway.core.errors import ConfigError, SpoolError
 from gateway.core.logs import setup_logging
 from gateway.core.notify import Heartbeats, Notifier, watchdog_loop
 from gateway.core.status import write_status
 from gateway.core.supervisor import LoopFactory, Supervisor
+from gateway.spool.opening import SpoolBusyError, SpoolDiskFullError, is_disk_full
 from gateway.spool.store import AsyncSpool, Spool
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,43 @@ def _tighten(db: Path) -> None:
                 f.chmod(0o600)
 
 
+class _StoppedWhileWaitingError(Exception):
+    """SIGTERM while waiting for a usable spool: a clean stop, nothing was started."""
+
+
+async def open_spool_when_usable(
+    config: Config, stop: asyncio.Event, notify: Callable[[str], None] | None = None
+) -> Spool | None:
+    """Open the spool, waiting (logged once) while the disk is full or another process holds it.
+
+    Exiting instead would make systemd give up after a few restarts, long before space returns;
+    READY is sent only after this returns a spool, so it means "the spool is writable". Returns
+    None if asked to stop while waiting. Other failures (permissions, a bad path) still raise.
+    """
+    backoff = Backoff(1.0, 30.0)
+    waiting: str | None = None
+    while not stop.is_set():
+        try:
+            spool = open_spool(config)
+            spool.probe_writable()
+        except (SpoolDiskFullError, SpoolBusyError, OSError) as exc:
+            if isinstance(exc, OSError) and not is_disk_full(exc):
+                raise
+            if waiting is None:
+                log.error("spool not writable, waiting (READY when it is): %s", exc)
+            waiting = str(exc)
+            delay = backoff.next()
+            if notify is not None:  # systemd's start timeout must not kill a daemon that waits
+                notify(f"EXTEND_TIMEOUT_USEC={int((delay + 30) * 1e6)}\nSTATUS=waiting: {exc}")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            continue
+        if waiting is not None:
+            log.info("spool %s writable again, starting", config.spool.path)
+        return spool
+    return None
+
+
 class Runtime:
     def __init__(self, config_path: Path, which: str, notifier: Notifier | None = None) -> None:
         self.config_path = config_path
@@ -102,7 +141,9 @@ class Runtime:
         self.beats = Heartbeats()
 
     async def _start(self, config: Config) -> _Running:
-        spool = open_spool(config)
+        spool = await open_spool_when_usable(config, self._stop, self.notifier.send)
+        if spool is None:
+            raise _StoppedWhileWaitingError
         ctx = DaemonContext(config, AsyncSpool(spool), self.beats)
         names = config.daemons() if self.which == "all" else [self.which]
         try:
@@ -282,6 +323,8 @@ def run(config_path: Path, which: str) -> int:
     setup_logging(config.gateway.log_level)
     try:
         return asyncio.run(Runtime(config_path, which).run(config))
+    except _StoppedWhileWaitingError:
+        return 0
     except ConfigError as exc:
         # Found only when a daemon is built (an electrically broken feeder model, say).
         for issue in exc.issues:

@@ -6,8 +6,10 @@ deletes them only once the broker has acknowledged them. A row is durable as soo
 out twice, even after the rows holding the highest numbers were deleted: upstream can use it to
 detect duplicates and gaps.
 
-The size bound counts payload bytes of ordinary rows in a ``meta`` table updated in the same
-transaction as the rows (so it can never drift, whichever process crashed). The spool's own
+The size bound covers the whole file: the WAL is checkpointed and truncated to its share, and the
+pages in use in the database stay within the rest; the payload bytes of ordinary rows are counted
+too, in a ``meta`` table updated in the same transaction as the rows. A full disk is met with the
+same policy as a full bound (:meth:`Spool.append_many`). The spool's own
 ``spool_full`` alarm rows (``daemon = 'spool'``) are exempt from the bound and from dropping: the
 alarm has to get through precisely when the spool is full.
 
@@ -23,19 +25,33 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Literal
 
 from gateway.core.errors import SpoolError, SpoolFullError
 from gateway.spool.async_spool import AsyncSpool
+from gateway.spool.opening import (
+    OpenSettings,
+    SpoolDiskFullError,
+    check_settings,
+    checkpoint,
+    is_disk_full,
+    open_or_recover,
+    pages_in_use,
+    wal_bytes,
+)
+from gateway.spool.queries import delete_oldest, delete_seqs, full_alarm, read_stats
 from gateway.spool.rows import ALARM_KIND, SPOOL_DAEMON, NewRow, Policy, SpoolRow, SpoolStats
-from gateway.spool.schema import create_or_check
 
 log = logging.getLogger(__name__)
 
 Synchronous = Literal["full", "normal"]
 
-_CHUNK: Final = 500  # stay far below SQLite's bound-parameter limit
+_PAGE: Final = 4096  # SQLite's default page size, the one this build creates files with
+_SHM_BYTES: Final = 32 * 1024  # the WAL index (-shm) of a WAL no longer than its limit
+
+
+class _RejectedError(Exception):  # raised in a write: the policy refuses the batch, roll back
+    pass
 
 
 class Spool:
@@ -58,34 +74,28 @@ class Spool:
         low_water: float = 0.8,
         busy_timeout_ms: int = 10_000,
     ) -> None:
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
-        if policy not in ("drop_oldest", "reject_new"):
-            raise ValueError(f"policy must be 'drop_oldest' or 'reject_new', got {policy!r}")
-        if synchronous not in ("full", "normal"):
-            raise ValueError(f"synchronous must be 'full' or 'normal', got {synchronous!r}")
-        if not 0.0 < low_water < 1.0:
-            raise ValueError(f"low_water must be within (0, 1), got {low_water}")
+        check_settings(max_bytes, policy, synchronous, low_water)
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.policy: Policy = policy
         self._low_water_bytes = int(max_bytes * low_water)
         self._lock = threading.Lock()
-        try:
-            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below), so a
-            # read-then-write never has to upgrade its lock, which busy_timeout cannot wait for.
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=0
-            )
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise SpoolError(f"{self.path}: cannot switch to WAL mode (got {mode})")
-            self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        # The bound covers the whole file: the WAL is checkpointed and truncated back to
+        # `_wal_limit` whenever it grows past it, the shared-memory index takes 32 KiB, and the
+        # pages in use in the database file stay within what is left.
+        self._wal_limit = max(64 * 1024, min(max_bytes // 8, 4 * 1024 * 1024))
+        self._db_cap_pages = max(8, (max_bytes - 2 * self._wal_limit - _SHM_BYTES) // _PAGE)
+        self._unrecorded_rejects = 0  # refused while nothing could be written (a full disk)
+        self._committed_rejects = 0
+        self._disk_full = False
+        self._after_commit: list[tuple[int, str, tuple[object, ...]]] = []
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        settings = OpenSettings(synchronous, busy_timeout_ms, self._wal_limit)
+        self._db, self.moved_aside, why = open_or_recover(self.path, settings)
+        if self.moved_aside is not None:
+            alarm = {"alarm": "spool_corrupt", "active": True, "moved_to": str(self.moved_aside)}
             with self._write():
-                create_or_check(self._db, self.path)
-        except sqlite3.Error as exc:
-            raise SpoolError(f"{self.path}: cannot open spool: {exc}") from exc
+                self._insert_alarm({**alarm, "reason": why})
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -96,25 +106,28 @@ class Spool:
     def __enter__(self) -> Spool:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
         """One write transaction; the caller holds no lock. Rolls back on any error."""
         with self._lock:
+            self._after_commit = []  # log lines of what only happened if the commit succeeds
+            self._committed_rejects = 0
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                self._db.execute("COMMIT")  # may fail too (a full disk): then roll back
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite rolls back by itself after some errors
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            for level, msg, args in self._after_commit:
+                log.log(level, msg, *args)
+            self._unrecorded_rejects -= self._committed_rejects
+            self._committed_rejects = 0
 
     # -- producers ------------------------------------------------------------------------------
 
@@ -128,35 +141,132 @@ class Spool:
         """Append a batch in one transaction; return the seqs assigned, in order.
 
         Raises :class:`SpoolFullError` (nothing of the batch stored) when the policy is
-        ``reject_new`` and the batch does not fit; the rejection and the alarm are still recorded.
+        ``reject_new`` and the batch does not fit the bound or the disk; the rejection and the
+        alarm are still recorded. Raises :class:`SpoolDiskFullError` when the disk is full and
+        ``drop_oldest`` found nothing more to drop: the caller keeps the rows and retries.
         """
         batch = list(rows)
         if not batch:
             return []
         size = sum(len(r.payload) for r in batch)
         try:
-            with self._write():
-                used = self._meta("bytes")
-                if used + size > self.max_bytes and self.policy == "reject_new":
-                    self._bump("rejected", len(batch))
-                    self._raise_alarm(used, size)
-                    rejected = True
-                else:
-                    rejected = False
-                    seqs = [self._insert(r) for r in batch]
-                    used += size
-                    if used > self.max_bytes:
-                        used -= self._drop_oldest(used - self.max_bytes)
-                        self._raise_alarm(used, size)
-                    self._set("bytes", used)
+            seqs = self._append(batch, size)
         except sqlite3.Error as exc:
-            raise SpoolError(f"{self.path}: append of {len(batch)} rows failed: {exc}") from exc
-        if rejected:
+            if not is_disk_full(exc):
+                raise SpoolError(f"{self.path}: append of {len(batch)} rows failed: {exc}") from exc
+            seqs = self._append_on_full_disk(batch, size, exc)
+        if seqs is None:
             raise SpoolFullError(
-                f"{self.path}: spool full ({used} of {self.max_bytes} bytes), "
+                f"{self.path}: spool full (bound {self.max_bytes} bytes), "
                 f"rejected {len(batch)} rows ({size} bytes)"
             )
+        self._disk_full_over()
         return seqs
+
+    def _append(self, batch: list[NewRow], size: int) -> list[int] | None:
+        """The batch in one transaction, the bound kept by policy; None if rejected by policy."""
+        try:
+            with self._write():
+                used = self._meta("bytes")
+                if self.policy == "reject_new" and used + size > self.max_bytes:
+                    raise _RejectedError
+                seqs = [self._insert(r) for r in batch]
+                used += size
+                if self.policy == "reject_new" and self._pages_over() > 0:
+                    raise _RejectedError  # the rollback takes the batch out again
+                freed = self._drop_oldest(used - self.max_bytes) if used > self.max_bytes else 0
+                while (over := self._pages_over()) > 0:
+                    more = self._drop_oldest(over * _PAGE)
+                    if not more:
+                        break
+                    freed += more
+                used -= freed
+                if freed:
+                    self._raise_alarm(used, size)
+                self._set("bytes", used)
+                self._record_unrecorded()
+        except _RejectedError:
+            self._record_rejection(len(batch), size)
+            return None
+        finally:
+            self._keep_wal_small()
+        return seqs
+
+    def _append_on_full_disk(
+        self, batch: list[NewRow], size: int, exc: sqlite3.Error
+    ) -> list[int] | None:
+        """The disk is full: the same policy as a full bound, as far as a full disk allows."""
+        self._disk_full_begins(exc)
+        if self.policy == "reject_new":
+            self._unrecorded_rejects += len(batch)
+            return None
+        for _attempt in range(4):
+            self._checkpoint()  # the next write then reuses the WAL's space from its start
+            try:
+                with self._write():  # room from the oldest rows (the WAL's reserve takes this)
+                    freed = self._drop_oldest(max(2 * size, 4 * _PAGE))
+                    if not freed:
+                        break
+                    self._set("bytes", self._meta("bytes") - freed)
+                    self._raise_alarm(self._meta("bytes"), size, cause="disk_full")
+                self._checkpoint()
+                return self._append(batch, size)
+            except sqlite3.Error as again:
+                if not is_disk_full(again):
+                    raise SpoolError(f"{self.path}: append failed: {again}") from again
+        raise SpoolDiskFullError(
+            f"{self.path}: disk full, {len(batch)} rows not written and nothing left to drop"
+        )
+
+    def _disk_full_begins(self, exc: BaseException) -> None:
+        if not self._disk_full:
+            log.error("spool %s: disk full (%s), applying policy %s", self.path, exc, self.policy)
+        self._disk_full = True
+
+    def _disk_full_over(self) -> None:
+        if self._disk_full:
+            log.info("spool %s: writable again", self.path)
+        self._disk_full = False
+
+    def probe_writable(self) -> None:
+        """One small write: raises :class:`SpoolDiskFullError` while the disk is full."""
+        try:
+            with self._write():
+                self._record_unrecorded()
+                self._bump("rejected", 0)
+        except sqlite3.Error as exc:
+            kind = SpoolDiskFullError if is_disk_full(exc) else SpoolError
+            raise kind(f"{self.path}: not writable: {exc}") from exc
+
+    def _record_rejection(self, count: int, size: int) -> None:
+        try:
+            with self._write():
+                self._bump("rejected", count)
+                self._raise_alarm(self._meta("bytes"), size)
+                self._record_unrecorded()
+        except sqlite3.Error as exc:
+            if not is_disk_full(exc):
+                raise
+            self._unrecorded_rejects += count
+
+    def _record_unrecorded(self) -> None:
+        n = self._unrecorded_rejects
+        if n:  # forgotten only once the count is committed
+            self._bump("rejected", n)
+            self._after_commit.append((logging.DEBUG, "%d rejections recorded", (n,)))
+            self._committed_rejects = n
+
+    def _pages_over(self) -> int:  # inside a write
+        return pages_in_use(self._db) - self._db_cap_pages
+
+    def _keep_wal_small(self) -> None:
+        """Checkpoint and truncate the WAL once it is past its share of the bound."""
+        if wal_bytes(self.path) > self._wal_limit:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        with self._lock:
+            checkpoint(self._db, self._busy_timeout_ms)
 
     def _insert(self, row: NewRow) -> int:
         cur = self._db.execute(
@@ -169,66 +279,42 @@ class Spool:
 
     def _drop_oldest(self, excess: int) -> int:
         """Delete the oldest ordinary rows until ``excess`` bytes are freed; return bytes freed."""
-        freed = 0
-        dropped = 0
-        last = None
-        cur = self._db.execute(
-            "SELECT seq, length(payload) FROM spool WHERE daemon != ? ORDER BY seq",
-            (SPOOL_DAEMON,),
-        )
-        for seq, length in cur:
-            freed += length
-            dropped += 1
-            last = seq
-            if freed >= excess:
-                break
-        cur.close()
-        if last is not None:
-            self._db.execute(
-                "DELETE FROM spool WHERE seq <= ? AND daemon != ?", (last, SPOOL_DAEMON)
-            )
+        freed, dropped = delete_oldest(self._db, excess)
+        if dropped:
             self._bump("dropped", dropped)
         return freed
 
-    def _raise_alarm(self, used: int, size: int) -> None:
+    def _raise_alarm(self, used: int, size: int, cause: str = "bound") -> None:
         """Insert the spool_full alarm row once per episode (inside the caller's transaction)."""
         if self._meta("alarm_active"):
             return
         self._set("alarm_active", 1)
         self._bump("alarms_raised", 1)
-        body = {
-            "alarm": "spool_full",
-            "active": True,
-            "policy": self.policy,
-            "bytes": used,
-            "max_bytes": self.max_bytes,
-            "batch_bytes": size,
-            "dropped": self._meta("dropped"),
-            "rejected": self._meta("rejected"),
-        }
-        self._insert(NewRow.from_body(SPOOL_DAEMON, ALARM_KIND, body))
-        log.warning(
-            "spool %s: full (%d of %d bytes), policy %s: raising spool_full alarm",
-            self.path,
-            used,
-            self.max_bytes,
-            self.policy,
+        body = full_alarm(self._db, self.policy, cause, used, self.max_bytes)
+        self._insert_alarm({**body, "batch_bytes": size})
+        self._after_commit.append(
+            (
+                logging.WARNING,
+                "spool %s: full (%s, %d of %d bytes), policy %s: spool_full alarm raised",
+                (self.path, cause, used, self.max_bytes, self.policy),
+            )
         )
+
+    def _insert_alarm(self, body: dict[str, Any]) -> None:
+        self._insert(NewRow.from_body(SPOOL_DAEMON, ALARM_KIND, body))
 
     def _clear_alarm_if_drained(self, used: int) -> None:
         if used >= self._low_water_bytes or not self._meta("alarm_active"):
             return
         self._set("alarm_active", 0)
-        body = {
-            "alarm": "spool_full",
-            "active": False,
-            "bytes": used,
-            "max_bytes": self.max_bytes,
-            "dropped": self._meta("dropped"),
-            "rejected": self._meta("rejected"),
-        }
-        self._insert(NewRow.from_body(SPOOL_DAEMON, ALARM_KIND, body))
-        log.info("spool %s: drained to %d bytes, spool_full alarm cleared", self.path, used)
+        self._insert_alarm(full_alarm(self._db, None, None, used, self.max_bytes))
+        self._after_commit.append(
+            (
+                logging.INFO,
+                "spool %s: drained to %d bytes, spool_full alarm cleared",
+                (self.path, used),
+            )
+        )
 
     # -- the uplink ------------------------------------------------------------------------------
 
@@ -256,24 +342,15 @@ class Spool:
         deleted = 0
         try:
             with self._write():
-                freed = 0
-                for i in range(0, len(wanted), _CHUNK):
-                    chunk = wanted[i : i + _CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    cur = self._db.execute(
-                        f"DELETE FROM spool WHERE seq IN ({marks}) RETURNING daemon, "
-                        "length(payload)",
-                        chunk,
-                    )
-                    for daemon, length in cur.fetchall():
-                        deleted += 1
-                        if daemon != SPOOL_DAEMON:
-                            freed += length
+                deleted, freed = delete_seqs(self._db, wanted)
                 used = self._meta("bytes") - freed
                 self._set("bytes", used)
                 self._clear_alarm_if_drained(used)
         except sqlite3.Error as exc:
-            raise SpoolError(f"{self.path}: ack of {len(wanted)} rows failed: {exc}") from exc
+            kind = SpoolDiskFullError if is_disk_full(exc) else SpoolError
+            raise kind(f"{self.path}: ack of {len(wanted)} rows failed: {exc}") from exc
+        finally:
+            self._keep_wal_small()
         return deleted
 
     # -- status ----------------------------------------------------------------------------------
@@ -289,33 +366,9 @@ class Spool:
     def stats(self) -> SpoolStats:
         try:
             with self._lock:
-                self._db.execute("BEGIN")  # one consistent snapshot for every number below
-                try:
-                    depth, oldest_seq, oldest_ts = self._db.execute(
-                        "SELECT count(*), min(seq), "
-                        "(SELECT ts FROM spool ORDER BY seq LIMIT 1) FROM spool"
-                    ).fetchone()
-                    row = self._db.execute(
-                        "SELECT seq FROM sqlite_sequence WHERE name = 'spool'"
-                    ).fetchone()
-                    meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-                finally:
-                    self._db.execute("COMMIT")
+                return read_stats(self._db, self.max_bytes, self.policy)
         except sqlite3.Error as exc:
             raise SpoolError(f"{self.path}: stats failed: {exc}") from exc
-        return SpoolStats(
-            depth=int(depth),
-            bytes=int(meta["bytes"]),
-            max_bytes=self.max_bytes,
-            policy=self.policy,
-            oldest_seq=oldest_seq,
-            oldest_ts=oldest_ts,
-            last_seq=int(row[0]) if row else 0,
-            dropped=int(meta["dropped"]),
-            rejected=int(meta["rejected"]),
-            alarm_active=bool(meta["alarm_active"]),
-            alarms_raised=int(meta["alarms_raised"]),
-        )
 
     # -- meta helpers (call inside a transaction) ------------------------------------------------
 
@@ -337,6 +390,7 @@ __all__ = [
     "NewRow",
     "Policy",
     "Spool",
+    "SpoolDiskFullError",
     "SpoolRow",
     "SpoolStats",
     "Synchronous",

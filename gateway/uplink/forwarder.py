@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, Literal
 
 from gateway.core.backoff import Backoff
+from gateway.core.errors import SpoolError
 from gateway.spool.store import AsyncSpool, Spool, SpoolRow
 from gateway.uplink.encode import EncodeContext, EncodeError, Encoder, JsonEncoder
 from gateway.uplink.mqtt import (
@@ -92,6 +93,10 @@ class Forwarder:
         self._state: State = "stopped"
         self._last_problem: str | None = None
         self._was_connected = False
+        # Acknowledged by the broker but not yet deleted (the spool could not be written: a full
+        # disk): never published again, deleted as soon as the spool takes writes again.
+        self._unsaved: set[int] = set()
+        self._spool_problem: str | None = None
         self.published = 0  # acknowledged by the broker and deleted from the spool
         self.undeliverable = 0  # rows that could not be encoded, logged and deleted
         self.connects = 0
@@ -142,9 +147,11 @@ class Forwarder:
         try:
             while True:
                 room = self._inflight - len(window)
-                rows = await self._spool.peek(cursor, room) if room > 0 else []
+                rows = await self._peek(cursor, room) if room > 0 else []
                 for row in rows:
                     cursor = row.seq
+                    if row.seq in self._unsaved:
+                        continue  # the broker has it already
                     try:
                         payload = self._encoder.encode(row, self._ctx)
                         topic = self.topic(row)
@@ -161,6 +168,8 @@ class Forwarder:
                     if lost.done():
                         raise lost.result()
                 else:
+                    if self._unsaved:
+                        await self._save_acks([])
                     self._progress("idle")
                     await asyncio.wait({lost}, timeout=self._poll_interval)
                     if lost.done():
@@ -181,17 +190,51 @@ class Forwarder:
                 break
             done.append(window.popleft()[0])
         if done:
-            await self._spool.ack(done)
+            await self._save_acks(done)
             self.published += len(done)
             self._progress("published")
         if failure is not None:
             raise failure
 
+    async def _save_acks(self, seqs: list[int]) -> None:
+        """Delete acknowledged rows; if the spool cannot be written, remember them and go on.
+
+        A failed delete must neither stop the loop (a restart would publish the same rows again)
+        nor lose track of what the broker has: those rows are skipped until deleted.
+        """
+        todo = sorted(self._unsaved.union(seqs))
+        try:
+            await self._spool.ack(todo)
+        except SpoolError as exc:
+            self._unsaved.update(seqs)
+            self._spool_failed(f"cannot delete {len(todo)} acknowledged row(s), will retry: {exc}")
+            return
+        self._unsaved.clear()
+        self._spool_ok()
+
+    async def _peek(self, cursor: int, room: int) -> list[SpoolRow]:
+        try:
+            rows = await self._spool.peek(cursor, room)
+        except SpoolError as exc:
+            self._spool_failed(f"cannot read the spool, will retry: {exc}")
+            return []
+        return rows
+
+    def _spool_failed(self, problem: str) -> None:
+        if self._spool_problem is None:  # once per episode
+            log.error("uplink: %s", problem)
+        self._spool_problem = problem
+
+    def _spool_ok(self) -> None:
+        if self._spool_problem is not None:
+            log.info("uplink: spool usable again")
+        self._spool_problem = None
+
     async def _discard(self, row: SpoolRow, exc: Exception) -> None:
         # A row that can never be encoded would block the queue forever; it is logged in full
         # (it is data, not a secret) and deleted.
         log.error("uplink: dropping spool row %d (%s/%s): %s", row.seq, row.daemon, row.kind, exc)
-        await self._spool.ack([row.seq])
+        await self._save_acks([row.seq])
         self.undeliverable += 1
 
     async def _stop_gracefully(
