@@ -10,9 +10,11 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from drivers.opcua.config import parse_opcua
 from gateway.config.issues import IssueSink
 from gateway.config.rules import safe_name, shown_key
 
@@ -61,3 +63,19 @@ def test_names_that_were_fine_stay_fine() -> None:
     assert not sink.issues
     for name in ("", ".x", "-x", "A" * 65, "a b", "a\nb", "a\x00", "a+", "a#", "a/b", "ä"):
         assert not safe_name(sink, "p", name, "point"), name
+
+
+@pytest.mark.parametrize("name", ["speed\n", "speed\nINFO plant: all ok", "a/b", "a+b", ""])
+def test_an_opc_ua_node_name_cannot_forge_a_log_line(name: str) -> None:
+    sink = IssueSink("gridgate.toml")
+    parse_opcua(
+        sink,
+        {
+            "endpoint": "opc.tcp://127.0.0.1:4840",
+            "security_policy": "None",
+            "security_mode": "None",
+            "allow_insecure": True,
+            "nodes": [{"name": name, "node_id": "ns=2;s=n"}],
+        },
+    )
+    assert [i.path for i in sink.issues] == ["plant.opcua.nodes[0].name"]

@@ -257,7 +257,7 @@ def _parse_nodes(
         check_keys(sink, where, item, _NODE_KEYS)
         name = take(sink, where, item, "name", str)
         if isinstance(name, str):
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):  # match() lets "x\n" through: $ matches before it
                 sink.error(join(where, "name"), f"{name!r}: use letters, digits, _ . -")
             elif name in seen:
                 sink.error(join(where, "name"), f"{name!r} is already used by {seen[name]}")
