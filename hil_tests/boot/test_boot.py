@@ -1,0 +1,430 @@
+"""The boot test: the shipped units under a real systemd, in a Debian bookworm root booted with
+``systemd-nspawn -b``, gridgate installed in it by ``install/install.sh``.
+
+One container for the module, the tests in order (each leaves the gateway running for the next;
+the last stops it). The host runs a TLS mosquitto that wants a password, the grid simulator
+(Modbus TCP) and the plant simulator (OPC UA) on loopback, and an upstream subscriber; the rack
+simulator runs inside, on ptys (``inside/rack_sim.py``). Every unit gets one drop-in with an
+``ExecStartPost=`` probe (``inside/probe.py``) that reports what its sandbox allows. How the test
+drives the container, and what this host cannot enforce: ``machine.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.sim.bms_bench_config import bms_bench_config
+from gateway.sim.broker import BrokerTls, Mosquitto, free_port
+from gateway.sim.plant_bench_config import plant_bench_config
+from gateway.sim.toml_text import dumps
+from hil_tests.boot.conftest import HERE, timed
+from hil_tests.boot.machine import Machine
+
+pytestmark = pytest.mark.boot
+
+DAEMONS = ("grid", "bms", "plant", "uplink")
+SITE, GW, USER = "boot", "gw-boot", "gw-boot"
+RACK_LINES, RACK_BOARDS = 2, 4
+GRID_WINDOW = 60.0
+PROBE_DIR = "/usr/local/lib/gridgate-boot"
+MEMORY_MAX = {"grid": 192 << 20, "bms": 192 << 20, "plant": 256 << 20, "uplink": 128 << 20}
+
+
+# -- the host side ---------------------------------------------------------------------------------
+
+
+def _openssl(*args: str) -> None:
+    done = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"openssl {' '.join(args)}: {done.stderr}"
+
+
+def _pki(d: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    ca, ca_key = d / "ca.pem", d / "ca.key"
+    _openssl(
+        "req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+        "-subj", "/CN=boot-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    cert, key, csr, ext = d / "server.pem", d / "server.key", d / "server.csr", d / "server.ext"
+    _openssl("req", "-new", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    ext.write_text(
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-set_serial", f"0x{time.time_ns():x}", "-days", "2", "-out", str(cert),
+        "-extfile", str(ext),
+    )  # fmt: skip
+    return ca, cert, key
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    at: float
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+@dataclass
+class Subscriber:
+    """Upstream: everything under gridgate/#, over TLS, as a user of the broker."""
+
+    port: int
+    ca: Path
+    password: str
+    messages: list[Message] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="boot-upstream")
+        c.tls_set(ca_certs=str(self.ca), cert_reqs=ssl.CERT_REQUIRED)
+        c.username_pw_set("upstream", self.password)
+        subscribed = threading.Event()
+        c.on_connect = lambda cl, *_a: cl.subscribe("gridgate/#", qos=1)
+        c.on_subscribe = lambda *_a: subscribed.set()
+        c.on_message = self._on_message
+        c.connect("127.0.0.1", self.port, keepalive=10)
+        c.loop_start()
+        assert subscribed.wait(10), "upstream subscriber: no SUBACK"
+        self.client = c
+
+    def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append(Message(msg.topic, msg.payload, time.time(), msg.retain))
+
+    def select(self, topic_part: str, since: float = 0.0) -> list[Message]:
+        with self.lock:
+            return [m for m in self.messages if topic_part in m.topic and m.at >= since]
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Sim:
+    """A simulator's CLI as a host process; its stdout lines are collected."""
+
+    def __init__(self, argv: list[str], log: Path) -> None:
+        self.lines: list[str] = []
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", *argv],
+            stdout=subprocess.PIPE,
+            stderr=log.open("ab"),
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    def wait_line(self, prefix: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if line.startswith(prefix):
+                    return line
+            assert self.proc.poll() is None, f"simulator exited: {self.log.read_text()[-2000:]}"
+            time.sleep(0.05)
+        raise AssertionError(f"simulator said no {prefix!r}: {self.lines}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Host:
+    password: str
+    ca: Path
+    broker: Mosquitto
+    upstream: Subscriber
+    meters: dict[str, dict[str, Any]]
+    plant_endpoint: str
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+    d = tmp_path_factory.mktemp("boot-host")
+    password = secrets.token_urlsafe(24)
+    ca, cert, key = _pki(d)
+    broker = Mosquitto(
+        d / "broker",
+        users={USER: password, "upstream": password},
+        tls=BrokerTls(ca, cert, key),
+    )
+    broker.start()
+    sims: list[Sim] = []
+    upstream = Subscriber(broker.port, ca, password)
+    try:
+        upstream.start()
+        grid = Sim(
+            ["-m", "gateway.sim.grid_server", "--port", "0", "--speed", "60"], d / "grid-sim.log"
+        )
+        sims.append(grid)
+        port = int(grid.wait_line("listening on").rpartition(":")[2])
+        time.sleep(0.5)  # the meter lines follow at once
+        meters = {}
+        for line in grid.lines:
+            if line.startswith("meter "):
+                _, name, _, unit = line.split()
+                meters[name] = {
+                    "profile": "eastron_sdm630",
+                    "transport": "tcp",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "unit_id": int(unit),
+                    "poll_interval": 1.0,
+                    "timeout": 1.0,
+                }
+        assert meters, grid.lines
+        plant_port = free_port()
+        plant = Sim(
+            [
+                "-m",
+                "gateway.sim.plant_server",
+                "--port",
+                str(plant_port),
+                "--speed",
+                "10",
+                *("--tick", "0.1"),
+            ],
+            d / "plant-sim.log",
+        )
+        sims.append(plant)
+        endpoint = plant.wait_line("listening on").split()[-1]
+        yield Host(password, ca, broker, upstream, meters, endpoint)
+    finally:
+        for s in sims:
+            s.stop()
+        upstream.stop()
+        broker.stop()
+
+
+# -- the gateway inside ----------------------------------------------------------------------------
+
+
+def gateway_config(host: Host, *, meters: dict[str, Any] | None = None, **grid: Any) -> str:
+    """The site's /etc/gridgate/gridgate.toml: every daemon, the broker over TLS with a password
+    from a systemd credential, the rack on the simulator's ptys (stable links in /run)."""
+    bms = bms_bench_config(
+        Path("/unused"), [f"/run/gg-rack/l{i}" for i in range(RACK_LINES)], RACK_BOARDS
+    )["bms"]
+    plant = plant_bench_config(Path("/unused"), host.plant_endpoint, 10.0)["plant"]
+    config = {
+        "gateway": {"site": SITE, "id": GW, "status_interval": 1.0},
+        "spool": {"max_mb": 16},
+        "uplink": {
+            "host": "127.0.0.1",
+            "port": host.broker.port,
+            "keepalive": 5,
+            "username": USER,
+            "password_credential": "mqtt-password",
+            "tls": {"ca_file": "/etc/gridgate/tls/ca.pem"},
+        },
+        "grid": {
+            "window": GRID_WINDOW,
+            "integrity_every": 1,
+            "meters": host.meters if meters is None else meters,
+            **grid,
+        },
+        "bms": bms,
+        "plant": plant,
+    }
+    return dumps(config)
+
+
+RACK_UNIT = """\
+[Unit]
+Description=boot test: the battery rack simulator on ptys
+Before=gridgate-bms.service
+
+[Service]
+Type=notify
+ExecStart=/opt/gridgate/bin/python {probe_dir}/rack_sim.py /run/gg-rack {lines} {boards}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+PROBE_DROPIN = """\
+[Service]
+ExecStartPost=-/usr/bin/python3 {probe_dir}/probe.py {daemon} {probe_dir}/devices.txt
+"""
+
+
+@pytest.fixture(scope="module")
+def gw(
+    root_tarball: Path, wheelhouse: Path, gridgate_wheel: Path, boot_workdir: Path, host: Host
+) -> Iterator[Machine]:
+    m = Machine(root_tarball, boot_workdir)
+    t0 = time.monotonic()
+    m.unpack()
+    timed("root unpacked", t0)
+    # The checkout read-only (install.sh takes the units, docs and example from it), the wheel
+    # and its dependencies read-only: install.sh installs offline, as from a local mirror.
+    binds = {
+        HERE.parents[1]: "/root/src",
+        gridgate_wheel.parent: "/root/stage",
+        wheelhouse: "/root/wheels",
+    }
+    try:
+        t0 = time.monotonic()
+        m.boot(binds)
+        assert m.wait_booted(60) == "running", m.run(["systemctl", "--failed"]).stdout
+        timed("booted", t0)
+        t0 = time.monotonic()
+        m.run(
+            [
+                "sh", "/root/src/install/install.sh",
+                "--source", f"/root/stage/{gridgate_wheel.name}",
+                "--pip-args", "--no-index --find-links /root/wheels",
+                "--enable", ",".join(DAEMONS),
+            ],
+            timeout=600,
+        )  # fmt: skip
+        timed("install.sh", t0)
+        _configure(m, host)
+        # Boot again: the daemons must come up by themselves (gridgate.target from
+        # multi-user.target), not because the test started them.
+        t0 = time.monotonic()
+        m.shutdown()
+        m.boot(binds)
+        # Type=notify units hold the boot until READY (or their 90 s start timeout).
+        m.wait_booted(180)
+        timed("rebooted, boot finished", t0)
+        yield m
+    finally:
+        if m.leader:
+            for d in DAEMONS:
+                (boot_workdir / f"journal-{d}.txt").write_text(m.journal(f"gridgate-{d}"))
+        m.shutdown()
+
+
+def _configure(m: Machine, host: Host) -> None:
+    m.write("/etc/gridgate/gridgate.toml", gateway_config(host))
+    m.write("/etc/gridgate/tls/ca.pem", host.ca.read_text())
+    # The password as docs/technician.md stores it: encrypted with this machine's key.
+    m.run(
+        ["sh", "-c", "install -d -m 0700 /etc/credstore.encrypted && systemd-creds encrypt "
+         "--name=mqtt-password - /etc/credstore.encrypted/mqtt-password"],
+        input=host.password,
+    )  # fmt: skip
+    m.run(["install", "-d", "-m", "0755", PROBE_DIR])
+    for f in ("probe.py", "rack_sim.py"):
+        m.write(f"{PROBE_DIR}/{f}", (HERE / "inside" / f).read_text())
+    # Devices the probes try: the rack's pty (a serial line, by the link the config names), a
+    # node of an allowed class (ttyS, major 4: no such UART, so the driver says ENXIO/EIO once
+    # the cgroup lets it through) and one of a class no unit allows (misc, 10:200, 0666).
+    m.sh("mknod -m 0666 /dev/ttyS9 c 4 73; mknod -m 0666 /dev/gg-misc c 10 200")
+    m.write(f"{PROBE_DIR}/devices.txt", "/run/gg-rack/l0\n/dev/ttyS9\n/dev/gg-misc\n")
+    m.write(
+        "/etc/systemd/system/gg-rack-sim.service",
+        RACK_UNIT.format(probe_dir=PROBE_DIR, lines=RACK_LINES, boards=RACK_BOARDS),
+    )
+    for d in DAEMONS:
+        m.write(
+            f"/etc/systemd/system/gridgate-{d}.service.d/boot-probe.conf",
+            PROBE_DROPIN.format(probe_dir=PROBE_DIR, daemon=d),
+        )
+    m.run(["systemctl", "daemon-reload"])
+    m.run(["systemctl", "enable", "gg-rack-sim.service"])
+    # The config is checked as docs/technician.md tells a technician to, before starting.
+    m.run(
+        [
+            "systemd-run",
+            "--pipe",
+            "--wait",
+            "-q",
+            "-p",
+            "LoadCredentialEncrypted=mqtt-password",
+            "-p",
+            "User=gridgate",
+            "/usr/local/bin/gridgate",
+            "check-config",
+        ]
+    )
+
+
+def probe(m: Machine, daemon: str) -> dict[str, Any]:
+    p = m.path(f"/var/lib/gridgate/boot-probe/{daemon}.json")
+    return json.loads(p.read_text())
+
+
+def wait_active(m: Machine, timeout: float = 120.0) -> None:
+    def all_active() -> bool:
+        return all(m.is_active(f"gridgate-{d}") == "active" for d in DAEMONS)
+
+    try:
+        m.wait_for("every gridgate unit active", all_active, timeout)
+    except AssertionError:
+        states = {d: m.show(f"gridgate-{d}", "ActiveState", "SubState", "Result") for d in DAEMONS}
+        logs = "\n".join(f"--- {d}\n{m.journal(f'gridgate-{d}')[-1500:]}" for d in DAEMONS)
+        raise AssertionError(f"{states}\n{logs}") from None
+
+
+# -- the checks, in order --------------------------------------------------------------------------
+
+
+def test_every_unit_reaches_active_with_ready_after_boot(gw: Machine) -> None:
+    wait_active(gw)
+    for d in DAEMONS:
+        s = gw.show(f"gridgate-{d}", "ActiveState", "SubState", "NRestarts", "Type", "Result")
+        # Type=notify: "active" only after READY=1, which the runtime sends after the first real
+        # cycle of every loop (or after its 30 s allowance: the status line tells which).
+        assert s["Type"] == "notify"
+        assert (s["ActiveState"], s["SubState"], s["Result"]) == ("active", "running", "success")
+        assert s["NRestarts"] == "0", s
+
+    def status_lines() -> dict[str, str]:
+        return {d: gw.show(f"gridgate-{d}", "StatusText")["StatusText"] for d in DAEMONS}
+
+    def all_good() -> bool:
+        st = status_lines()
+        n = len(gw_meters(gw))
+        return all(st[d].startswith(f"{d}: ") for d in DAEMONS) and (
+            f"grid: {n} meters, " in st["grid"] and _all_points_good(st["grid"])
+        )
+
+    try:
+        gw.wait_for("a status line from every daemon, every grid point good", all_good, 30)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {status_lines()}") from None
+
+
+def _all_points_good(line: str) -> bool:
+    good, _, total = line.partition(" points good")[0].rpartition(" ")[2].partition("/")
+    return good == total and int(total) > 0
+
+
+def gw_meters(gw: Machine) -> dict[str, Any]:
+    status = json.loads(gw.read("/run/gridgate/status/grid.json"))
+    meters: dict[str, Any] = status["meters"]
+    return meters
