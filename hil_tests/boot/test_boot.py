@@ -11,6 +11,7 @@ drives the container, and what this host cannot enforce: ``machine.py``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import ssl
@@ -343,7 +344,12 @@ def _configure(m: Machine, host: Host) -> None:
     # Devices the probes try: the rack's pty (a serial line, by the link the config names), a
     # node of an allowed class (ttyS, major 4: no such UART, so the driver says ENXIO/EIO once
     # the cgroup lets it through) and one of a class no unit allows (misc, 10:200, 0666).
-    m.sh("mknod -m 0666 /dev/ttyS9 c 4 73; mknod -m 0666 /dev/gg-misc c 10 200")
+    # /dev is the container's tmpfs, made afresh at each boot: tmpfiles.d makes the nodes.
+    m.write(
+        "/etc/tmpfiles.d/gg-boot-devices.conf",
+        "c /dev/ttyS9 0666 root root - 4:73\nc /dev/gg-misc 0666 root root - 10:200\n",
+    )
+    m.sh(f"install -d -m 1777 {PROBE_DIR}/rw /etc/gridgate-boot-rw")
     m.write(f"{PROBE_DIR}/devices.txt", "/run/gg-rack/l0\n/dev/ttyS9\n/dev/gg-misc\n")
     m.write(
         "/etc/systemd/system/gg-rack-sim.service",
@@ -428,3 +434,211 @@ def gw_meters(gw: Machine) -> dict[str, Any]:
     status = json.loads(gw.read("/run/gridgate/status/grid.json"))
     meters: dict[str, Any] = status["meters"]
     return meters
+
+
+def _read_as_daemon(gw: Machine, daemon: str, path: str) -> str:
+    """``path`` read in the mount namespace of the daemon's main process, as its user: what the
+    daemon itself would get ("ok" and a digest, or the error)."""
+    pid = gw.show(f"gridgate-{daemon}", "MainPID")["MainPID"]
+    script = (
+        "import hashlib, sys\n"
+        "try: data = open(sys.argv[1], 'rb').read().strip()\n"
+        "except OSError as e: print(type(e).__name__)\n"
+        "else: print('sha256:' + hashlib.sha256(data).hexdigest())\n"
+    )
+    uid = gw.run(["id", "-u", "gridgate"]).stdout.strip()
+    done = gw.run(
+        ["nsenter", "-t", pid, "-m", "--", "setpriv", f"--reuid={uid}", f"--regid={uid}",
+         "--clear-groups", "/usr/bin/python3", "-c", script, path],
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_credential_reaches_the_uplink_only(gw: Machine, host: Host) -> None:
+    digest = "sha256:" + hashlib.sha256(host.password.encode()).hexdigest()
+    cred = "/run/credentials/gridgate-uplink.service/mqtt-password"
+    assert probe(gw, "uplink")["credential_env"] == str(Path(cred).parent)
+    assert _read_as_daemon(gw, "uplink", cred) == digest
+    for d in ("grid", "bms", "plant"):
+        assert probe(gw, d)["credential_env"] is None, d
+        # InaccessiblePaths= in the field units: the uplink's credential is not there for them.
+        assert _read_as_daemon(gw, d, cred) in ("PermissionError", "FileNotFoundError"), d
+    for d in DAEMONS:
+        # The machine key that decrypts /etc/credstore.encrypted is root's alone.
+        assert probe(gw, d)["host_key"] == "EACCES", d
+    # The uplink authenticated with it (the broker refuses anonymous clients)...
+    gw.wait_for(
+        "the uplink's 'online' on the broker",
+        lambda: any(m.payload == b"online" for m in host.upstream.select(f"{GW}/status")),
+        30,
+    )
+    # ... and it is in no log line and in no file under /etc/gridgate.
+    everything = gw.run(["journalctl", "--no-pager", "-o", "cat"]).stdout
+    assert host.password not in everything
+    found = gw.run(["grep", "-rlF", host.password, "/etc/gridgate"], check=False)
+    assert found.returncode == 1, found.stdout
+
+
+def test_protect_system_and_the_rest_of_the_sandbox_hold(gw: Machine) -> None:
+    for d in DAEMONS:
+        p = probe(gw, d)
+        assert p["uid"] != 0, p
+        # ProtectSystem=strict: /usr and /etc read-only mounts, even where the mode allows.
+        assert p["write_usr_rw"] == "EROFS", p
+        assert p["write_etc_rw"] == "EROFS", p
+        assert p["write_usr"] in ("EROFS", "EACCES"), p
+        assert p["write_etc_gridgate"] in ("EROFS", "EACCES"), p  # the config: read only
+        assert p["write_state_dir"] == "ok", p  # StateDirectory= is the one writable place
+        assert p["wx_mmap"] in ("EPERM", "EACCES"), p  # MemoryDenyWriteExecute=
+
+
+def test_device_allow_lets_serial_lines_through_and_nothing_else(gw: Machine) -> None:
+    # From root outside any unit the misc node opens (or fails in its driver): not the cgroup.
+    outside = gw.run(
+        ["python3", "-c", "import os; os.close(os.open('/dev/gg-misc', os.O_RDWR))"], check=False
+    )
+    assert "Operation not permitted" not in outside.stderr, outside.stderr
+    for d in ("grid", "bms"):
+        dev = probe(gw, d)["devices"]
+        # The rack's pty (root:dialout 0660, like a USB adapter): SupplementaryGroups=dialout
+        # and DevicePolicy=closed, which lets ptys through as systemd's standard set.
+        assert dev["/run/gg-rack/l0"] == "ok", (d, dev)
+        # An allowed class (char-ttyS): the cgroup lets it through, the driver finds no UART.
+        assert dev["/dev/ttyS9"] not in ("ok", "EPERM"), (d, dev)
+        # A class no DeviceAllow= names, mode 0666: the device cgroup says no.
+        assert dev["/dev/gg-misc"] == "EPERM", (d, dev)
+    for d in ("plant", "uplink"):
+        dev = probe(gw, d)["devices"]
+        # PrivateDevices=: a /dev of pseudo devices only.
+        assert dev["/dev/ttyS9"] == "ENOENT", (d, dev)
+        assert dev["/dev/gg-misc"] == "ENOENT", (d, dev)
+        assert dev["/run/gg-rack/l0"] != "ok", (d, dev)
+
+
+def test_memory_max_is_set_and_enforced_where_the_kernel_lets_systemd(gw: Machine) -> None:
+    for d in DAEMONS:
+        assert gw.show(f"gridgate-{d}", "MemoryMax")["MemoryMax"] == str(MEMORY_MAX[d]), d
+    enforced = {d: probe(gw, d)["memory_max"] for d in DAEMONS}
+    if all(v is None for v in enforced.values()):
+        pytest.skip(
+            "MemoryMax= is set on every unit but not enforceable in this container: the host "
+            "keeps the memory controller in its cgroup v1 hierarchy (see machine.py)"
+        )
+    assert enforced == {d: str(MEMORY_MAX[d]) for d in DAEMONS}
+
+
+def test_upstream_receives_every_daemon(gw: Machine, host: Host) -> None:
+    def seen() -> set[str]:
+        return {d for d in ("grid", "bms", "plant") if host.upstream.select(f"{GW}/{d}/")}
+
+    # The grid's first window closes on the next full minute.
+    gw.wait_for("messages from grid, bms and plant upstream", lambda: len(seen()) == 3, 90)
+
+
+def test_reload_applies_a_new_config_and_refuses_a_bad_one(gw: Machine, host: Host) -> None:
+    unit = "gridgate-grid"
+    pid = gw.show(unit, "MainPID")["MainPID"]
+    names = sorted(host.meters)
+    fewer = {n: host.meters[n] for n in names[:-1]}
+    applied = gw.journal(unit).count("reloading: the new config is valid")
+    refused = gw.journal(unit).count("reload refused, keeping the running config")
+
+    gw.write("/etc/gridgate/gridgate.toml", gateway_config(host, meters=fewer))
+    gw.run(["systemctl", "reload", unit])
+    gw.wait_for(
+        "the reloaded grid to poll one meter less",
+        lambda: sorted(gw_meters(gw)) == names[:-1],
+        30,
+    )
+    assert gw.journal(unit).count("reloading: the new config is valid") == applied + 1
+    assert gw.show(unit, "MainPID")["MainPID"] == pid  # reloaded in place, not restarted
+
+    gw.write("/etc/gridgate/gridgate.toml", gateway_config(host, meters=host.meters, window=0))
+    gw.run(["systemctl", "reload", unit])
+    gw.wait_for(
+        "the bad config refused",
+        lambda: gw.journal(unit).count("reload refused, keeping the running config") > refused,
+        30,
+    )
+    log = gw.journal(unit)
+    assert "grid.window" in log.rsplit("reload refused", 1)[1].splitlines()[0], log[-2000:]
+    time.sleep(2)  # a status cycle: still the running config, still the same process
+    assert sorted(gw_meters(gw)) == names[:-1]
+    assert gw.is_active(unit) == "active"
+    assert gw.show(unit, "MainPID")["MainPID"] == pid
+
+    gw.write("/etc/gridgate/gridgate.toml", gateway_config(host))
+    gw.run(["systemctl", "reload", unit])
+    gw.wait_for("every meter back", lambda: sorted(gw_meters(gw)) == names, 30)
+
+
+def test_a_frozen_daemon_is_killed_by_the_watchdog_and_restarted(gw: Machine) -> None:
+    pids = {d: gw.show(f"gridgate-{d}", "MainPID")["MainPID"] for d in DAEMONS}
+    restarts = {d: int(gw.show(f"gridgate-{d}", "NRestarts")["NRestarts"]) for d in DAEMONS}
+    # All four at once: each unit's own WatchdogSec=30s must notice its own frozen process.
+    gw.run(["kill", "-STOP", *pids.values()])
+    t0 = time.monotonic()
+
+    def restarted() -> bool:
+        for d in DAEMONS:
+            s = gw.show(f"gridgate-{d}", "MainPID", "ActiveState", "SubState")
+            if s["MainPID"] in ("0", pids[d]) or (s["ActiveState"], s["SubState"]) != (
+                "active",
+                "running",
+            ):
+                return False
+        return True
+
+    # 30 s watchdog, SIGABRT, RestartSec=5s, then the start up to READY.
+    gw.wait_for("every frozen daemon restarted and READY again", restarted, 120)
+    took = time.monotonic() - t0
+    assert took > 25, f"restarted after {took:.0f} s: not by the 30 s watchdog"
+    for d in DAEMONS:
+        s = gw.show(f"gridgate-{d}", "NRestarts")
+        assert int(s["NRestarts"]) == restarts[d] + 1, (d, s)
+        assert "Watchdog timeout" in gw.journal(f"gridgate-{d}"), d
+
+
+def test_stop_flushes_the_window_and_says_offline(gw: Machine, host: Host) -> None:
+    # Away from a window boundary, so a summary ending now can only be the flushed partial one.
+    while not 10 <= time.time() % GRID_WINDOW <= 40:
+        time.sleep(0.5)
+    t_stop = time.time()
+    gw.run(["systemctl", "stop", "gridgate-grid"], timeout=60)
+    s = gw.show("gridgate-grid", "ActiveState", "Result", "ExecMainStatus")
+    assert (s["ActiveState"], s["Result"], s["ExecMainStatus"]) == ("inactive", "success", "0")
+
+    def flushed() -> set[str]:
+        out = set()
+        for m in host.upstream.select(f"{GW}/grid/summary", since=t_stop):
+            body = m.json()["body"]
+            if t_stop - 1 <= body["end"] <= t_stop + 15 and body["end"] - body["start"] < 40:
+                out.add(body["device"])
+        return out
+
+    gw.wait_for(
+        "the partial window of every meter upstream", lambda: flushed() == set(host.meters), 30
+    )
+
+    t_up = time.time()
+    gw.run(["systemctl", "stop", "gridgate.target"], timeout=120)
+    # Stopping the target queues the PartOf= units' stops; wait for them to end.
+    gw.wait_for(
+        "every unit stopped",
+        lambda: all(gw.is_active(f"gridgate-{d}") in ("inactive", "failed") for d in DAEMONS),
+        60,
+    )
+    for d in DAEMONS:
+        s = gw.show(f"gridgate-{d}", "ActiveState", "Result", "ExecMainStatus")
+        assert (s["ActiveState"], s["Result"], s["ExecMainStatus"]) == (
+            "inactive",
+            "success",
+            "0",
+        ), (d, s)
+        log = gw.journal(f"gridgate-{d}")
+        assert "State 'stop-sigterm' timed out" not in log, d
+    gw.wait_for(
+        "the uplink's retained 'offline'",
+        lambda: any(m.payload == b"offline" for m in host.upstream.select(f"{GW}/status", t_up)),
+        10,
+    )

@@ -3,13 +3,14 @@
 Installed by the boot test as ``ExecStartPost=`` of each unit (a drop-in), so it runs with the
 unit's user, namespaces, cgroup, seccomp filter and credentials, exactly as the daemon does. It
 writes one JSON object to STATE/boot-probe/UNIT.json: for each check the errno name of the
-failure, or "ok". Never prints or stores a secret: a credential is reported by its SHA-256.
+failure, or "ok". Credentials are checked from the daemon's own mount namespace instead (the
+test): systemd 252 gives the first ExecStartPost= of the uplink a credential directory it cannot
+read, though the daemon and later ExecStartPost= lines can.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import mmap
 import os
@@ -41,16 +42,13 @@ def wx_map() -> None:
     m.close()
 
 
-def credential(path: str) -> str:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return errno.errorcode.get(exc.errno or 0, str(exc.errno))
-    return "sha256:" + hashlib.sha256(data.strip()).hexdigest()
+def read(path: str) -> None:
+    Path(path).read_bytes()
 
 
 def main(unit: str, devices_file: str) -> None:
     state = os.environ.get("STATE_DIRECTORY", "/var/lib/gridgate")
+    here = str(Path(__file__).parent)
     cg = Path("/proc/self/cgroup").read_text().strip().rpartition("::")[2]
     memory_max = Path(f"/sys/fs/cgroup{cg}/memory.max")
     result: dict[str, object] = {
@@ -59,18 +57,19 @@ def main(unit: str, devices_file: str) -> None:
         "groups": sorted(os.getgroups()),
         "write_usr": attempt(lambda: write("/usr/local/boot-probe")),
         "write_etc_gridgate": attempt(lambda: write("/etc/gridgate/boot-probe")),
+        # World-writable directories the test made under /usr and /etc: only a read-only mount
+        # (ProtectSystem=strict) stops a write there.
+        "write_usr_rw": attempt(lambda: write(f"{here}/rw/boot-probe")),
+        "write_etc_rw": attempt(lambda: write("/etc/gridgate-boot-rw/boot-probe")),
         "write_state_dir": attempt(lambda: write(f"{state}/boot-probe.tmp")),
         "wx_mmap": attempt(wx_map),
         "cgroup": cg,
         "memory_max": memory_max.read_text().strip() if memory_max.exists() else None,
         "credential_env": os.environ.get("CREDENTIALS_DIRECTORY"),
-        "uplink_credential": credential("/run/credentials/gridgate-uplink.service/mqtt-password"),
         # the machine's key that decrypts /etc/credstore.encrypted
-        "host_key": credential("/var/lib/systemd/credential.secret"),
+        "host_key": attempt(lambda: read("/var/lib/systemd/credential.secret")),
         "devices": {},
     }
-    if creds := os.environ.get("CREDENTIALS_DIRECTORY"):
-        result["own_credential"] = credential(f"{creds}/mqtt-password")
     devices: dict[str, str] = {}
     for line in Path(devices_file).read_text().split():
         devices[line] = attempt(lambda line=line: open_dev(line))
