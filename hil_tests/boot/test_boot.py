@@ -535,6 +535,38 @@ def test_upstream_receives_every_daemon(gw: Machine, host: Host) -> None:
     gw.wait_for("messages from grid, bms and plant upstream", lambda: len(seen()) == 3, 90)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect (gateway/cli.py, gateway/config/secrets.py): status and points load the whole "
+    "config, and password_credential fails outside the uplink unit (CREDENTIALS_DIRECTORY is not "
+    "set), so on a gateway set up as docs/technician.md says both exit 78",
+)
+def test_gridgate_status_and_points_work_for_the_technician(gw: Machine) -> None:
+    status = gw.run(["gridgate", "status", "--json"], check=False)
+    assert status.returncode == 0, status.stderr
+    assert set(json.loads(status.stdout)["daemons"]) == set(DAEMONS)
+    points = gw.run(["gridgate", "points"], check=False)
+    assert points.returncode == 0, points.stderr
+
+
+def test_a_plain_credstore_file_is_not_an_encrypted_credential(gw: Machine) -> None:
+    # The uplink unit takes its password with LoadCredentialEncrypted=. Bookworm's systemd 252
+    # refuses a plain file found in /etc/credstore for it: the service fails at the CREDENTIALS
+    # step (243). Only /etc/credstore.encrypted (systemd-creds encrypt) works, as the unit says.
+    gw.sh("install -d -m 0700 /etc/credstore && umask 077 && echo plain > /etc/credstore/gg-plain")
+    gw.sh("echo x | systemd-creds encrypt --name=gg-enc - /etc/credstore.encrypted/gg-enc")
+    try:
+        for name, rc in (("gg-plain", 243), ("gg-enc", 0)):
+            done = gw.run(
+                ["systemd-run", "--wait", "--pipe", "-q", "-p", "User=gridgate", "-p",
+                 f"LoadCredentialEncrypted={name}", "/bin/true"],
+                check=False,
+            )  # fmt: skip
+            assert done.returncode == rc, (name, done.returncode, done.stderr)
+    finally:
+        gw.sh("rm -f /etc/credstore/gg-plain /etc/credstore.encrypted/gg-enc")
+
+
 def test_reload_applies_a_new_config_and_refuses_a_bad_one(gw: Machine, host: Host) -> None:
     unit = "gridgate-grid"
     pid = gw.show(unit, "MainPID")["MainPID"]
