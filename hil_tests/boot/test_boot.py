@@ -407,7 +407,7 @@ def test_every_unit_reaches_active_with_ready_after_boot(gw: Machine) -> None:
         # cycle of every loop (or after its 30 s allowance: the status line tells which).
         assert s["Type"] == "notify"
         assert (s["ActiveState"], s["SubState"], s["Result"]) == ("active", "running", "success")
-        assert s["NRestarts"] == "0", s
+        assert s["NRestarts"] == "0", (s, gw.journal(f"gridgate-{d}")[-3000:])
 
     def status_lines() -> dict[str, str]:
         return {d: gw.show(f"gridgate-{d}", "StatusText")["StatusText"] for d in DAEMONS}
