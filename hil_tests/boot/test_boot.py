@@ -631,6 +631,23 @@ def test_a_frozen_daemon_is_killed_by_the_watchdog_and_restarted(gw: Machine) ->
         assert "Watchdog timeout" in gw.journal(f"gridgate-{d}"), d
 
 
+def test_a_bad_config_at_start_exits_78_and_is_not_restarted(gw: Machine, host: Host) -> None:
+    unit = "gridgate-grid"
+    gw.write("/etc/gridgate/gridgate.toml", gateway_config(host, window=0))
+    try:
+        gw.run(["systemctl", "restart", unit], check=False, timeout=60)
+        time.sleep(7)  # past RestartSec=5s: a restart would have happened by now
+        s = gw.show(unit, "ActiveState", "ExecMainStatus", "NRestarts")
+        # A manual restart resets NRestarts; RestartPreventExitStatus=78 keeps it at 0.
+        assert (s["ActiveState"], s["ExecMainStatus"], s["NRestarts"]) == ("failed", "78", "0"), s
+        assert "grid.window" in gw.journal(unit)
+    finally:
+        gw.write("/etc/gridgate/gridgate.toml", gateway_config(host))
+        gw.run(["systemctl", "reset-failed", unit], check=False)
+        gw.run(["systemctl", "start", unit], timeout=120)
+    assert gw.is_active(unit) == "active"
+
+
 def test_stop_flushes_the_window_and_says_offline(gw: Machine, host: Host) -> None:
     # Away from a window boundary, so a summary ending now can only be the flushed partial one.
     while not 10 <= time.time() % GRID_WINDOW <= 40:
