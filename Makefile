@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast test-legacy-tflite lint format typecheck bench bench-footprint native clean
+.PHONY: setup demo test test-fast test-boot test-legacy-tflite lint format typecheck bench bench-footprint native clean
 
 setup:
 	sh scripts/setup.sh
@@ -15,6 +15,13 @@ test:
 
 test-fast:  # unit and component tests only, no end-to-end bench runs
 	$(PY) -m pytest -q -m "not hil and not slow"
+
+# As root: the shipped units under a real systemd in a Debian bookworm root booted with
+# systemd-nspawn, gridgate installed by install/install.sh (hil_tests/boot/, docs/technician.md).
+# Needs debootstrap and systemd-container; the root and the wheels are cached in
+# /var/cache/gridgate-boot (GRIDGATE_BOOT_CACHE).
+test-boot:
+	GRIDGATE_BOOT=1 $(PY) -m pytest -q -p no:cacheprovider hil_tests/boot
 
 # The TFLite adapter's other backend: tflite-runtime 2.14 only works with numpy < 2, so it gets an
 # environment of its own; the in-tree C module (abi3) is shared with .venv.
