@@ -110,7 +110,7 @@ def _age(ts: float | None) -> str:
 
 
 def _status(path: Path, as_json: bool) -> int:
-    config = load_or_report(path)
+    config = load_or_report(path, read_secrets=False)
     if config is None:
         return EX_CONFIG
     daemons = read_status(config.gateway.runtime_dir)
@@ -160,7 +160,7 @@ def _status(path: Path, as_json: bool) -> int:
 
 
 def _points(path: Path, device: str | None) -> int:
-    config = load_or_report(path)
+    config = load_or_report(path, read_secrets=False)
     if config is None:
         return EX_CONFIG
     shown = 0

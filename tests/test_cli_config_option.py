@@ -78,3 +78,24 @@ def test_the_later_config_option_wins(tmp_path: Path) -> None:
     missing = str(tmp_path / "nowhere.toml")
     out = _gridgate(["-c", missing, "check-config", "-c", str(OK_CONFIG)], tmp_path)
     assert out.returncode == 0, out.stderr
+
+
+def test_status_and_points_need_no_secret(tmp_path: Path) -> None:
+    # On a gateway the MQTT password is a systemd credential only the uplink's unit receives; a
+    # technician's `gridgate status` in a shell has no CREDENTIALS_DIRECTORY and must still work.
+    text = OK_CONFIG.read_text()
+    assert "[uplink]" in text
+    cfg = tmp_path / "gridgate.toml"
+    cfg.write_text(
+        text.replace(
+            "[uplink]\n", '[uplink]\nusername = "gw"\npassword_credential = "mqtt-password"\n', 1
+        )
+    )
+    env_less = _gridgate(["check-config", "-c", str(cfg)], tmp_path)
+    assert env_less.returncode == EX_CONFIG and "CREDENTIALS_DIRECTORY" in env_less.stderr
+    status = _gridgate(["status", "-c", str(cfg)], tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "uplink:" in status.stdout
+    points = _gridgate(["points", "-c", str(cfg)], tmp_path)
+    assert "CREDENTIALS_DIRECTORY" not in points.stderr
+    assert "no live values" in points.stderr  # nothing running: the honest answer, not 78

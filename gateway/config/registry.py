@@ -39,6 +39,7 @@ class SectionInput:
     gateway: GatewaySettings
     config_dir: Path
     env: Mapping[str, str]
+    read_secrets: bool = True  # False for commands that never use them (status, points)
 
     def table(self, name: str) -> Mapping[str, Any]:
         return self.tables.get(name, {})

@@ -74,6 +74,8 @@ def build_config(
     env: Mapping[str, str] | None = None,
     only: str | None = None,
     registry: Registry | None = None,
+    *,
+    read_secrets: bool = True,
 ) -> Config:
     """Validate the merged tree; raise one ConfigError listing every problem.
 
@@ -100,7 +102,13 @@ def build_config(
         if not present and not section.parse_when_absent:
             continue
         given = SectionInput(
-            sink, _tables(sink, data, section.tables), present, gateway, raw.main.parent, env
+            sink,
+            _tables(sink, data, section.tables),
+            present,
+            gateway,
+            raw.main.parent,
+            env,
+            read_secrets,
         )
         try:
             parsed: SectionConfig | None = section.parse(given)
@@ -117,17 +125,29 @@ def build_config(
 
 
 def load_config(
-    main: Path, env: Mapping[str, str] | None = None, only: str | None = None
+    main: Path,
+    env: Mapping[str, str] | None = None,
+    only: str | None = None,
+    *,
+    read_secrets: bool = True,
 ) -> Config:
-    return build_config(read_config(main), env, only)
+    return build_config(read_config(main), env, only, read_secrets=read_secrets)
 
 
 def load_or_report(
-    main: Path, env: Mapping[str, str] | None = None, only: str | None = None
+    main: Path,
+    env: Mapping[str, str] | None = None,
+    only: str | None = None,
+    *,
+    read_secrets: bool = True,
 ) -> Config | None:
-    """For commands: the config, or None after printing every issue to stderr (exit 78 then)."""
+    """For commands: the config, or None after printing every issue to stderr (exit 78 then).
+
+    ``read_secrets=False`` for commands that never use them: ``gridgate status`` and ``points``
+    run in a technician's shell, where only the uplink's unit holds the MQTT credential.
+    """
     try:
-        return load_config(main, env, only)
+        return load_config(main, env, only, read_secrets=read_secrets)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)

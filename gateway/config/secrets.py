@@ -45,11 +45,15 @@ def read_secret(
     table: Mapping[str, Any],
     stem: str,
     env: Mapping[str, str] | None = None,
+    *,
+    read: bool = True,
 ) -> Secret | None:
     """Resolve ``<stem>_file`` or ``<stem>_credential`` of ``table``; both set is an error.
 
     A plain ``<stem> = "..."`` is refused: a password in a config file ends up in backups and
-    support tickets.
+    support tickets. With ``read=False`` the keys are checked but nothing is read and None comes
+    back: for commands that never use the secret (status, points), where only the uplink's unit
+    has the credential.
     """
     if stem in table:
         sink.error(
@@ -67,6 +71,8 @@ def read_secret(
         if not _CREDENTIAL_NAME.match(cred_name) or cred_name in {".", ".."}:
             # systemd's credential names are file names in one directory: no path escapes it.
             sink.error(where, "must be a credential name (A-Z a-z 0-9 _ . - @, no slash)")
+            return None
+        if not read:
             return None
         source = credential_path(cred_name, env)
         if source is None:
@@ -91,7 +97,7 @@ def read_secret(
             return None
     else:
         return None
-    return _read(sink, where, source)
+    return _read(sink, where, source) if read else None
 
 
 _CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,255}$")

@@ -48,7 +48,9 @@ class UplinkConfig:
     encoding: str
 
 
-def _parse_tls(sink: IssueSink, table: Mapping[str, Any], env: Mapping[str, str]) -> TlsSettings:
+def _parse_tls(
+    sink: IssueSink, table: Mapping[str, Any], env: Mapping[str, str], read_secrets: bool
+) -> TlsSettings:
     path = "uplink.tls"
     check_keys(
         sink,
@@ -66,12 +68,20 @@ def _parse_tls(sink: IssueSink, table: Mapping[str, Any], env: Mapping[str, str]
         )
     insecure = take(sink, path, table, "insecure", bool, False)
     return TlsSettings(
-        ca, cert, key, read_secret(sink, path, table, "key_password", env), bool(insecure)
+        ca,
+        cert,
+        key,
+        read_secret(sink, path, table, "key_password", env, read=read_secrets),
+        bool(insecure),
     )
 
 
 def parse_uplink(
-    sink: IssueSink, table: Mapping[str, Any], gw: GatewaySettings, env: Mapping[str, str]
+    sink: IssueSink,
+    table: Mapping[str, Any],
+    gw: GatewaySettings,
+    env: Mapping[str, str],
+    read_secrets: bool = True,
 ) -> UplinkConfig:
     path = "uplink"
     check_keys(
@@ -98,7 +108,7 @@ def parse_uplink(
     # `tls = false` turns TLS off; `tls = true`, a [uplink.tls] table or nothing keeps it on.
     tls_given = take(sink, path, table, "tls", (bool, dict), True)
     tls_table: Mapping[str, Any] = tls_given if isinstance(tls_given, dict) else {}
-    tls = _parse_tls(sink, tls_table, env) if tls_given is not False else None
+    tls = _parse_tls(sink, tls_table, env, read_secrets) if tls_given is not False else None
     port = integer_ranged(sink, path, table, "port", 8883 if tls else 1883, 1, 65535)
     protocol = one_of(sink, path, table, "protocol", "5", _PROTOCOLS)
     client_id = take(sink, path, table, "client_id", str, f"gridgate-{gw.site}-{gw.gateway_id}")
@@ -106,7 +116,7 @@ def parse_uplink(
         sink.error(join(path, "client_id"), "must be 1-64 characters")
     keepalive = integer_ranged(sink, path, table, "keepalive", 30, 5, 3600, unit="seconds")
     username = take(sink, path, table, "username", str, None)
-    password = read_secret(sink, path, table, "password", env)
+    password = read_secret(sink, path, table, "password", env, read=read_secrets)
     if password is not None and username is None:
         sink.error(join(path, "username"), "a password is configured but no username")
     plaintext_ok = take(sink, path, table, "allow_plaintext_password", bool, False)
@@ -138,7 +148,9 @@ def parse_uplink(
 
 
 def _parse_section(given: SectionInput) -> UplinkConfig:
-    return parse_uplink(given.sink, given.table("uplink"), given.gateway, given.env)
+    return parse_uplink(
+        given.sink, given.table("uplink"), given.gateway, given.env, given.read_secrets
+    )
 
 
 def _describe(cfg: UplinkConfig) -> list[str]:

@@ -535,12 +535,6 @@ def test_upstream_receives_every_daemon(gw: Machine, host: Host) -> None:
     gw.wait_for("messages from grid, bms and plant upstream", lambda: len(seen()) == 3, 90)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (gateway/cli.py, gateway/config/secrets.py): status and points load the whole "
-    "config, and password_credential fails outside the uplink unit (CREDENTIALS_DIRECTORY is not "
-    "set), so on a gateway set up as docs/technician.md says both exit 78",
-)
 def test_gridgate_status_and_points_work_for_the_technician(gw: Machine) -> None:
     status = gw.run(["gridgate", "status", "--json"], check=False)
     assert status.returncode == 0, status.stderr
