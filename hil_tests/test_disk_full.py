@@ -8,10 +8,8 @@ up. Needs root for the tmpfs mount (skipped with the reason otherwise).
 
 from __future__ import annotations
 
-import errno
 import itertools
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,40 +17,16 @@ from pathlib import Path
 import pytest
 
 from hil_tests.bench import Bench
+from tests.small_fs import fill, mounted_tmpfs
 
 pytestmark = pytest.mark.hil
 
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs (the gateway's state partition in miniature), unmounted afterwards."""
-    where = tmp_path / "state"
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
+    """A 2 MB tmpfs as the state directory, unmounted afterwards."""
+    with mounted_tmpfs(tmp_path / "state", "size=2m,mode=0700") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(fs: Path) -> Path:
-    """Write a ballast file until the file system is full; return it (delete it to free space)."""
-    ballast = fs / "ballast"
-    with ballast.open("wb", buffering=0) as f:
-        chunk = b"\1" * 4096
-        try:
-            while True:
-                f.write(chunk)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC, exc
-    return ballast
 
 
 def _docs(b: Bench, kind: str | None = None) -> list[dict]:

@@ -3,8 +3,6 @@ ballast file. Needs root for the mount; skipped with the reason otherwise."""
 
 from __future__ import annotations
 
-import errno
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,35 +11,13 @@ import pytest
 from gateway.core.errors import SpoolFullError
 from gateway.spool.opening import SpoolDiskFullError
 from gateway.spool.store import NewRow, Spool
+from tests.small_fs import fill, mounted_tmpfs
 
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "fs"
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "fs") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def _fill(fs: Path) -> Path:
-    ballast = fs / "ballast"
-    with ballast.open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\1" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC, exc
-    return ballast
 
 
 def _rows(n: int, start: int = 0) -> list[NewRow]:
@@ -56,7 +32,7 @@ def test_reject_new_applies_on_a_full_disk(small_fs: Path) -> None:
     with Spool(path, max_bytes=1_000_000, policy="reject_new") as sp:
         sp.append_many(_rows(5))
     with Spool(path, max_bytes=1_000_000, policy="reject_new") as sp:
-        ballast = _fill(small_fs)
+        ballast = fill(small_fs)
         for k in range(3):
             with pytest.raises(SpoolFullError):  # refused by policy, not an I/O error to retry
                 sp.append_many(_rows(4, start=100 + 4 * k))
@@ -77,7 +53,7 @@ def test_drop_oldest_on_a_full_disk_uses_free_pages_then_asks_to_retry(small_fs:
             sp.append_many(_rows(10, start=10 * k))
         sp.ack(range(1, 301))  # delivered upstream: their pages are free for reuse
         sp._checkpoint()  # as after any commit past the WAL's share
-        ballast = _fill(small_fs)
+        ballast = fill(small_fs)
         written: list[int] = []
         with pytest.raises(SpoolDiskFullError):
             for k in range(300):
