@@ -21,6 +21,7 @@ from gateway.core.runtime import DaemonContext
 from gateway.grid.daemon import GridDaemon, build
 from gateway.sim.toml_text import dumps
 from gateway.spool.store import AsyncSpool, Spool
+from tests.raw_tcp import raw_server
 
 N_POINTS = 4
 
@@ -43,31 +44,6 @@ class Meter:
         regs = [w for v in self.values for w in _f32(v)][start : start + count]
         pdu = bytes([request[7], 2 * len(regs)]) + b"".join(struct.pack(">H", r) for r in regs)
         return request[:2] + b"\0\0" + struct.pack(">H", len(pdu) + 1) + request[6:7] + pdu
-
-
-@contextlib.asynccontextmanager
-async def serve(meter: Meter) -> AsyncIterator[int]:
-    handlers: set[asyncio.Task[Any]] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        with contextlib.suppress(ConnectionError):
-            while request := await reader.read(260):
-                writer.write(meter.reply(request))
-                await writer.drain()
-        writer.close()
-
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield int(srv.sockets[0].getsockname()[1])
-    finally:
-        srv.close()
-        # The daemon has closed its connection by now: each handler sees EOF and ends.
-        if handlers:
-            await asyncio.wait(handlers, timeout=2.0)
-        await srv.wait_closed()
 
 
 def write_config(tmp_path: Path, port: int) -> Path:
@@ -144,7 +120,7 @@ async def test_nan_on_every_point_is_bad_values_not_a_lost_meter(
 ) -> None:
     caplog.set_level(logging.INFO)
     meter = Meter()
-    async with serve(meter) as port, running(tmp_path, port) as (daemon, spool):
+    async with raw_server(meter.reply) as port, running(tmp_path, port) as (daemon, spool):
         await until("a GOOD poll", lambda: _meter_status(daemon)["points_good"] == N_POINTS)
         meter.values = [float("nan")] * N_POINTS
         seen = meter.requests

@@ -18,7 +18,7 @@ import os
 import random
 import struct
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from drivers.modbus.plan import compile_plan
 from drivers.modbus.source import ModbusTcpSource, poll_forever
 from drivers.modbus.types import DataType, RegisterPoint, Table
 from gateway.core.model import Frame, Quality
+from tests.raw_tcp import HANGUP, raw_server
 
 N_REGS = 4
 TRUE = [1000 + i for i in range(N_REGS)]  # what the device really holds at holding 0..3
@@ -114,38 +115,17 @@ class Script:
     sent: list[str] = field(default_factory=list)
 
 
-@contextlib.asynccontextmanager
-async def hostile_server(script: Script) -> AsyncIterator[int]:
-    handlers: set[asyncio.Task[Any]] = set()
+def hostile_server(script: Script) -> contextlib.AbstractAsyncContextManager[int]:
+    """A server that answers request i with step i of the script, then hangs up."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        with contextlib.suppress(ConnectionError):
-            while request := await reader.read(260):
-                if len(script.sent) >= len(script.steps):
-                    break
-                kind, noise, r = script.steps[len(script.sent)]
-                script.sent.append(kind)
-                if kind == "hangup":
-                    break
-                reply = mutate(kind, request, noise, r)
-                if reply is not None:
-                    writer.write(reply)
-                    await writer.drain()
-        writer.close()
+    def reply(request: bytes) -> bytes | None:
+        if len(script.sent) >= len(script.steps):
+            return HANGUP
+        kind, noise, r = script.steps[len(script.sent)]
+        script.sent.append(kind)
+        return HANGUP if kind == "hangup" else mutate(kind, request, noise, r)
 
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield int(srv.sockets[0].getsockname()[1])
-    finally:
-        srv.close()
-        # The client has closed by now, so each handler sees EOF and ends by itself.
-        if handlers:
-            _done, pending = await asyncio.wait(handlers, timeout=2.0)
-            assert not pending, "a hostile server handler did not end"
-        await srv.wait_closed()
+    return raw_server(reply)
 
 
 def _device(port: int) -> DeviceConnection:

@@ -8,7 +8,7 @@ import logging
 import math
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from drivers.modbus.types import ByteOrder, RegisterPoint, Table
 from drivers.modbus.types import DataType as PointType
 from gateway.config.issues import IssueSink
 from gateway.core.model import Frame, Quality
+from tests.raw_tcp import Reply, raw_server
 
 HOLDING = [1234, 0, 65535, 42, 7, 8, 9, 10]  # addresses 0..7
 INPUT = [500, 501, 502, 503]  # addresses 10..13
@@ -254,39 +255,6 @@ def test_exception_names_cover_the_spec_codes() -> None:
     assert ModbusExceptionError(2).answered and ModbusExceptionError(2).cause.startswith("ILLEGAL")
 
 
-Reply = Callable[[bytes], bytes | None]
-
-
-@contextlib.asynccontextmanager
-async def _raw_server(reply: Reply) -> AsyncIterator[int]:
-    """A TCP peer that answers every request with ``reply(request)`` (None: stay silent)."""
-
-    handlers: set[asyncio.Task[Any]] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(260):
-                answer = reply(data)
-                if answer is not None:
-                    writer.write(answer)
-                    await writer.drain()
-        writer.close()
-
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield int(srv.sockets[0].getsockname()[1])
-    finally:
-        srv.close()
-        # The client has closed by now, so each handler sees EOF and ends by itself.
-        if handlers:
-            _done, pending = await asyncio.wait(handlers, timeout=2.0)
-            assert not pending, "a raw server handler did not end"
-        await srv.wait_closed()
-
-
 def _junk(_request: bytes) -> bytes:
     return b"\xde\xad\xbe\xef" * 4
 
@@ -310,7 +278,7 @@ async def test_misbehaving_peer_gives_bad_frame_without_crash(
 ) -> None:
     caplog.set_level(logging.INFO, logger="drivers.modbus")
     plan = plan_of([(Table.HOLDING, 0, 3), (Table.INPUT, 0, 2)])
-    async with _raw_server(reply) as port:
+    async with raw_server(reply) as port:
         source = ModbusTcpSource(_device(port, timeout=0.15))
         loop = asyncio.get_running_loop()
         t0 = loop.time()
