@@ -15,11 +15,9 @@ must be refused on their content, plus random bytes (a fixed seed, so the run is
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +41,7 @@ from gateway.core.model import Quality
 from gateway.sim.rack import RackSim, RackSpec
 from gateway.sim.rack_server import RackServer
 from tests.test_cellbus_driver import TIMEOUT, rack_config
+from tests.tracebacks import counting_tracebacks
 
 SPEC = RackSpec(lines=2, boards_per_line=6, cells_per_board=14, temps_per_board=4, seed=3)
 KINDS = (
@@ -160,27 +159,6 @@ def wrong_boards(sim: RackSim, s: RackSample) -> int:
         wrong += abs(s.current_a - latched.current_a) > 1e-3
         wrong += abs(s.string_v - latched.voltage_v) > 1e-3
     return wrong
-
-
-class _Tracebacks(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info or "Traceback" in record.getMessage():
-            self.count += 1
-
-
-@contextlib.contextmanager
-def counting_tracebacks() -> Iterator[_Tracebacks]:
-    handler = _Tracebacks()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
 
 
 async def campaign(choose: Callable[[], str], rng: random.Random, cycles: int) -> Tally:

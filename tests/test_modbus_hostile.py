@@ -18,7 +18,6 @@ import os
 import random
 import struct
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +33,7 @@ from drivers.modbus.source import ModbusTcpSource, poll_forever
 from drivers.modbus.types import DataType, RegisterPoint, Table
 from gateway.core.model import Frame, Quality
 from tests.raw_tcp import HANGUP, raw_server
+from tests.tracebacks import counting_tracebacks
 
 N_REGS = 4
 TRUE = [1000 + i for i in range(N_REGS)]  # what the device really holds at holding 0..3
@@ -140,29 +140,6 @@ class Tally:
     rejected_valid: int = 0
     tracebacks: int = 0
     slowest: float = 0.0
-
-
-class _Tracebacks(logging.Handler):
-    """Counts every record that carries a traceback (asyncio's 'data_received() call failed')."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info or "Traceback" in record.getMessage():
-            self.count += 1
-
-
-@contextlib.contextmanager
-def counting_tracebacks() -> Iterator[_Tracebacks]:
-    handler = _Tracebacks()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
 
 
 async def run_script(script: Script, tally: Tally) -> None:

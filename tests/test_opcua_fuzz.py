@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import logging
 import math
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,7 @@ from drivers.opcua.config import OpcUaConfig, parse_opcua
 from drivers.opcua.quality import sample
 from gateway.config.issues import IssueSink
 from gateway.core.model import Frame, Quality
+from tests.tracebacks import counting_tracebacks
 
 N_NODES = 12
 NS_URI = "urn:gridgate:test:hostile"
@@ -204,29 +204,6 @@ def make_config(hostile: Hostile, **extra: Any) -> OpcUaConfig:
     sink.raise_if_any()
     assert config is not None
     return config
-
-
-class _Tracebacks(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.count = 0
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info or "Traceback" in record.getMessage():
-            self.count += 1
-            self.messages.append(f"{record.name}: {record.getMessage()}")
-
-
-@contextlib.contextmanager
-def counting_tracebacks() -> Iterator[_Tracebacks]:
-    handler = _Tracebacks()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
 
 
 async def campaign(hostile: Hostile, acquisition: str, rounds: int, seed: int) -> Tally:
