@@ -527,6 +527,15 @@ def test_memory_max_is_set_and_enforced_where_the_kernel_lets_systemd(gw: Machin
     assert enforced == {d: str(MEMORY_MAX[d]) for d in DAEMONS}
 
 
+def test_the_plant_model_runs_with_its_fast_kernels(gw: Machine) -> None:
+    wait_active(gw)  # the model is loaded before READY
+    log = gw.journal("gridgate-plant")
+    # ProcSubset=pid would hide /proc/cpuinfo: the TFLite runtime then says so on stderr and
+    # scores with its reference kernels, three times slower.
+    assert "XNNPACK delegate" in log, log[-2000:]
+    assert "Error in cpuinfo" not in log, log[-2000:]
+
+
 def test_upstream_receives_every_daemon(gw: Machine, host: Host) -> None:
     def seen() -> set[str]:
         return {d for d in ("grid", "bms", "plant") if host.upstream.select(f"{GW}/{d}/")}
