@@ -18,6 +18,7 @@ from gateway.core.errors import GatewayError
 from gateway.core.runtime import EX_CONFIG
 from gateway.core.status import read_status
 from gateway.grid import loadflow_cli
+from gateway.reload_cli import reload_daemon
 from gateway.spool.store import Spool
 
 DAEMON_CHOICES = ("grid", "bms", "plant", "uplink", "all")
@@ -40,6 +41,19 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "check-config", help="validate the config and its drop-ins, then exit (78 on errors)"
+    )
+
+    rl = sub.add_parser(
+        "reload",
+        help="make a running daemon apply the config again and say whether it did "
+        "(0 applied, 1 refused or failed, 3 not running, 78 config invalid)",
+    )
+    rl.add_argument("daemon", choices=DAEMON_CHOICES)
+    rl.add_argument(
+        "--pid", type=int, default=None, help="the daemon's process (default: from its status)"
+    )
+    rl.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for its answer (default 60)"
     )
 
     s = sub.add_parser("status", help="state of every daemon, spool depth, uplink state")
@@ -186,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "status":
         return _status(args.config, args.json)
+    if args.command == "reload":
+        return reload_daemon(args.config, args.daemon, args.pid, args.timeout)
     if args.command == "loadflow":
         return loadflow_cli.run(args)
     if args.command == "replay":

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gateway.core.reload_request import request_reload
 from hil_tests.bench import Bench
 
 pytestmark = pytest.mark.hil
@@ -87,3 +90,52 @@ def test_reload_that_cannot_start_keeps_the_old_config(bench: Bench) -> None:
     _reload(bench, good.replace(str(bench.state_dir), str(new_state)), "running grid from", 2)
     _still_producing(bench, new_state / "spool.sqlite")
     assert bench.stop_daemon("grid") == 0
+
+
+def _gridgate_reload(bench: Bench, *args: str) -> subprocess.CompletedProcess[str]:
+    """``gridgate reload grid -c FILE``, as a technician types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "reload", "grid", "-c", str(bench.config), *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_gridgate_reload_answers_with_what_the_daemon_did(bench: Bench) -> None:
+    # A SIGHUP always "succeeded": systemctl reload said nothing of a refused config.
+    good = bench.config.read_text()
+    spool = bench.state_dir / "spool.sqlite"
+    runtime_dir = bench.state_dir / "run"
+    bench.start_daemon("grid")
+    bench.wait_for("the first summary", lambda: _rows(spool) > 0, timeout=30)
+    bench.wait_for("the status file", lambda: (runtime_dir / "status" / "grid.json").exists(), 10)
+    pid = bench.procs["grid"].pid
+
+    done = _gridgate_reload(bench)  # the pid from the daemon's status file
+    assert done.returncode == 0, done.stderr
+    assert f"grid: reloaded {bench.config}" in done.stdout
+    assert bench.log("grid").count("reloading: the new config is valid") == 1
+
+    # A broken file: refused with file and key before the daemon is disturbed.
+    bench.config.write_text(good.replace("window = 3.0", "window = 0"))
+    done = _gridgate_reload(bench, "--pid", str(pid))
+    assert done.returncode == 78, done.stderr
+    assert f"{bench.config}: grid.window" in done.stderr
+    assert "reload refused, keeping the running config" in done.stderr
+    assert "reload refused" not in bench.log("grid")  # not signalled
+
+    # The daemon's own refusal reaches the caller too (here bypassing the command's check).
+    outcome = request_reload(runtime_dir, "grid", pid, timeout=30)
+    assert (outcome.applied, outcome.pid) == (False, pid)
+    assert "grid.window" in outcome.reason
+    assert bench.procs["grid"].poll() is None
+    _still_producing(bench, spool)
+
+    bench.config.write_text(good)
+    assert _gridgate_reload(bench).returncode == 0
+    assert bench.stop_daemon("grid") == 0
+    done = _gridgate_reload(bench)
+    assert done.returncode == 3, done.stderr
+    assert "grid: not running" in done.stderr

@@ -32,15 +32,17 @@ def _gridgate(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _exec_start(unit: Path) -> list[str]:
-    lines = [ln for ln in unit.read_text().splitlines() if ln.startswith("ExecStart=")]
+def _exec(unit: Path, key: str) -> list[str]:
+    lines = [ln for ln in unit.read_text().splitlines() if ln.startswith(f"{key}=")]
     assert len(lines) == 1, unit
-    return shlex.split(lines[0].removeprefix("ExecStart="))
+    # systemd's $MAINPID, for a process that cannot exist: the config is refused before it counts
+    return shlex.split(lines[0].removeprefix(f"{key}=").replace("$MAINPID", "999999999"))
 
 
+@pytest.mark.parametrize("key", ["ExecStart", "ExecReload"])
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
-def test_each_units_command_line_runs_as_written(unit: Path, tmp_path: Path) -> None:
-    argv = _exec_start(unit)
+def test_each_units_command_line_runs_as_written(unit: Path, key: str, tmp_path: Path) -> None:
+    argv = _exec(unit, key)
     assert Path(argv[0]).name == "gridgate"
     missing = tmp_path / "gridgate.toml"
     args = [str(missing) if a == "/etc/gridgate/gridgate.toml" else a for a in argv[1:]]
@@ -52,7 +54,14 @@ def test_each_units_command_line_runs_as_written(unit: Path, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "command",
-    [["check-config"], ["status"], ["points"], ["run", "grid"], ["replay", "bms", "rec.csv"]],
+    [
+        ["check-config"],
+        ["status"],
+        ["points"],
+        ["run", "grid"],
+        ["reload", "grid"],
+        ["replay", "bms", "rec.csv"],
+    ],
     ids=" ".join,
 )
 def test_config_option_before_and_after_the_command(command: list[str], tmp_path: Path) -> None:

@@ -56,7 +56,9 @@ def test_service_contract(name: str) -> None:
     assert one(u, s, "ExecStart") == (
         f"/opt/gridgate/bin/gridgate run {name} -c /etc/gridgate/gridgate.toml"
     )
-    assert one(u, s, "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert one(u, s, "ExecReload") == (
+        f"/opt/gridgate/bin/gridgate reload {name} --pid $MAINPID -c /etc/gridgate/gridgate.toml"
+    )
     assert one(u, s, "WatchdogSec") == "30s"
     assert one(u, s, "Restart") == "on-failure"
     assert one(u, s, "RestartPreventExitStatus") == "78"

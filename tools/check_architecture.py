@@ -39,7 +39,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # Demo, tests and benches only: the simulators may use anything below them.
     "gateway.sim": (*_SHARED, *(f"gateway.{d}" for d in DOMAINS)),
     "gateway.demo": (*_SHARED, "gateway.sim"),
-    "gateway.cli": (*_SHARED, *(f"gateway.{d}" for d in DOMAINS), "gateway.demo"),
+    "gateway.cli": (
+        *_SHARED,
+        *(f"gateway.{d}" for d in DOMAINS),
+        "gateway.demo",
+        "gateway.reload_cli",
+    ),
+    "gateway.reload_cli": ("gateway.core", "gateway.config"),
     "gateway": (),
 }
 # Importable from anywhere: the package root's version string.

@@ -22,6 +22,7 @@ from gateway.core.backoff import Backoff
 from gateway.core.errors import ConfigError, SpoolError
 from gateway.core.logs import setup_logging
 from gateway.core.notify import Heartbeats, Notifier, watchdog_loop
+from gateway.core.reload_request import ReloadOutcome, write_outcome
 from gateway.core.status import write_status
 from gateway.core.supervisor import LoopFactory, Supervisor
 from gateway.spool.opening import SpoolBusyError, SpoolDiskFullError, is_disk_full
@@ -138,6 +139,7 @@ class Runtime:
         self.notifier = notifier or Notifier()
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
+        self._reloads = 0  # attempts answered, numbered for gridgate reload
         self.beats = Heartbeats()
 
     async def _start(self, config: Config) -> _Running:
@@ -220,19 +222,27 @@ class Runtime:
         self._reload.clear()
         return "reload"
 
-    def _try_reload(self) -> Config | None:
+    def _try_reload(self) -> tuple[Config | None, str]:
+        """The new config, or None and why it is refused."""
         try:
             new = load_config(self.config_path, only=self._only)
         except ConfigError as exc:
-            reason = "; ".join(str(i) for i in exc.issues)
-            log.error("reload refused, keeping the running config: %s", reason)
-            return None
+            return None, "; ".join(str(i) for i in exc.issues)
         if self.which != "all" and self.which not in new.daemons():
-            log.error(
-                "reload refused, keeping the running config: daemon %s is not enabled", self.which
-            )
-            return None
-        return new
+            return None, f"daemon {self.which} is not enabled"
+        problem = _unusable_state(new)
+        if problem is not None:
+            return None, problem
+        return new, ""
+
+    def _answer(self, runtime_dir: Path, applied: bool, reason: str) -> None:
+        """Tell ``gridgate reload`` (and so ``systemctl reload``) what became of the SIGHUP."""
+        self._reloads += 1
+        outcome = ReloadOutcome(os.getpid(), self._reloads, applied, reason)
+        try:
+            write_outcome(runtime_dir, self.which, outcome)
+        except OSError as exc:  # the journal has the outcome; only the caller's answer is lost
+            log.error("cannot write the reload outcome to %s: %s", runtime_dir, exc)
 
     async def _apply_reload(self, running: _Running) -> _Running:
         """Apply the config file again; whatever goes wrong, a config keeps running.
@@ -240,21 +250,20 @@ class Runtime:
         Refused without stopping anything: a config that does not validate, or whose state
         directory cannot be made. Failing once the daemons are stopped (the spool cannot be
         opened, a daemon cannot be built): the previous config is started again. The reason is
-        logged either way; only when the previous config cannot start again either does the
-        error end the process, as it would at start.
+        logged either way and written for ``gridgate reload``; only when the previous config
+        cannot start again either does the error end the process, as it would at start.
         """
         self.notifier.reloading()
-        new = self._try_reload()
-        problem = _unusable_state(new) if new is not None else None
-        if new is None or problem is not None:
-            if problem is not None:
-                log.error("reload refused, keeping the running config: %s", problem)
+        new, refused = self._try_reload()
+        if new is None:
+            log.error("reload refused, keeping the running config: %s", refused)
+            self._answer(running.config.gateway.runtime_dir, False, refused)
             self.notifier.ready("reload refused, running the previous config")
             return running
         log.info("reloading: the new config is valid, restarting the daemons")
         await self._shutdown(running)
         try:
-            return await self._start(new)
+            started = await self._start(new)
         except Exception as exc:  # any failure of the new config: the old one must come back
             expected = isinstance(exc, (ConfigError, SpoolError, OSError))
             log.error(
@@ -262,7 +271,11 @@ class Runtime:
                 _reason(exc),
                 exc_info=not expected,  # a bug in a daemon's build: its traceback, once
             )
-        return await self._start(running.config)
+            previous = await self._start(running.config)
+            self._answer(new.gateway.runtime_dir, False, f"failed: {_reason(exc)}")
+            return previous
+        self._answer(new.gateway.runtime_dir, True, "")
+        return started
 
     async def run(self, config: Config) -> int:
         loop = asyncio.get_running_loop()

@@ -579,7 +579,9 @@ def test_reload_applies_a_new_config_and_refuses_a_bad_one(gw: Machine, host: Ho
     refused = gw.journal(unit).count("reload refused, keeping the running config")
 
     gw.write("/etc/gridgate/gridgate.toml", gateway_config(host, meters=fewer))
-    gw.run(["systemctl", "reload", unit])
+    # ExecReload= waits for the daemon's answer: the job ends when the new config runs.
+    done = gw.run(["systemctl", "reload", unit], check=False, timeout=120)
+    assert done.returncode == 0, (done.stderr, gw.journal(unit)[-2000:])
     gw.wait_for(
         "the reloaded grid to poll one meter less",
         lambda: sorted(gw_meters(gw)) == names[:-1],
@@ -589,14 +591,17 @@ def test_reload_applies_a_new_config_and_refuses_a_bad_one(gw: Machine, host: Ho
     assert gw.show(unit, "MainPID")["MainPID"] == pid  # reloaded in place, not restarted
 
     gw.write("/etc/gridgate/gridgate.toml", gateway_config(host, meters=host.meters, window=0))
-    gw.run(["systemctl", "reload", unit])
+    # A refused config fails the reload job (it used to "succeed": a SIGHUP has no answer).
+    done = gw.run(["systemctl", "reload", unit], check=False, timeout=120)
+    assert done.returncode != 0, gw.journal(unit)[-2000:]
+    assert "failed" in done.stderr, done.stderr
     gw.wait_for(
         "the bad config refused",
         lambda: gw.journal(unit).count("reload refused, keeping the running config") > refused,
         30,
     )
     log = gw.journal(unit)
-    assert "grid.window" in log.rsplit("reload refused", 1)[1].splitlines()[0], log[-2000:]
+    assert "grid.window" in log.rsplit("reload refused", 1)[0][-1000:], log[-2000:]
     time.sleep(2)  # a status cycle: still the running config, still the same process
     assert sorted(gw_meters(gw)) == names[:-1]
     assert gw.is_active(unit) == "active"
