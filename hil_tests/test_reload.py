@@ -110,7 +110,7 @@ def test_gridgate_reload_answers_with_what_the_daemon_did(bench: Bench) -> None:
     runtime_dir = bench.state_dir / "run"
     bench.start_daemon("grid")
     bench.wait_for("the first summary", lambda: _rows(spool) > 0, timeout=30)
-    bench.wait_for("the status file", lambda: (runtime_dir / "status" / "grid.json").exists(), 10)
+    bench.wait_for("the status file", (runtime_dir / "status" / "grid.json").exists, 10)
     pid = bench.procs["grid"].pid
 
     done = _gridgate_reload(bench)  # the pid from the daemon's status file
