@@ -69,19 +69,50 @@ def _parser() -> argparse.ArgumentParser:
     pts.add_argument("device", nargs="?", help="only this device")
 
     d = sub.add_parser(
-        "demo", help="simulated feeder -> grid daemon -> spool -> uplink -> a local broker"
+        "demo",
+        help="the whole gateway on a simulated bench: feeder, battery rack and gas turbine "
+        "simulators -> daemons -> spool -> uplink -> a private broker",
     )
     d.add_argument(
         "--duration", type=float, default=None, help="stop after SECONDS (default: until Ctrl-C)"
     )
     d.add_argument(
-        "--speed", type=float, default=60.0, help="simulated seconds per wall second (default 60)"
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated feeder seconds per wall second (default 60; the plant runs at 10x, "
+        "the rack in real time)",
     )
     d.add_argument(
-        "--workdir", type=Path, default=None, help="keep the demo's config, spool and logs here"
+        "--only",
+        type=_daemon_list,
+        default=DEMO_DAEMONS,
+        metavar="LIST",
+        help="the field daemons to run, comma-separated (default grid,bms,plant)",
+    )
+    d.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the config, spool and logs to DIR and keep them (default: a temporary "
+        "directory, deleted at the end)",
     )
     _config_after_command(p)
     return p
+
+
+DEMO_DAEMONS = ("grid", "bms", "plant")
+
+
+def _daemon_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in DEMO_DAEMONS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a comma-separated list of {', '.join(DEMO_DAEMONS)}"
+        )
+    return names
 
 
 def _config_after_command(parser: argparse.ArgumentParser) -> None:
@@ -220,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # start-up: the demo loads every simulator (pymodbus, asyncua, paho); only it needs them.
         from gateway.demo import run_demo
 
-        code: int = run_demo(duration=args.duration, speed=args.speed, workdir=args.workdir)
+        code: int = run_demo(args.duration, args.speed, args.keep, args.only)
         return code
     raise AssertionError(args.command)
 

@@ -1,7 +1,8 @@
-"""The README's main job: `gridgate demo` must work on a fresh set-up, with nothing configured."""
+"""The README's main job: `gridgate demo` shows the whole gateway, with nothing configured."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,44 +11,72 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.hil
+LINE = re.compile(r"^\d\d:\d\d:\d\d  (\w+)\s+(\S*)\s+(.*)$")
 
 
-def test_demo_shows_summaries_of_every_meter(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "demo",
-            "--duration",
-            "14",
-            "--workdir",
-            str(tmp_path),
-        ],
+def _demo(*args: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
+    # Exactly as typed, from another directory: the demo must not depend on the working dir.
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "demo", *args],
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=timeout,
         check=False,
+        cwd="/",
     )
+
+
+def _lines(out: str) -> list[tuple[str, str, str]]:
+    return [m.groups() for ln in out.splitlines() if (m := LINE.match(ln))]  # type: ignore[misc]
+
+
+def test_demo_shows_every_daemon_and_the_plants_early_warning(tmp_path: Path) -> None:
+    proc = _demo("--duration", "90", "--keep", str(tmp_path))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     out = proc.stdout
-    assert re.search(r"gridgate/demo/bench-1/status\s+online", out)
+    assert "Each line is one message" in out  # the legend
+    assert "Runs for 90 s (Ctrl-C stops it earlier)" in out
+    lines = _lines(out)
+    by_daemon = {d for d, _, _ in lines}
+    assert {"grid", "bms", "plant", "uplink"} <= by_daemon, by_daemon
+    # The meters, the estimate of the nodes nobody measures, the rack, the turbine.
     for meter in ("head", "cab1", "cab2", "cab3"):
-        assert re.search(rf"grid/summary #\d+ {meter}: .*U1 2\d\d\.\d V", out), meter
+        assert any(dev == meter and "points good" in text for _, dev, text in lines), meter
+    estimates = [t for d, dev, t in lines if (d, dev) == ("grid", "feeder") and "lowest" in t]
+    assert estimates and re.search(r"lowest 1\.\d{3} pu \(2\d\d\.\d V\) at node \d+", estimates[-1])
+    rack = [t for d, dev, t in lines if (d, dev) == ("bms", "rack")]
+    assert rack and re.search(r"SOC \d+\.\d/\d+\.\d/\d+\.\d %, cell spread \d+ mV", rack[-1])
+    plant = [t for d, dev, t in lines if (d, dev) == ("plant", "gt1")]
+    assert any(re.match(r"running, [\d,]+ kW, anomaly score \d", t) for t in plant), plant
+    warning = [t for t in plant if t.startswith(">>> ALARM anomaly raised")]
+    assert warning and "look at bearing" in warning[0], plant
+    # The warning grows during the demo: the plant was seen normal first.
+    first_summary = next(i for i, t in enumerate(plant) if t.startswith("running"))
+    assert first_summary < plant.index(warning[0])
+    assert [t for d, _, t in lines if d == "uplink"].count("offline") == 1
     last = out.strip().splitlines()[-1]
     m = re.match(
-        r"gridgate demo: (\d+) messages upstream \((\d+) summaries, (\d+) alarms\), 0 duplicate",
+        r"gridgate demo: (\d+) messages upstream \(grid (\d+), bms (\d+), plant (\d+); "
+        r"(\d+) feeder estimates\), alarms: .*plant \d.*; 0 duplicate\(s\)$",
         last,
     )
-    assert m and int(m.group(2)) >= 8, last
-    # The daemons really ran as a separate process and logged to the work dir.
-    assert "running grid, uplink" in (tmp_path / "gridgate.log").read_text()
-    assert (tmp_path / "state" / "spool.sqlite").exists()
+    assert m, last
+    # --keep: the config and the spool stay for inspection.
+    assert (tmp_path / "gridgate.toml").exists() and (tmp_path / "state" / "spool.sqlite").exists()
+    assert "running grid, bms, plant, uplink" in (tmp_path / "gridgate.log").read_text()
+
+
+def test_demo_only_narrows_it(tmp_path: Path) -> None:
+    proc = _demo("--duration", "15", "--only", "bms", timeout=90)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    daemons = {d for d, _, _ in _lines(proc.stdout)}
+    assert daemons == {"bms", "uplink"}, daemons
+    assert "gridgate demo: " in proc.stdout.strip().splitlines()[-1]
+    bad = _demo("--only", "grid,foo", timeout=30)
+    assert bad.returncode == 2 and "grid,foo" in bad.stderr
 
 
 def test_demo_without_mosquitto_says_how_to_install_it(tmp_path: Path) -> None:
-    import os
-
     proc = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "demo", "--duration", "5"],
         capture_output=True,

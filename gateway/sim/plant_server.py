@@ -278,6 +278,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="POLICY[:MODE]",
         help="offer this endpoint (repeatable), e.g. Aes256_Sha256_RsaPss:Sign",
     )
+    p.add_argument(
+        "--running",
+        action="store_true",
+        help="the unit runs from the start and keeps running (no daily dispatch schedule)",
+    )
+    p.add_argument(
+        "--warm",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the model this many model seconds before serving (a warm unit)",
+    )
     p.add_argument("--no-none", action="store_true", help="do not offer the None endpoint")
     p.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD_FILE")
     p.add_argument(
@@ -298,15 +310,22 @@ async def _serve(args: argparse.Namespace) -> int:
         allow_none=not args.no_none,
         users=users,
     )
-    server = PlantServer(
+    model = PlantModel(
         args.profile,
-        seed=args.seed,
+        args.seed,
+        faults=args.fault,
+        dispatch=not args.running,
+        running=True if args.running else None,
+    )
+    if args.warm > 0:
+        model.run(round(args.warm))
+    server = PlantServer(
         host=args.host,
         port=args.port,
         speed=args.speed,
         tick=args.tick,
         security=security,
-        faults=args.fault,
+        model=model,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
