@@ -21,17 +21,15 @@ from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
 from gateway.config.rules import (
     REQUIRED,
-    finite,
     integer_ranged,
-    non_negative,
     one_of,
-    positive,
     ranged,
     resolved_path,
     subtable,
 )
 from gateway.core.errors import ConfigIssue
 from gateway.native.cells import CellsConfig
+from gateway.native.cells_config import MAX_CELLS_PER_BOARD, MAX_DEBOUNCE
 
 CHEMISTRIES: Final = ("lfp", "nmc")
 MODES: Final = ("advisory", "active")
@@ -70,8 +68,44 @@ _BALANCE_KEYS: Final = {
     "min_cell_v": "bal_min_v",
     "max_temp_c": "bal_max_temp",
     "max_data_age_s": "bal_max_age_s",
+    "max_per_board": "bal_max_per_board",
 }
 _ESTIMATOR_KEYS: Final = {"q_soc": "q_soc", "q_v1": "q_v1", "r_v": "r_v"}
+
+# What a technician could mean, per key (lo, hi, unit): the kernel accepts any finite number the
+# C code can compute with (an over_voltage of 1e308 V never trips; a bleed_ohm of 1e-300 ohm
+# "bleeds" 1e300 A), so each key is bounded here to the physics of a cell and its board.
+_CELL_V: Final = (0.5, 5.5, "V")  # any lithium or sodium cell, from flat to overcharged
+_CELL_T: Final = (-60.0, 150.0, "°C")  # below: no battery room; above: the cell is burning
+KEY_RANGES: Final[Mapping[str, tuple[float, float, str]]] = {
+    "over_voltage": _CELL_V,
+    "over_voltage_clear": _CELL_V,
+    "under_voltage": _CELL_V,
+    "under_voltage_clear": _CELL_V,
+    "over_temperature": _CELL_T,
+    "over_temperature_clear": _CELL_T,
+    "under_temperature": _CELL_T,
+    "under_temperature_clear": _CELL_T,
+    "deviation_sigma": (1.0, 50.0, "sigma"),
+    "deviation_sigma_clear": (0.0, 50.0, "sigma"),
+    "deviation_min_v": (0.0001, 0.5, "V"),  # the spread floor: 0.1 mV (AFE LSB) .. 0.5 V
+    "stale_s": (0.1, 3600.0, "s"),
+    "open_wire_v": (0.05, 5.5, "V"),
+    "max_plausible_v": (0.5, 6.0, "V"),  # above any cell; a board's ADC ends about here
+    "jump_v": (0.001, 5.5, "V"),  # 5.5 V: wider than any cell's range, the check never fires
+    "debounce_set": (1, MAX_DEBOUNCE, "cycles"),
+    "debounce_clear": (1, MAX_DEBOUNCE, "cycles"),
+    "bleed_ohm": (1.0, 10_000.0, "ohm"),  # board bleed resistors are 10-100 ohm
+    "soc_window": (0.0, 0.5, ""),  # SOC as a fraction: 0.01 is 1 %
+    "v_window": (0.0, 0.5, "V"),
+    "min_cell_v": _CELL_V,
+    "max_temp_c": _CELL_T,
+    "max_data_age_s": (0.01, 600.0, "s"),
+    "max_per_board": (0, MAX_CELLS_PER_BOARD, "cells"),
+    "q_soc": (0.0, 1e-3, "1/s"),  # SOC variance per second; 1e-3 forgets the SOC in minutes
+    "q_v1": (0.0, 1e-2, "V²/s"),
+    "r_v": (1e-9, 1.0, "V²"),  # measurement variance: (30 uV)^2 .. (1 V)^2
+}
 
 # kernel field -> the config key path that sets it: where a kernel problem is reported.
 KERNEL_KEYS: Final = {
@@ -79,7 +113,6 @@ KERNEL_KEYS: Final = {
     **{field: f"bms.balancing.{key}" for key, field in _BALANCE_KEYS.items()},
     **{field: f"bms.estimator.{key}" for key, field in _ESTIMATOR_KEYS.items()},
     "bal_mode": "bms.balancing.target",
-    "bal_max_per_board": "bms.balancing.max_per_board",
     "cells_per_board": "bms.lines",  # every line's cells_per_board (one value, checked above)
 }
 # The fields a kernel check compares with the field it reports (CellsConfig.issues): a problem
@@ -160,16 +193,18 @@ class BmsConfig:
 def _kernel_overrides(
     sink: IssueSink, path: str, table: Mapping[str, Any], keys: Mapping[str, str], kind: type
 ) -> dict[str, Any]:
-    """kernel field -> value for the keys present in ``table`` (their paths: KERNEL_KEYS)."""
+    """kernel field -> value for the keys present in ``table`` and inside :data:`KEY_RANGES`
+    (their paths: KERNEL_KEYS); a key outside its range is reported and left to the default."""
     out: dict[str, Any] = {}
     for key, field in keys.items():
-        value = take(sink, path, table, key, kind, None)
-        if value is None:
-            continue
-        if isinstance(value, float) and math.isnan(value):
-            sink.error(join(path, key), "must be a number, not nan")
-            continue
-        out[field] = value
+        lo, hi, unit = KEY_RANGES[key]
+        value: float | int | None
+        if kind is int:
+            value = integer_ranged(sink, path, table, key, None, int(lo), int(hi), unit=unit)
+        else:
+            value = ranged(sink, path, table, key, None, lo, hi, unit=unit)
+        if value is not None:
+            out[field] = value
     return out
 
 
@@ -180,13 +215,16 @@ def _cell_model(sink: IssueSink, table: Mapping[str, Any], chemistry: str) -> Ce
     )
     r0, r1, c1 = _CELL_DEFAULTS.get(chemistry, _CELL_DEFAULTS["nmc"])
     # No default capacity: a wrong one silently drifts every SOC, so it must be stated.
-    capacity = positive(sink, path, table, "capacity_ah", REQUIRED, unit="Ah")
+    # 0.01 Ah is a coin cell; 10,000 Ah is beyond any single cell made for a rack.
+    capacity = ranged(sink, path, table, "capacity_ah", REQUIRED, 0.01, 10_000.0, unit="Ah")
     soc, volts = _ocv_curve(sink, path, table)
     return CellModel(
         capacity if capacity is not None else 1.0,  # only when refused: the config is rejected
-        non_negative(sink, path, table, "r0_ohm", r0),
-        non_negative(sink, path, table, "r1_ohm", r1),
-        positive(sink, path, table, "c1_farad", c1),
+        # A cell's internal resistances are milliohms; an ohm is a broken connection.
+        ranged(sink, path, table, "r0_ohm", r0, 0.0, 1.0, unit="ohm"),
+        ranged(sink, path, table, "r1_ohm", r1, 0.0, 1.0, unit="ohm"),
+        # tau = r1 * c1 is seconds to hours: 1 F .. 1e8 F covers every fit with r1 in range.
+        ranged(sink, path, table, "c1_farad", c1, 1.0, 1e8, unit="F"),
         soc,
         volts,
     )
@@ -217,10 +255,14 @@ def _ocv_curve(
         return None, None
     if soc[0] != 0.0 or soc[-1] != 1.0 or any(b <= a for a, b in itertools.pairwise(soc)):
         sink.error(join(path, "ocv_soc"), "must rise strictly from 0 to 1")
-    if not all(math.isfinite(v) and v > 0 for v in volts) or any(
+    lo, hi, _ = _CELL_V
+    if not all(math.isfinite(v) and lo <= v <= hi for v in volts) or any(
         b <= a for a, b in itertools.pairwise(volts)
     ):
-        sink.error(join(path, "ocv_v"), "must be positive and rise strictly (one V per SOC)")
+        sink.error(
+            join(path, "ocv_v"),
+            f"must lie between {lo:g} and {hi:g} V and rise strictly (one V per SOC)",
+        )
     return tuple(soc), tuple(volts)
 
 
@@ -232,18 +274,18 @@ def _balancing(
         sink,
         path,
         table,
-        set(_BALANCE_KEYS) | {"mode", "target", "max_per_board", "board_timeout_s", "refresh_s"},
+        set(_BALANCE_KEYS) | {"mode", "target", "board_timeout_s", "refresh_s"},
     )
     mode = one_of(sink, path, table, "mode", "advisory", MODES)
-    overrides = _kernel_overrides(sink, path, table, _BALANCE_KEYS, float)
+    floats = {k: f for k, f in _BALANCE_KEYS.items() if k != "max_per_board"}
+    overrides = _kernel_overrides(sink, path, table, floats, float)
     target = one_of(sink, path, table, "target", "soc", TARGETS)
     overrides["bal_mode"] = ("off", "soc", "voltage").index(target)
-    per_board = take(sink, path, table, "max_per_board", int, None)
-    if per_board is not None:
-        overrides["bal_max_per_board"] = per_board
+    overrides |= _kernel_overrides(sink, path, table, {"max_per_board": "bal_max_per_board"}, int)
     timeout = ranged(sink, path, table, "board_timeout_s", 3.0, 0.1, 600.0, unit="s")
-    refresh = finite(sink, path, table, "refresh_s", 1.0)
-    if not cycle <= refresh < timeout:
+    before = len(sink.issues)
+    refresh = ranged(sink, path, table, "refresh_s", 1.0, 0.01, 600.0, unit="s")
+    if len(sink.issues) == before and not cycle <= refresh < timeout:
         sink.error(
             join(path, "refresh_s"),
             f"must be at least one cycle ({cycle:g} s) and below board_timeout_s ({timeout:g} s),"
@@ -301,6 +343,39 @@ def _check_kernel(
     for issue in cfg.issues():
         where = _kernel_issue_key(issue, overrides)
         sink.error(where, issue.reason + _kernel_names(issue, where))
+    _check_order(sink, cfg, overrides)
+
+
+# (lower field, higher field, why): thresholds that only make sense in this order, checked on the
+# combined config (the chemistry's defaults and what the config sets).
+_ORDER: Final = (
+    ("uv_set", "ov_set", "the under-voltage trip must lie below the over-voltage trip"),
+    ("ut_set", "ot_set", "the under-temperature trip must lie below the over-temperature trip"),
+    ("v_lo", "uv_set", "an open wire must read below the under-voltage trip, or it trips as UV"),
+    ("ov_set", "v_hi", "the over-voltage trip must be a plausible reading, or it never trips"),
+    ("uv_set", "bal_min_v", "balancing must stop above the under-voltage trip"),
+    ("bal_max_temp", "ot_set", "balancing must stop below the over-temperature trip"),
+)
+
+
+def _check_order(sink: IssueSink, cfg: CellsConfig, overrides: Mapping[str, Any]) -> None:
+    """Report each pair of :data:`_ORDER` out of order, under the key the config sets (the higher
+    one when it sets both); a pair of two defaults is the chemistry's and always in order. A key
+    already reported is not reported again."""
+    reported = {issue.path for issue in sink.issues}
+    for low, high, why in _ORDER:
+        a, b = getattr(cfg, low), getattr(cfg, high)
+        if a < b:
+            continue
+        field = high if high in overrides else low if low in overrides else None
+        if field is None or KERNEL_KEYS[field] in reported:
+            continue
+        reported.add(KERNEL_KEYS[field])
+        other, relation = (low, "above") if field == high else (high, "below")
+        limit = getattr(cfg, other)
+        sink.error(
+            KERNEL_KEYS[field], f"must be {relation} {KERNEL_KEYS[other]} ({limit:g}): {why}"
+        )
 
 
 def parse_bms(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> BmsConfig:
