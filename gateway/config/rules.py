@@ -369,6 +369,16 @@ def _quoted(value: str) -> str:
     return json.dumps(value).replace("\x7f", "\\u007f")
 
 
+@overload
+def plain_text(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: str,
+    *, max_len: int = 255,
+) -> str: ...  # fmt: skip
+@overload
+def plain_text(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str,
+    default: Required | None, *, max_len: int = 255,
+) -> str | None: ...  # fmt: skip
 def plain_text(
     sink: IssueSink, path: str, table: Mapping[str, Any], key: str,
     default: str | Required | None, *, max_len: int = 255,
@@ -410,6 +420,14 @@ def is_host(value: str) -> bool:
     return all(_LABEL.fullmatch(label) for label in labels)
 
 
+@overload
+def host_name(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: str
+) -> str: ...
+@overload
+def host_name(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: Required | None
+) -> str | None: ...
 def host_name(
     sink: IssueSink, path: str, table: Mapping[str, Any], key: str,
     default: str | Required | None,

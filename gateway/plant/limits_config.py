@@ -74,7 +74,7 @@ def _limit(sink: IssueSink, where: str, item: Mapping[str, Any]) -> Limit | None
     )
     if ("enable_tag" in item) != ("enable_above" in item):
         sink.error(where, "enable_tag and enable_above go together")
-    if None in (tag, kind, value, hyst, severity, delay):
+    if tag is None or kind is None or value is None or severity is None:
         return None
     enable = (enable_tag, enable_above) if enable_tag and enable_above is not None else None
     lim = Limit(tag, kind, value, hyst, severity, delay, enable)
