@@ -102,8 +102,8 @@ KEY_RANGES: Final[Mapping[str, tuple[float, float, str]]] = {
     "max_temp_c": _CELL_T,
     "max_data_age_s": (0.01, 600.0, "s"),
     "max_per_board": (0, MAX_CELLS_PER_BOARD, "cells"),
-    "q_soc": (0.0, 1e-3, "1/s"),  # SOC variance per second; 1e-3 forgets the SOC in minutes
-    "q_v1": (0.0, 1e-2, "V²/s"),
+    "q_soc": (0.0, 1e-3, "per s"),  # SOC variance per second; 1e-3 forgets the SOC in minutes
+    "q_v1": (0.0, 1e-2, "V² per s"),
     "r_v": (1e-9, 1.0, "V²"),  # measurement variance: (30 uV)^2 .. (1 V)^2
 }
 
