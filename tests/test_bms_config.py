@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from gateway.bms.config import KERNEL_KEYS
+from gateway.bms.kernel_config import KERNEL_KEYS
 from gateway.config import load_config
 from gateway.core.errors import ConfigError
 from gateway.native.cells import BalanceMode, CellsConfig

@@ -17,7 +17,7 @@ import pytest
 
 from gateway.config import load_config
 from gateway.config.issues import IssueSink
-from gateway.config.rules import host_name, is_host, plain_text
+from gateway.config.text_rules import host_name, is_host, plain_text
 from gateway.core.errors import ConfigError
 
 _GATEWAY = '[gateway]\nsite = "s"\nid = "g"\nstate_dir = "/tmp/gridgate-case"\n'

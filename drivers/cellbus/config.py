@@ -15,7 +15,8 @@ from typing import Any
 
 from drivers.cellbus import protocol as p
 from gateway.config.issues import REQUIRED, IssueSink, check_keys, join, take
-from gateway.config.rules import integer_ranged, one_of, plain_text, ranged, safe_name
+from gateway.config.rules import integer_ranged, one_of, ranged, safe_name
+from gateway.config.text_rules import plain_text
 
 BAUDRATES = (115_200, 230_400, 460_800, 500_000, 921_600, 1_000_000)
 _MAX_LOAD = 0.8  # of the cycle: leaves room for a few silent boards' timeouts and retries

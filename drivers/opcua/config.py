@@ -48,13 +48,12 @@ from gateway.config.rules import (
     existing_path,
     finite,
     integer_ranged,
-    is_host,
     non_negative,
     one_of,
-    plain_text,
     ranged,
 )
 from gateway.config.secrets import Secret, allowed_secret_keys, read_secret
+from gateway.config.text_rules import is_host, plain_text
 from gateway.core.model import PointSpec
 
 ACQUISITION = ("auto", "subscribe", "poll")

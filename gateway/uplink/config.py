@@ -16,8 +16,9 @@ from typing import Any
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
 from gateway.config.root import GatewaySettings
-from gateway.config.rules import existing_path, host_name, integer_ranged, one_of, plain_text
+from gateway.config.rules import existing_path, integer_ranged, one_of
 from gateway.config.secrets import Secret, allowed_secret_keys, read_secret
+from gateway.config.text_rules import host_name, plain_text
 
 _PROTOCOLS = ("3.1.1", "5")
 _ENCODINGS = ("json",)
