@@ -46,9 +46,7 @@ from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.rules import (
     REQUIRED,
     existing_path,
-    finite,
     integer_ranged,
-    non_negative,
     one_of,
     ranged,
 )
@@ -94,6 +92,10 @@ _SECONDS = {
     "session_timeout": (1.0, 3600.0),  # how long the server keeps a session we lost
     "reconnect_max": (0.1, 3600.0),  # the reconnect backoff's cap
 }
+# A node's plausible range and deadband are in its unit (bar, degC, kW, kWh, rpm): a billion of
+# any of them is past every plant tag (1e308 made the range check a no-op).
+_VALUE_MAX = 1e9
+_U = "in the node's unit"
 _TEXT_MAX = 1024  # endpoint, application URI, user name: they reach log lines and the server
 
 
@@ -197,7 +199,7 @@ def parse_opcua(
     sampling = _seconds(sink, path, table, "sampling_interval", 1.0)
     publishing = _seconds(sink, path, table, "publishing_interval", sampling)
     queue_size = integer_ranged(sink, path, table, "queue_size", 1, 1, 10_000)
-    default_deadband = non_negative(sink, path, table, "deadband", 0.0)
+    default_deadband = ranged(sink, path, table, "deadband", 0.0, 0.0, _VALUE_MAX, unit=_U)
     timeout = _seconds(sink, path, table, "timeout", 4.0)
     session_timeout = _seconds(sink, path, table, "session_timeout", 60.0)
     reconnect_max = _seconds(sink, path, table, "reconnect_max", 30.0)
@@ -321,9 +323,9 @@ def _parse_nodes(
                     f"{browse!r}: expected qualified names like 0:Objects/2:Plant/2:power",
                 )
         unit = take(sink, where, item, "unit", str, "")
-        deadband = non_negative(sink, where, item, "deadband", default_deadband)
-        low = finite(sink, where, item, "low", None)
-        high = finite(sink, where, item, "high", None)
+        deadband = ranged(sink, where, item, "deadband", default_deadband, 0.0, _VALUE_MAX, unit=_U)
+        low = ranged(sink, where, item, "low", None, -_VALUE_MAX, _VALUE_MAX, unit=_U)
+        high = ranged(sink, where, item, "high", None, -_VALUE_MAX, _VALUE_MAX, unit=_U)
         if low is not None and high is not None and low >= high:
             sink.error(join(where, "low"), f"low ({low}) must be below high ({high})")
         if isinstance(name, str):
