@@ -67,6 +67,7 @@ NEWLY_REFUSED = [
     (_PLANT + _LIMIT + "value = 80.0\ndelay_s = 1e308\n", "plant.rules.limits[0].delay_s"),
     (_PLANT.replace("[plant.opcua]", "rated_kw = 1e308\n[plant.opcua]"), "plant.rated_kw"),
     (_PLANT + "deadband = 1e308\n", "plant.opcua.deadband"),
+    (_PLANT.replace("[plant.opcua]", 'device = "gt1\\nforged"\n[plant.opcua]'), "plant.device"),
     ("[grid.limits.voltage_l1]\nhigh = 1e308\n", "grid.limits.voltage_l1.high"),
     ("[grid.limits.current_l1]\ndeadband = 1e308\n", "grid.limits.current_l1.deadband"),
     ('[uplink]\nhost = "broker\\u0000.evil"\n', "uplink.host"),
