@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from gateway.bms.config import KERNEL_KEYS
+from gateway.bms.kernel_config import KERNEL_KEYS
 from gateway.config import load_config
 from gateway.core.errors import ConfigError
 from gateway.native.cells import BalanceMode, CellsConfig
@@ -78,7 +78,7 @@ def test_a_kernel_problem_lands_on_the_key_that_was_written(tmp_path: Path) -> N
         "bms.limits.over_voltage: must lie inside ov_set (<= 4.1)"
         " (ov_clear is bms.limits.over_voltage_clear)"
     ]
-    assert _bms_issues(tmp_path, "[bms.limits]\nopen_wire_v = 6.0\n") == [
+    assert _bms_issues(tmp_path, "[bms.limits]\nopen_wire_v = 5.2\n") == [
         "bms.limits.open_wire_v: 0 < v_lo < v_hi, both finite (v_hi is bms.limits.max_plausible_v)"
     ]
 

@@ -166,7 +166,7 @@ async def campaign(choose: Callable[[], str], rng: random.Random, cycles: int) -
     errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     sim = RackSim(SPEC)
-    config = rack_config(["", ""])
+    config = rack_config(["/dev/unused0", "/dev/unused1"])  # for the timing bound only
     # Worst case per line: every board retried into a timeout, the controller too.
     bound = (
         (SPEC.boards_per_line + 1) * TIMEOUT * (1 + config.bus.retries)

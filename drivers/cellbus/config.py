@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.cellbus import protocol as p
-from gateway.config.issues import IssueSink, check_keys, join, take
-from gateway.config.rules import integer_ranged, one_of, positive
+from gateway.config.issues import REQUIRED, IssueSink, check_keys, join, take
+from gateway.config.rules import integer_ranged, one_of, ranged, safe_name
+from gateway.config.text_rules import plain_text
 
 BAUDRATES = (115_200, 230_400, 460_800, 500_000, 921_600, 1_000_000)
 _MAX_LOAD = 0.8  # of the cycle: leaves room for a few silent boards' timeouts and retries
@@ -97,8 +98,26 @@ _LINE_KEYS = {
 }
 
 
+# Seconds, per key: what a cell-board bus at 115200..1000000 baud can mean. 1e-300 s passed as
+# "> 0" and made every read time out at once (or the cycle a busy loop); 1e308 s hung the daemon.
+_SECONDS = {
+    # From the end of a request to the whole reply: a reply is under a millisecond on the wire,
+    # a USB adapter adds a few; a second is ten cycles of a 10 Hz rack.
+    "response_timeout": (0.001, 1.0),
+    # Idle line between frames: 10 us is one character at 1 Mbaud.
+    "inter_frame_gap": (0.00001, 0.01),
+    # SAMPLE_NOW to the first read: an AFE converts in microseconds to milliseconds.
+    "conversion_time": (0.0001, 0.5),
+    # The daemon's period: 100 Hz .. once a minute.
+    "cycle": (0.01, 60.0),
+}
+# A serial device path: no control characters (a NUL cut the path short in open(2), a newline
+# forged a log line), at most PATH_MAX.
+_PORT_MAX = 4095
+
+
 def _seconds(sink: IssueSink, path: str, t: Mapping[str, Any], key: str, default: float) -> float:
-    return positive(sink, path, t, key, default, unit="s")
+    return ranged(sink, path, t, key, default, *_SECONDS[key], unit="s")
 
 
 def parse_rack(sink: IssueSink, bms: Mapping[str, Any], path: str = "bms") -> RackConfig:
@@ -134,10 +153,12 @@ def parse_rack(sink: IssueSink, bms: Mapping[str, Any], path: str = "bms") -> Ra
             continue
         check_keys(sink, lp, raw, _LINE_KEYS)
         name = take(sink, lp, raw, "name", str) or f"line{i}"
-        if name in names:
+        if not safe_name(sink, join(lp, "name"), name, "line"):
+            name = f"line{i}"  # reported: a name that goes into log lines and status keys
+        elif name in names:
             sink.error(join(lp, "name"), f"line {name!r} is listed twice")
         names.add(name)
-        port = take(sink, lp, raw, "port", str) or ""
+        port = plain_text(sink, lp, raw, "port", REQUIRED, max_len=_PORT_MAX) or ""
         if port and port in ports:
             sink.error(join(lp, "port"), f"port {port} is used by another line")
         ports.add(port)

@@ -32,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,14 +44,14 @@ from asyncua.ua.uaerrors import UaStringParsingError
 from drivers.opcua.policies import INSECURE_POLICIES, MODES, SECURE_POLICIES
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.rules import (
+    REQUIRED,
     existing_path,
-    finite,
     integer_ranged,
-    non_negative,
     one_of,
-    positive,
+    ranged,
 )
 from gateway.config.secrets import Secret, allowed_secret_keys, read_secret
+from gateway.config.text_rules import is_host, plain_text
 from gateway.core.model import PointSpec
 
 ACQUISITION = ("auto", "subscribe", "poll")
@@ -81,6 +82,50 @@ _TOP_KEYS = {
     *allowed_secret_keys("private_key_password"),
 }
 _NODE_KEYS = {"name", "node_id", "browse_path", "unit", "deadband", "low", "high"}
+
+# Seconds, per key. 1e-300 passed as "> 0" (a sampling interval the server rounds to its fastest,
+# a timeout that fails every request); 1e308 overflowed asyncua's millisecond conversions.
+_SECONDS = {
+    "sampling_interval": (0.01, 3600.0),  # also the polling period: 100 Hz .. once an hour
+    "publishing_interval": (0.01, 3600.0),
+    "timeout": (0.1, 60.0),  # per request; above a minute a dead PLC holds the loop
+    "session_timeout": (1.0, 3600.0),  # how long the server keeps a session we lost
+    "reconnect_max": (0.1, 3600.0),  # the reconnect backoff's cap
+}
+# A node's plausible range and deadband are in its unit (bar, degC, kW, kWh, rpm): a billion of
+# any of them is past every plant tag (1e308 made the range check a no-op).
+_VALUE_MAX = 1e9
+_U = "in the node's unit"
+_TEXT_MAX = 1024  # endpoint, application URI, user name: they reach log lines and the server
+
+
+def _seconds(
+    sink: IssueSink, path: str, table: Mapping[str, Any], key: str, default: float
+) -> float:
+    return ranged(sink, path, table, key, default, *_SECONDS[key], unit="s")
+
+
+def _endpoint(sink: IssueSink, path: str, table: Mapping[str, Any]) -> str | None:
+    """``opc.tcp://HOST[:PORT][/PATH]``, plain text, with a real host name or IP address."""
+    endpoint = plain_text(sink, path, table, "endpoint", REQUIRED, max_len=_TEXT_MAX)
+    if endpoint is None:
+        return None
+    why = None
+    if not endpoint.startswith("opc.tcp://"):
+        why = f"must start with opc.tcp:// (got {endpoint!r})"
+    else:
+        url = urllib.parse.urlsplit(endpoint)
+        try:
+            url.port  # noqa: B018 - raises ValueError on a port that is no port
+        except ValueError:
+            why = f"the port must be a number in 0..65535 (got {endpoint!r})"
+        host = url.hostname or ""
+        if why is None and not is_host(host):
+            why = f"must name a host name or an IP address after opc.tcp:// (got {endpoint!r})"
+    if why is not None:
+        sink.error(join(path, "endpoint"), why)
+        return None
+    return endpoint
 
 
 @dataclass(frozen=True)
@@ -148,18 +193,16 @@ def parse_opcua(
     """Validate ``table`` (the ``[plant.opcua]`` table); report every problem into ``sink``."""
     before = len(sink.issues)
     check_keys(sink, path, table, _TOP_KEYS)
-    endpoint = take(sink, path, table, "endpoint", str)
-    if isinstance(endpoint, str) and not endpoint.startswith("opc.tcp://"):
-        sink.error(join(path, "endpoint"), f"must start with opc.tcp:// (got {endpoint!r})")
+    endpoint = _endpoint(sink, path, table)
     security = _parse_security(sink, table, path, env)
     acquisition = one_of(sink, path, table, "acquisition", "auto", ACQUISITION)
-    sampling = positive(sink, path, table, "sampling_interval", 1.0, unit="s")
-    publishing = positive(sink, path, table, "publishing_interval", sampling, unit="s")
+    sampling = _seconds(sink, path, table, "sampling_interval", 1.0)
+    publishing = _seconds(sink, path, table, "publishing_interval", sampling)
     queue_size = integer_ranged(sink, path, table, "queue_size", 1, 1, 10_000)
-    default_deadband = non_negative(sink, path, table, "deadband", 0.0)
-    timeout = positive(sink, path, table, "timeout", 4.0, unit="s")
-    session_timeout = positive(sink, path, table, "session_timeout", 60.0, unit="s")
-    reconnect_max = positive(sink, path, table, "reconnect_max", 30.0, unit="s")
+    default_deadband = ranged(sink, path, table, "deadband", 0.0, 0.0, _VALUE_MAX, unit=_U)
+    timeout = _seconds(sink, path, table, "timeout", 4.0)
+    session_timeout = _seconds(sink, path, table, "session_timeout", 60.0)
+    reconnect_max = _seconds(sink, path, table, "reconnect_max", 30.0)
     nodes = _parse_nodes(sink, table, path, default_deadband)
     if len(sink.issues) > before or security is None or endpoint is None:
         return None
@@ -204,7 +247,7 @@ def _parse_security(
     private_key = existing_path(sink, path, table, "private_key")
     trust_dir = existing_path(sink, path, table, "trust_dir", directory=True)
     key_password = read_secret(sink, path, table, "private_key_password", env)
-    application_uri = take(sink, path, table, "application_uri", str, None)
+    application_uri = plain_text(sink, path, table, "application_uri", None, max_len=_TEXT_MAX)
     if policy != "None":
         for key, value in (("certificate", certificate), ("private_key", private_key)):
             if value is None and key not in table:
@@ -215,12 +258,12 @@ def _parse_security(
                 "required: a directory of trusted server certificates "
                 "(or allow_insecure = true to accept any server certificate)",
             )
-    username = take(sink, path, table, "username", str, None)
+    username = plain_text(sink, path, table, "username", None, max_len=_TEXT_MAX)
     password = read_secret(sink, path, table, "password", env)
     has_password = any(k in table for k in ("password_file", "password_credential"))
     if username is not None and not has_password:
         sink.error(join(path, "username"), "needs password_file or password_credential")
-    if has_password and username is None:
+    if has_password and "username" not in table:
         sink.error(join(path, "password_file"), "a password without a username")
     if len(sink.issues) > before:
         return None
@@ -280,9 +323,9 @@ def _parse_nodes(
                     f"{browse!r}: expected qualified names like 0:Objects/2:Plant/2:power",
                 )
         unit = take(sink, where, item, "unit", str, "")
-        deadband = non_negative(sink, where, item, "deadband", default_deadband)
-        low = finite(sink, where, item, "low", None)
-        high = finite(sink, where, item, "high", None)
+        deadband = ranged(sink, where, item, "deadband", default_deadband, 0.0, _VALUE_MAX, unit=_U)
+        low = ranged(sink, where, item, "low", None, -_VALUE_MAX, _VALUE_MAX, unit=_U)
+        high = ranged(sink, where, item, "high", None, -_VALUE_MAX, _VALUE_MAX, unit=_U)
         if low is not None and high is not None and low >= high:
             sink.error(join(where, "low"), f"low ({low}) must be below high ({high})")
         if isinstance(name, str):

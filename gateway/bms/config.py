@@ -2,9 +2,9 @@
 
 The rack itself (``[bms.bus]``, ``[[bms.lines]]``) is validated by the cellbus driver's
 :func:`~drivers.cellbus.config.parse_rack`; this module owns every other key. Limits and balancing
-thresholds are checked by the cells kernel's own :meth:`CellsConfig.issues` (one source of truth
-for what the kernel accepts); :data:`KERNEL_KEYS` maps each kernel field to the config key that
-sets it, so each problem is reported under the key the technician wrote, in the kernel's words.
+thresholds, their ranges and the checks of the combined kernel config live in
+:mod:`gateway.bms.kernel_config` (:data:`KERNEL_KEYS` maps each kernel field to the config key
+that sets it, so each problem is reported under the key the technician wrote).
 """
 
 from __future__ import annotations
@@ -17,20 +17,25 @@ from pathlib import Path
 from typing import Any, Final
 
 from drivers.cellbus.config import RackConfig, parse_rack
+from gateway.bms.kernel_config import (
+    BALANCE_KEYS,
+    CELL_V,
+    ESTIMATOR_KEYS,
+    LIMIT_INTS,
+    LIMIT_KEYS,
+    check_kernel,
+    kernel_overrides,
+)
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
 from gateway.config.rules import (
     REQUIRED,
-    finite,
     integer_ranged,
-    non_negative,
     one_of,
-    positive,
     ranged,
     resolved_path,
     subtable,
 )
-from gateway.core.errors import ConfigIssue
 from gateway.native.cells import CellsConfig
 
 CHEMISTRIES: Final = ("lfp", "nmc")
@@ -44,57 +49,8 @@ _CELL_DEFAULTS: Final = {
     "lfp": (0.25e-3, 0.3e-3, 833_000.0),  # tau = 250 s
 }
 
+
 # config key -> kernel field (gateway.native.cells.CellsConfig)
-_LIMIT_KEYS: Final = {
-    "over_voltage": "ov_set",
-    "over_voltage_clear": "ov_clear",
-    "under_voltage": "uv_set",
-    "under_voltage_clear": "uv_clear",
-    "over_temperature": "ot_set",
-    "over_temperature_clear": "ot_clear",
-    "under_temperature": "ut_set",
-    "under_temperature_clear": "ut_clear",
-    "deviation_sigma": "dev_k_set",
-    "deviation_sigma_clear": "dev_k_clear",
-    "deviation_min_v": "dev_sigma_min",
-    "stale_s": "stale_s",
-    "open_wire_v": "v_lo",
-    "max_plausible_v": "v_hi",
-    "jump_v": "jump_v",
-}
-_LIMIT_INTS: Final = {"debounce_set": "debounce_set", "debounce_clear": "debounce_clear"}
-_BALANCE_KEYS: Final = {
-    "bleed_ohm": "bal_bleed_ohm",
-    "soc_window": "bal_soc_window",
-    "v_window": "bal_v_window",
-    "min_cell_v": "bal_min_v",
-    "max_temp_c": "bal_max_temp",
-    "max_data_age_s": "bal_max_age_s",
-}
-_ESTIMATOR_KEYS: Final = {"q_soc": "q_soc", "q_v1": "q_v1", "r_v": "r_v"}
-
-# kernel field -> the config key path that sets it: where a kernel problem is reported.
-KERNEL_KEYS: Final = {
-    **{field: f"bms.limits.{key}" for key, field in (_LIMIT_KEYS | _LIMIT_INTS).items()},
-    **{field: f"bms.balancing.{key}" for key, field in _BALANCE_KEYS.items()},
-    **{field: f"bms.estimator.{key}" for key, field in _ESTIMATOR_KEYS.items()},
-    "bal_mode": "bms.balancing.target",
-    "bal_max_per_board": "bms.balancing.max_per_board",
-    "cells_per_board": "bms.lines",  # every line's cells_per_board (one value, checked above)
-}
-# The fields a kernel check compares with the field it reports (CellsConfig.issues): a problem
-# goes to the first of them the config sets, so it lands on the key the technician wrote.
-_CHECKED_WITH: Final = {
-    "ov_clear": ("ov_set",),
-    "uv_clear": ("uv_set",),
-    "ot_clear": ("ot_set",),
-    "ut_clear": ("ut_set",),
-    "dev_k_clear": ("dev_k_set",),
-    "v_hi": ("v_lo",),
-    "bal_max_per_board": ("cells_per_board",),
-}
-
-
 @dataclass(frozen=True)
 class CellModel:
     """The estimator's nominal cell (every cell gets the same; the EKF absorbs the spread)."""
@@ -157,22 +113,6 @@ class BmsConfig:
         )
 
 
-def _kernel_overrides(
-    sink: IssueSink, path: str, table: Mapping[str, Any], keys: Mapping[str, str], kind: type
-) -> dict[str, Any]:
-    """kernel field -> value for the keys present in ``table`` (their paths: KERNEL_KEYS)."""
-    out: dict[str, Any] = {}
-    for key, field in keys.items():
-        value = take(sink, path, table, key, kind, None)
-        if value is None:
-            continue
-        if isinstance(value, float) and math.isnan(value):
-            sink.error(join(path, key), "must be a number, not nan")
-            continue
-        out[field] = value
-    return out
-
-
 def _cell_model(sink: IssueSink, table: Mapping[str, Any], chemistry: str) -> CellModel:
     path = "bms.cells"
     check_keys(
@@ -180,13 +120,16 @@ def _cell_model(sink: IssueSink, table: Mapping[str, Any], chemistry: str) -> Ce
     )
     r0, r1, c1 = _CELL_DEFAULTS.get(chemistry, _CELL_DEFAULTS["nmc"])
     # No default capacity: a wrong one silently drifts every SOC, so it must be stated.
-    capacity = positive(sink, path, table, "capacity_ah", REQUIRED, unit="Ah")
+    # 0.01 Ah is a coin cell; 10,000 Ah is beyond any single cell made for a rack.
+    capacity = ranged(sink, path, table, "capacity_ah", REQUIRED, 0.01, 10_000.0, unit="Ah")
     soc, volts = _ocv_curve(sink, path, table)
     return CellModel(
         capacity if capacity is not None else 1.0,  # only when refused: the config is rejected
-        non_negative(sink, path, table, "r0_ohm", r0),
-        non_negative(sink, path, table, "r1_ohm", r1),
-        positive(sink, path, table, "c1_farad", c1),
+        # A cell's internal resistances are milliohms; an ohm is a broken connection.
+        ranged(sink, path, table, "r0_ohm", r0, 0.0, 1.0, unit="ohm"),
+        ranged(sink, path, table, "r1_ohm", r1, 0.0, 1.0, unit="ohm"),
+        # tau = r1 * c1 is seconds to hours: 1 F .. 1e8 F covers every fit with r1 in range.
+        ranged(sink, path, table, "c1_farad", c1, 1.0, 1e8, unit="F"),
         soc,
         volts,
     )
@@ -217,10 +160,14 @@ def _ocv_curve(
         return None, None
     if soc[0] != 0.0 or soc[-1] != 1.0 or any(b <= a for a, b in itertools.pairwise(soc)):
         sink.error(join(path, "ocv_soc"), "must rise strictly from 0 to 1")
-    if not all(math.isfinite(v) and v > 0 for v in volts) or any(
+    lo, hi, _ = CELL_V
+    if not all(math.isfinite(v) and lo <= v <= hi for v in volts) or any(
         b <= a for a, b in itertools.pairwise(volts)
     ):
-        sink.error(join(path, "ocv_v"), "must be positive and rise strictly (one V per SOC)")
+        sink.error(
+            join(path, "ocv_v"),
+            f"must lie between {lo:g} and {hi:g} V and rise strictly (one V per SOC)",
+        )
     return tuple(soc), tuple(volts)
 
 
@@ -232,18 +179,18 @@ def _balancing(
         sink,
         path,
         table,
-        set(_BALANCE_KEYS) | {"mode", "target", "max_per_board", "board_timeout_s", "refresh_s"},
+        set(BALANCE_KEYS) | {"mode", "target", "board_timeout_s", "refresh_s"},
     )
     mode = one_of(sink, path, table, "mode", "advisory", MODES)
-    overrides = _kernel_overrides(sink, path, table, _BALANCE_KEYS, float)
+    floats = {k: f for k, f in BALANCE_KEYS.items() if k != "max_per_board"}
+    overrides = kernel_overrides(sink, path, table, floats, float)
     target = one_of(sink, path, table, "target", "soc", TARGETS)
     overrides["bal_mode"] = ("off", "soc", "voltage").index(target)
-    per_board = take(sink, path, table, "max_per_board", int, None)
-    if per_board is not None:
-        overrides["bal_max_per_board"] = per_board
+    overrides |= kernel_overrides(sink, path, table, {"max_per_board": "bal_max_per_board"}, int)
     timeout = ranged(sink, path, table, "board_timeout_s", 3.0, 0.1, 600.0, unit="s")
-    refresh = finite(sink, path, table, "refresh_s", 1.0)
-    if not cycle <= refresh < timeout:
+    before = len(sink.issues)
+    refresh = ranged(sink, path, table, "refresh_s", 1.0, 0.01, 600.0, unit="s")
+    if len(sink.issues) == before and not cycle <= refresh < timeout:
         sink.error(
             join(path, "refresh_s"),
             f"must be at least one cycle ({cycle:g} s) and below board_timeout_s ({timeout:g} s),"
@@ -261,46 +208,6 @@ def _recording(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> Re
         integer_ranged(sink, path, table, "files", 10, 1, 10_000),
         integer_ranged(sink, path, table, "every", 1, 1, 36_000, unit="cycles"),
     )
-
-
-def _kernel_issue_key(issue: ConfigIssue, overrides: Mapping[str, Any]) -> str:
-    """The config key a kernel problem belongs to: the reported field's, or the first field it
-    is checked with that the config sets (cells_per_board always comes from ``[[bms.lines]]``)."""
-    field = issue.path.rsplit(".", 1)[-1]
-    for candidate in (field, *_CHECKED_WITH.get(field, ())):
-        if candidate in overrides or candidate == "cells_per_board":
-            return KERNEL_KEYS[candidate]
-    return KERNEL_KEYS.get(field, "bms")
-
-
-def _kernel_names(issue: ConfigIssue, where: str) -> str:
-    """The reason is the kernel's, in its field names: name the config keys of the fields it is
-    checked with (and of the reported field, when the problem went to another key)."""
-    field = issue.path.rsplit(".", 1)[-1]
-    named = [
-        f
-        for f in (field, *_CHECKED_WITH.get(field, ()))
-        if f != "cells_per_board" and f in KERNEL_KEYS and KERNEL_KEYS[f] != where
-    ]
-    return f" ({'; '.join(f'{f} is {KERNEL_KEYS[f]}' for f in named)})" if named else ""
-
-
-def _check_kernel(
-    sink: IssueSink, chemistry: str, cells_per_board: int, overrides: dict[str, Any]
-) -> None:
-    """Let the kernel's own validation judge the combined config; report under config keys."""
-    try:
-        cfg = CellsConfig.for_chemistry(
-            chemistry,  # type: ignore[arg-type]
-            cells_per_board=cells_per_board,
-            **overrides,
-        )
-    except TypeError as exc:  # pragma: no cover - a key map out of step with CellsConfig
-        sink.error("bms", f"internal: {exc}")
-        return
-    for issue in cfg.issues():
-        where = _kernel_issue_key(issue, overrides)
-        sink.error(where, issue.reason + _kernel_names(issue, where))
 
 
 def parse_bms(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> BmsConfig:
@@ -341,19 +248,19 @@ def parse_bms(sink: IssueSink, table: Mapping[str, Any], state_dir: Path) -> Bms
     chem = chemistry or "nmc"  # only when refused (reported): the rest is still checked
     cell = _cell_model(sink, subtable(sink, path, table, "cells"), chem)
     limits_t = subtable(sink, path, table, "limits")
-    check_keys(sink, join(path, "limits"), limits_t, set(_LIMIT_KEYS) | set(_LIMIT_INTS))
-    overrides = _kernel_overrides(sink, join(path, "limits"), limits_t, _LIMIT_KEYS, float)
-    overrides |= _kernel_overrides(sink, join(path, "limits"), limits_t, _LIMIT_INTS, int)
+    check_keys(sink, join(path, "limits"), limits_t, set(LIMIT_KEYS) | set(LIMIT_INTS))
+    overrides = kernel_overrides(sink, join(path, "limits"), limits_t, LIMIT_KEYS, float)
+    overrides |= kernel_overrides(sink, join(path, "limits"), limits_t, LIMIT_INTS, int)
     est_t = subtable(sink, path, table, "estimator")
-    check_keys(sink, join(path, "estimator"), est_t, set(_ESTIMATOR_KEYS))
-    overrides |= _kernel_overrides(sink, join(path, "estimator"), est_t, _ESTIMATOR_KEYS, float)
+    check_keys(sink, join(path, "estimator"), est_t, set(ESTIMATOR_KEYS))
+    overrides |= kernel_overrides(sink, join(path, "estimator"), est_t, ESTIMATOR_KEYS, float)
     balancing, bal_overrides = _balancing(sink, subtable(sink, path, table, "balancing"), cycle)
     overrides |= bal_overrides
     recording = None
     if "recording" in table:
         recording = _recording(sink, subtable(sink, path, table, "recording"), state_dir)
     if chemistry is not None:
-        _check_kernel(sink, chemistry, next(iter(n_cells), 14), overrides)
+        check_kernel(sink, chemistry, next(iter(n_cells), 14), overrides)
     return BmsConfig(
         bool(enabled),
         chem,

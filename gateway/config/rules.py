@@ -22,6 +22,9 @@ resolved_path    ``must not be empty``
 existing_path    ``no such file: /etc/ca.pem`` (or ``no such directory: ...``)
 subtable         (take's ``expected a table, got ...``)
 ===============  ====================================================
+
+Strings that reach log lines, the resolver or a system call (hosts, device paths, user names) have
+their rules in :mod:`gateway.config.text_rules`.
 """
 
 from __future__ import annotations

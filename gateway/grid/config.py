@@ -20,7 +20,7 @@ from drivers.modbus.types import RegisterPoint
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
 from gateway.config.root import path_problem
-from gateway.config.rules import finite, integer_ranged, non_negative, ranged, safe_name, shown_key
+from gateway.config.rules import integer_ranged, ranged, safe_name, shown_key
 from gateway.grid.estimation_config import (
     METER_KEYS,
     EstimationConfig,
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 _MAP_KEYS = {"profile", "points", "defaults", "limits"}
 _LIMIT_KEYS = {"low", "high", "deadband"}
+# A limit or deadband is in its point's unit (V, A, W, Wh, Hz, %): a billion of any of them is past
+# every LV meter's range (1e308 was a limit that never trips).
+POINT_MAX = 1e9
 # Points the estimator reads from a located meter, per phase of the meter (L1..L3).
 ESTIMATE_POINTS = ("power_l{}", "reactive_power_l{}", "voltage_l{}")
 
@@ -79,10 +82,11 @@ def _limits(sink: IssueSink, path: str, table: Any) -> dict[str, dict[str, float
             sink.error(where, "expected a table with low, high and/or deadband")
             continue
         check_keys(sink, where, spec, _LIMIT_KEYS)
+        unit = "in the point's unit"
         vals = {
-            "low": finite(sink, where, spec, "low", None),
-            "high": finite(sink, where, spec, "high", None),
-            "deadband": non_negative(sink, where, spec, "deadband", None),
+            "low": ranged(sink, where, spec, "low", None, -POINT_MAX, POINT_MAX, unit=unit),
+            "high": ranged(sink, where, spec, "high", None, -POINT_MAX, POINT_MAX, unit=unit),
+            "deadband": ranged(sink, where, spec, "deadband", None, 0.0, POINT_MAX, unit=unit),
         }
         got = {k: v for k, v in vals.items() if v is not None}
         if "low" in got and "high" in got and got["low"] >= got["high"]:

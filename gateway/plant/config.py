@@ -42,7 +42,7 @@ from typing import Any, Final
 from drivers.opcua.config import OpcUaConfig, parse_opcua
 from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.registry import Section, SectionInput
-from gateway.config.rules import REQUIRED, one_of, positive, ranged, subtable
+from gateway.config.rules import REQUIRED, one_of, ranged, safe_name, subtable
 from gateway.plant.anomaly import MODELS_DIR, ModelCard
 from gateway.plant.limits_config import check_limit_tags, parse_limits
 from gateway.plant.maintenance import MaintenancePolicy
@@ -212,9 +212,13 @@ def parse_plant(
     enabled = take(sink, path, table, "enabled", bool, True)
     profile = one_of(sink, path, table, "profile", REQUIRED, PROFILES)
     device = take(sink, path, table, "device", str, profile or "plant")
+    # The device names the plant's summaries, alarms and status: a name like a meter's.
+    if isinstance(device, str) and not safe_name(sink, join(path, "device"), device, "device"):
+        device = profile or "plant"
     window = ranged(sink, path, table, "window", 60.0, 1.0, 3600.0, unit="seconds")
     settle = ranged(sink, path, table, "settle_s", None, 0.0, 86_400.0, unit="s")
-    rated = positive(sink, path, table, "rated_kw", None, unit="kW")
+    # 1 kW .. 1 GW: from a micro CHP to the largest gas turbine made.
+    rated = ranged(sink, path, table, "rated_kw", None, 1.0, 1e6, unit="kW")
     speed = ranged(sink, path, table, "simulation_speed", 1.0, 1.0, 1000.0)
     if profile is None:
         return None

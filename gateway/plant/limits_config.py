@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from gateway.config.issues import IssueSink, check_keys, join, take
-from gateway.config.rules import finite
+from gateway.config.rules import REQUIRED, ranged
 from gateway.plant.rules import BIOGAS_CHP_LIMITS, GAS_TURBINE_LIMITS, Limit
 
 _LIMIT_KEYS: Final = {
@@ -26,6 +26,13 @@ _LIMIT_KEYS: Final = {
     "enable_tag",
     "enable_above",
 }
+
+
+# A limit is in its tag's unit (bar, degC, mm/s, rpm, kW, %): no plant tag goes past a million
+# of any of them, and 1e308 was a limit that never trips. A delay past an hour is no protection.
+VALUE_RANGE: Final = (-1e6, 1e6)
+DELAY_RANGE: Final = (0.0, 3600.0)
+_TAG_UNIT: Final = "in the tag's unit"
 
 
 def parse_limits(sink: IssueSink, table: Mapping[str, Any], profile: str) -> tuple[Limit, ...]:
@@ -57,15 +64,17 @@ def _limit(sink: IssueSink, where: str, item: Mapping[str, Any]) -> Limit | None
     check_keys(sink, where, item, _LIMIT_KEYS)
     tag = take(sink, where, item, "tag", str)
     kind = take(sink, where, item, "kind", str)
-    value = take(sink, where, item, "value", float)
-    hyst = take(sink, where, item, "hysteresis", float, 0.0)
+    value = ranged(sink, where, item, "value", REQUIRED, *VALUE_RANGE, unit=_TAG_UNIT)
+    hyst = ranged(sink, where, item, "hysteresis", 0.0, 0.0, VALUE_RANGE[1], unit=_TAG_UNIT)
     severity = take(sink, where, item, "severity", str, "alarm")
-    delay = take(sink, where, item, "delay_s", float, 0.0)
+    delay = ranged(sink, where, item, "delay_s", 0.0, *DELAY_RANGE, unit="s")
     enable_tag = take(sink, where, item, "enable_tag", str, None)
-    enable_above = finite(sink, where, item, "enable_above", None)
+    enable_above = ranged(
+        sink, where, item, "enable_above", None, *VALUE_RANGE, unit="in the enable tag's unit"
+    )
     if ("enable_tag" in item) != ("enable_above" in item):
         sink.error(where, "enable_tag and enable_above go together")
-    if None in (tag, kind, value, hyst, severity, delay):
+    if tag is None or kind is None or value is None or severity is None:
         return None
     enable = (enable_tag, enable_above) if enable_tag and enable_above is not None else None
     lim = Limit(tag, kind, value, hyst, severity, delay, enable)

@@ -20,7 +20,6 @@ from gateway.config.issues import IssueSink, check_keys, join, take
 from gateway.config.rules import (
     REQUIRED,
     integer_ranged,
-    positive,
     ranged,
     resolved_path,
     subtable,
@@ -95,8 +94,9 @@ def _inspections(sink: IssueSink, path: str, table: Mapping[str, Any]) -> tuple[
             continue
         check_keys(sink, where, item, {"name", "interval_eoh"})
         name = take(sink, where, item, "name", str)
-        interval = positive(
-            sink, where, item, "interval_eoh", REQUIRED, unit="equivalent operating hours"
+        # An hour (a test) .. a million hours (over a century of running).
+        interval = ranged(
+            sink, where, item, "interval_eoh", REQUIRED, 1.0, 1e6, unit="equivalent operating hours"
         )
         if name is not None and interval is not None:
             found.append(Inspection(name, interval))

@@ -18,6 +18,7 @@ from gateway.config.registry import Section, SectionInput
 from gateway.config.root import GatewaySettings
 from gateway.config.rules import existing_path, integer_ranged, one_of
 from gateway.config.secrets import Secret, allowed_secret_keys, read_secret
+from gateway.config.text_rules import host_name, plain_text
 
 _PROTOCOLS = ("3.1.1", "5")
 _ENCODINGS = ("json",)
@@ -104,20 +105,22 @@ def parse_uplink(
         | allowed_secret_keys("password"),
     )
     enabled = take(sink, path, table, "enabled", bool, True)
-    host = take(sink, path, table, "host", str, "localhost")
+    # A NUL cut the name short in the resolver; a newline forged a log line per reconnect.
+    host = host_name(sink, path, table, "host", "localhost")
     # `tls = false` turns TLS off; `tls = true`, a [uplink.tls] table or nothing keeps it on.
     tls_given = take(sink, path, table, "tls", (bool, dict), True)
     tls_table: Mapping[str, Any] = tls_given if isinstance(tls_given, dict) else {}
     tls = _parse_tls(sink, tls_table, env, read_secrets) if tls_given is not False else None
     port = integer_ranged(sink, path, table, "port", 8883 if tls else 1883, 1, 65535)
     protocol = one_of(sink, path, table, "protocol", "5", _PROTOCOLS)
-    client_id = take(sink, path, table, "client_id", str, f"gridgate-{gw.site}-{gw.gateway_id}")
-    if isinstance(client_id, str) and not 1 <= len(client_id) <= 64:
-        sink.error(join(path, "client_id"), "must be 1-64 characters")
+    # The broker logs the client id and shows it to its operators: 1-64 plain characters.
+    client_id = plain_text(
+        sink, path, table, "client_id", f"gridgate-{gw.site}-{gw.gateway_id}", max_len=64
+    )
     keepalive = integer_ranged(sink, path, table, "keepalive", 30, 5, 3600, unit="seconds")
-    username = take(sink, path, table, "username", str, None)
+    username = plain_text(sink, path, table, "username", None, max_len=255)
     password = read_secret(sink, path, table, "password", env, read=read_secrets)
-    if password is not None and username is None:
+    if password is not None and "username" not in table:
         sink.error(join(path, "username"), "a password is configured but no username")
     plaintext_ok = take(sink, path, table, "allow_plaintext_password", bool, False)
     # Judged on the keys, not on whether the secret could be read here: check-config on a
