@@ -245,7 +245,7 @@ def test_invalid_map_reports_every_problem() -> None:
         f"{p}.points[8].length": "required key is missing",
         f"{p}.points[9].address": "pass 65535",
         f"{p}.points[10].low": "above high",
-        f"{p}.points[10].deadband": "must be >= 0",
+        f"{p}.points[10].deadband": "must be between 0 and",
         f"{p}.points[11].scale": "must not be 0",
         f"{p}.points[12].type": "bool is for coil",
         f"{p}.points[13].bit": "required key is missing",

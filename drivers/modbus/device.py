@@ -7,13 +7,13 @@ table. Nothing here opens a port or a socket: validation happens at start, I/O l
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from gateway.config.issues import IssueSink, check_keys, join, take
-from gateway.config.rules import integer_ranged, one_of, ranged
+from gateway.config.rules import REQUIRED, integer_ranged, one_of, ranged
+from gateway.config.text_rules import host_name, plain_text
 
 Transport = Literal["tcp", "rtu"]
 Parity = Literal["N", "E", "O"]
@@ -39,9 +39,6 @@ BUS_KEYS: frozenset[str] = frozenset(
     {"port", "baudrate", "parity", "stopbits", "bytesize", "inter_frame_gap", "timeout"}
 )
 
-# Host names (RFC 1123), IPv4 and IPv6 literals (with brackets and a zone): no spaces, no controls.
-_HOST = re.compile(r"^[A-Za-z0-9._:%\[\]-]{1,253}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 DEFAULT_TCP_PORT = 502
 DEFAULT_UNIT_ID = 1
@@ -164,12 +161,8 @@ def parse_device(
 
 
 def _tcp_keys(sink: IssueSink, path: str, table: Mapping[str, Any]) -> tuple[str | None, int]:
-    host = take(sink, path, table, "host", str)
-    if host is not None and not host.strip():
-        sink.error(join(path, "host"), "must not be empty")
-    elif host is not None and not _HOST.match(host):
-        # A NUL cut the name short in the resolver, a newline forged a log line per attempt.
-        sink.error(join(path, "host"), "must be a host name or an IP address (no spaces)")
+    # A NUL cut the name short in the resolver, a newline forged a log line per attempt.
+    host = host_name(sink, path, table, "host", None)
     port = integer_ranged(sink, path, table, "port", DEFAULT_TCP_PORT, 1, 65535)
     if "bus" in table:
         sink.error(join(path, "bus"), 'only an rtu device names a bus (transport = "rtu")')
@@ -196,8 +189,9 @@ def parse_bus(
     before = len(sink.issues)
     check_keys(sink, path, table, set(BUS_KEYS))
 
-    port = take(sink, path, table, "port", str)
-    if port is not None and (not port.strip() or _CONTROL.search(port)):
+    # A serial device path such as /dev/ttyUSB0 or a /dev/serial/by-id/ link.
+    port = plain_text(sink, path, table, "port", REQUIRED, max_len=255)
+    if port is not None and not port.strip():
         sink.error(join(path, "port"), "must name a serial device such as /dev/ttyUSB0")
     baudrate = one_of(sink, path, table, "baudrate", 19200, sorted(STANDARD_BAUDRATES))
     parity = cast("Parity", one_of(sink, path, table, "parity", "E", ("N", "E", "O")))

@@ -26,7 +26,8 @@ from drivers.modbus.types import (
     Table,
 )
 from gateway.config.issues import IssueSink, check_keys, join, take
-from gateway.config.rules import REQUIRED, choice, finite, integer_ranged, non_negative, safe_name
+from gateway.config.rules import REQUIRED, choice, integer_ranged, ranged, safe_name
+from gateway.config.text_rules import plain_text
 
 _MAP_KEYS: Final = frozenset({"profile", "defaults", "points"})
 _PROFILE_KEYS: Final = frozenset({"name", "manufacturer", "model", "source", "notes"})
@@ -52,6 +53,10 @@ _POINT_KEYS: Final = frozenset(
 )
 # Keys that mean nothing for a string point: its value is text, not a number.
 _NUMERIC_ONLY: Final = ("scale", "offset", "low", "high", "deadband", "valid_min", "valid_max")
+# Bounds of a point's figures in its own unit: an energy counter reaches 1e12 Wh (a TWh) on a
+# big feeder, nothing a meter reports comes near 1e15; a scale beyond 1e12 is a typing error.
+MAX_VALUE: Final = 1e15
+MAX_SCALE: Final = 1e12
 
 _PROFILE_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PROFILE_PACKAGE: Final = "gateway.profiles"
@@ -237,18 +242,18 @@ def _parse_point(
         dtype, order, bit, length = _bit_table_shape(raw, sink, where, table)
     else:
         dtype, order, bit, length = _register_shape(raw, sink, where, defaults)
-    scale = finite(sink, where, raw, "scale", 1.0)
+    scale = ranged(sink, where, raw, "scale", 1.0, -MAX_SCALE, MAX_SCALE)
     if scale == 0.0:
         sink.error(join(where, "scale"), "must not be 0 (every value would read 0)")
-    offset = finite(sink, where, raw, "offset", 0.0)
-    unit = take(sink, where, raw, "unit", str, "")
-    low = finite(sink, where, raw, "low", None)
-    high = finite(sink, where, raw, "high", None)
+    offset = ranged(sink, where, raw, "offset", 0.0, -MAX_VALUE, MAX_VALUE)
+    unit = plain_text(sink, where, raw, "unit", "", max_len=16)
+    low = ranged(sink, where, raw, "low", None, -MAX_VALUE, MAX_VALUE)
+    high = ranged(sink, where, raw, "high", None, -MAX_VALUE, MAX_VALUE)
     if low is not None and high is not None and low > high:
         sink.error(join(where, "low"), f"low {low} is above high {high}")
-    deadband = non_negative(sink, where, raw, "deadband", 0.0)
-    valid_min = finite(sink, where, raw, "valid_min", None)
-    valid_max = finite(sink, where, raw, "valid_max", None)
+    deadband = ranged(sink, where, raw, "deadband", 0.0, 0.0, MAX_VALUE)
+    valid_min = ranged(sink, where, raw, "valid_min", None, -MAX_VALUE, MAX_VALUE)
+    valid_max = ranged(sink, where, raw, "valid_max", None, -MAX_VALUE, MAX_VALUE)
     if valid_min is not None and valid_max is not None and valid_min > valid_max:
         sink.error(
             join(where, "valid_min"), f"valid_min {valid_min} is above valid_max {valid_max}"
