@@ -63,4 +63,3 @@ def test_wall_clock_steps_and_monotonic_does_not(tmp_path: Path) -> None:
         proc.stdin.close()
         proc.wait(timeout=10)
     assert proc.returncode == 0
-
