@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +32,11 @@ from typing import Any
 
 import pytest
 
+from gateway.sim.bms_bench_config import bms_bench_config
+from gateway.sim.toml_text import dumps
+from gateway.spool.store import Spool
 from hil_tests.bench import Bench
+from hil_tests.bms_bench import BmsBench, RackThread
 from hil_tests.test_grid_bench import _assert_complete_in_order, _seqs, _spool_depth
 from tests.clockstep.shim import ClockStep
 
@@ -204,3 +211,46 @@ def _assert_windows(
                     offset = off
             if all(not (at < arrived <= at + WINDOW_S + 1.0) for at, _o in steps):
                 assert abs(doc["ts"] - (arrived + offset)) < 2.0, (device, doc["ts"], arrived)
+
+
+def test_bms_windows_keep_their_length_across_steps(tmp_path: Path) -> None:
+    """The BMS (10 Hz cycles, 1 s windows, rows read from its spool): its cycles and its EKF's
+    dt run on the monotonic clock, so a window keeps its ten cycles across each step."""
+    bms = BmsBench(tmp_path)
+    step = ClockStep.build(tmp_path / "clockstep")
+    try:
+        bms.rack = RackThread(bms.spec)
+        config = bms_bench_config(bms.state, bms.rack.server.paths, bms.spec.boards_per_line)
+        bms.config.write_text(dumps(config))
+        log = (tmp_path / "bms.log").open("ab")
+        bms.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "-c", str(bms.config), "run", "bms"],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **step.env()},
+        )
+        log.close()
+        bms.wait_for("first summaries", lambda: len(bms.rows("summary")) >= 3, timeout=30)
+        for offset in (STEP_S, 0.0):
+            n = len(bms.rows("summary"))
+            bms.wait_for("the next window", lambda n=n: len(bms.rows("summary")) > n, 5)
+            time.sleep(0.5)  # mid-window
+            step.set(offset)
+            time.sleep(4.0)
+        assert bms.proc.poll() is None, "bms exited"
+        assert bms.stop_daemon() == 0
+    finally:
+        bms.stop()
+    with Spool(bms.state / "spool.sqlite", max_bytes=256_000_000) as sp:
+        rows = [r for r in sp.peek(0, 100_000) if r.kind == "summary"]
+    seqs = [r.seq for r in rows]
+    assert seqs == sorted(seqs)
+    ends = [r.ts for r in rows[:-1]]  # the last is the flush at stop
+    gaps = [y - x for x, y in itertools.pairwise(ends)]
+    jumps = [g - 1.0 for g in gaps if abs(g - 1.0) > 0.3]
+    assert len(jumps) == 2 and abs(jumps[0] - STEP_S) < 0.3 and abs(jumps[1] + STEP_S) < 0.3, gaps
+    cycles = [json.loads(r.payload)["cycles"] for r in rows[1:-1]]
+    assert all(7 <= c <= 12 for c in cycles), cycles  # 10 Hz: no empty or hour-long window
+    text = (tmp_path / "bms.log").read_text()
+    assert "stepped by +3600.0 s" in text and "stepped by -3600.0 s" in text, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
