@@ -13,7 +13,15 @@ from pathlib import Path
 from tests.clockstep.shim import ClockStep
 
 _CHILD = """
-import asyncio, json, sys, time, datetime
+import asyncio, ctypes, json, sys, time, datetime
+libc = ctypes.CDLL(None)
+libc.time.restype = ctypes.c_long
+class Timeval(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("usec", ctypes.c_long)]
+def gettimeofday():
+    tv = Timeval()
+    libc.gettimeofday(ctypes.byref(tv), None)
+    return tv.sec + tv.usec / 1e6
 async def main():
     for line in sys.stdin:
         t0, m0 = time.time(), time.monotonic()
@@ -22,6 +30,7 @@ async def main():
         print(json.dumps({
             "wall": time.time(), "wall0": t0, "mono": time.monotonic(), "mono0": m0,
             "dt": datetime.datetime.now().timestamp(), "ns": time.time_ns() / 1e9,
+            "c_time": libc.time(None), "c_gettimeofday": gettimeofday(),
         }), flush=True)
 asyncio.run(main())
 """
@@ -52,7 +61,7 @@ def test_wall_clock_steps_and_monotonic_does_not(tmp_path: Path) -> None:
             got = _ask(proc)
             now = time.time()
             # The child's wall clock is ours plus the offset, by every route Python has.
-            for key in ("wall", "dt", "ns"):
+            for key in ("wall", "dt", "ns", "c_time", "c_gettimeofday"):
                 assert abs(got[key] - (now + offset)) < 2.0, (offset, key, got)
             # Sleeps (asyncio's on the monotonic clock, time.sleep) last what they should.
             assert 0.24 <= got["mono"] - got["mono0"] < 2.0, got
