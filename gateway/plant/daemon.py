@@ -170,6 +170,10 @@ class PlantDaemon:
 
     def _summarise(self, now: float) -> list[dict[str, Any]]:
         w, self._window = self._window, PlantWindow()
+        # The counters this summary reports are on disk before it is committed: after a kill the
+        # daemon resumes from at least what upstream has seen, so they never go back there
+        # (between summaries a kill loses at most ``save_every_s`` of counting).
+        self._store.checkpoint(self._counter.counters)
         body = summary_body(
             self._cfg,
             w,
