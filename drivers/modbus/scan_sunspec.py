@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from drivers.modbus.codec import decode_text
+from drivers.modbus.device import MAX_GAP_LIMIT
 from drivers.modbus.exceptions import ModbusConnectError, ModbusReadError
 from drivers.modbus.scan_sunspec_map import (
     COMMON_DA,
@@ -25,6 +27,7 @@ from drivers.modbus.scan_sunspec_map import (
     METER_IDS,
     METER_LENGTH,
     PROFILE_NAME,
+    MappedPoint,
     map_meter,
     profile_text,
 )
@@ -262,16 +265,24 @@ async def _meter(
         return EX_FAIL
     print(f"wrote {len(points)} point(s) to {write_map}; copy it to /etc/gridgate/profiles/ "
           "and name it in the meter's table:")  # fmt: skip
-    for line in _meter_snippet(write_map.stem, unit, args):
+    for line in _meter_snippet(write_map.stem, unit, args, _widest_gap(points)):
         print(f"  {line}")
     return EX_OK
 
 
-def _meter_snippet(profile: str, unit: int, args: argparse.Namespace) -> list[str]:
+def _widest_gap(points: Sequence[MappedPoint]) -> int:
+    """The most unmapped registers between two neighbours (the scale factors among them)."""
+    spans = sorted((p.address, p.address + (2 if p.point.acc32 else 1)) for p in points)
+    return max((b[0] - a[1] for a, b in pairwise(spans)), default=0)
+
+
+def _meter_snippet(profile: str, unit: int, args: argparse.Namespace, gap: int) -> list[str]:
     lines = ["[grid.meters.METER]", f'profile = "{profile}"']
     if args.serial:
         lines += ['transport = "rtu"', 'bus = "BUS"   # the [modbus.buses.BUS] of the serial line']
     else:
         lines += ['transport = "tcp"', f'host = "{args.host}"', f"port = {args.port}"]
     lines.append(f"unit_id = {unit}")
+    if 0 < gap <= MAX_GAP_LIMIT:
+        lines.append(f"max_gap = {gap}   # one request across the scale-factor registers")
     return lines
