@@ -157,6 +157,8 @@ async def walk(target: Target, unit: int, base: int) -> tuple[list[Model], str |
             return models, f"model header at {address}: {exc.cause}"
         if model_id == END_ID:
             return models, None
+        if model_id == 0:
+            return models, f"model header at {address}: id 0 is not a model (no end marker?)"
         if address + 2 + length > MAX_ADDRESS + 1:
             return models, f"model {model_id} at {address}: length {length} runs past {MAX_ADDRESS}"
         models.append(Model(model_id, address, length))
