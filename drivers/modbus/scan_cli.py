@@ -21,27 +21,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "every type and word order, or discover a SunSpec device's models and write a starting "
         "register map (a profile file for the config).",
     )
-    link = p.add_mutually_exclusive_group(required=True)
-    link.add_argument("--host", help="Modbus TCP device or TCP/RTU gateway (name or IP address)")
-    link.add_argument("--serial", metavar="PORT", help="RS-485 serial port, e.g. /dev/ttyUSB0")
-    p.add_argument("--port", type=int, default=502, help="TCP port (default 502)")
-    p.add_argument("--baud", type=int, default=9600, help="serial baud rate (default 9600)")
-    p.add_argument(
-        "--parity", choices=("N", "E", "O"), default="E", help="serial parity (default E)"
-    )
-    p.add_argument(
-        "--stopbits", type=int, choices=(1, 2), default=1, help="serial stop bits (default 1)"
-    )
-    p.add_argument(
-        "--bytesize", type=int, choices=(7, 8), default=8, help="serial data bits (default 8)"
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        help=f"seconds to wait for each reply (default {SWEEP_TIMEOUT:g} for a sweep, "
-        f"{READ_TIMEOUT:g} otherwise; 0.01 to 60)",
-    )
+    _link_options(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument(
         "--units",
@@ -96,6 +76,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_run)
     return p
+
+
+def _link_options(p: argparse.ArgumentParser) -> None:
+    """Where the device is: TCP host and port, or the serial line and its framing."""
+    link = p.add_mutually_exclusive_group(required=True)
+    link.add_argument("--host", help="Modbus TCP device or TCP/RTU gateway (name or IP address)")
+    link.add_argument("--serial", metavar="PORT", help="RS-485 serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--port", type=int, default=502, help="TCP port (default 502)")
+    p.add_argument("--baud", type=int, default=9600, help="serial baud rate (default 9600)")
+    p.add_argument(
+        "--parity", choices=("N", "E", "O"), default="E", help="serial parity (default E)"
+    )
+    p.add_argument(
+        "--stopbits", type=int, choices=(1, 2), default=1, help="serial stop bits (default 1)"
+    )
+    p.add_argument(
+        "--bytesize", type=int, choices=(7, 8), default=8, help="serial data bits (default 8)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"seconds to wait for each reply (default {SWEEP_TIMEOUT:g} for a sweep, "
+        f"{READ_TIMEOUT:g} otherwise; 0.01 to 60)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
