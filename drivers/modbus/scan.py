@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,7 @@ from drivers.modbus.scan_sunspec import discover
 from drivers.modbus.types import MAX_ADDRESS, MAX_READ_REGISTERS, Table
 from gateway.config.issues import IssueSink
 
-EX_OK, EX_FAIL, EX_USAGE, EX_UNAVAILABLE = 0, 1, 64, 69
+EX_OK, EX_FAIL, EX_USAGE, EX_UNAVAILABLE, EX_INTERRUPTED = 0, 1, 64, 69, 130
 MAX_CONCURRENCY = 16
 # Exceptions a TCP/RTU gateway sends for a unit id behind it that does not answer: not a device.
 GATEWAY_CODES = frozenset({0x0A, 0x0B})
@@ -202,7 +203,15 @@ def run(args: argparse.Namespace) -> int:
         code: int = await discover(target, args.sunspec, args.write_map, args)
         return code
 
-    return asyncio.run(_with_target(args, timeout, main))
+    try:
+        return asyncio.run(_with_target(args, timeout, main))
+    except KeyboardInterrupt:
+        print("scan modbus: interrupted", file=sys.stderr)
+        return EX_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``| head``): not the scan's failure, and no traceback for it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EX_FAIL
 
 
 async def _with_target(

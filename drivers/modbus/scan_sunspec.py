@@ -213,7 +213,7 @@ async def _read_common(target: Target, unit: int, model: Model) -> dict[str, str
     for key, (offset, size, label) in COMMON_STRINGS.items():
         if offset + size <= len(regs):
             out[key] = printable(decode_text(regs[offset : offset + size], ByteOrder.ABCD))
-            print(f"  {label:<14} {out[key]}")
+            print(f"  {label:<14} {out[key]}".rstrip())
     if len(regs) > COMMON_DA:
         print(f"  {'device address':<14} {regs[COMMON_DA]}")
     return out
@@ -242,7 +242,7 @@ async def _meter(
     print(f"model {model.id} ({model_name(model.id)}) at {model.address}:")
     for p in points:
         print(f"  {p.point.name:<22} {p.value:>12.6g} {p.point.unit:<4} "
-              f"({p.point.sunspec} at {p.address}, scale 10^{p.sf})")  # fmt: skip
+              f"({p.point.sunspec} at {p.address}, {p.point.sf} = {p.sf})")  # fmt: skip
     for note in notes:
         print(f"  left out: {note}")
     if write_map is None:
