@@ -199,6 +199,7 @@ async def test_no_sunspec_marker_is_one_line(sunspec: SunSpecSimulator) -> None:
 
 LIVE = {2: [0x1234], 5: [0x0042]}
 BUSY = 9  # answers with an exception: a device is there
+NOISY = 7  # answers with a broken CRC: not counted, but reported
 
 
 def _crc(frame: bytes) -> bytes:
@@ -211,7 +212,8 @@ def _crc(frame: bytes) -> bytes:
 
 
 class RtuSlaves:
-    """Units 2 and 5 answer FC3 reads of register 0; 9 answers exception 6; the rest are silent."""
+    """Units 2 and 5 answer FC3 reads of register 0, 9 exception 6, 7 with a bad CRC; the rest
+    are silent."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -229,7 +231,9 @@ class RtuSlaves:
                 continue
             unit, fc, address, count = struct.unpack(">BBHH", frame[:6])
             self.seen.append(unit)
-            if unit == BUSY:
+            if unit == NOISY:
+                os.write(self.fd, bytes([unit, fc, 2, 0x12, 0x34, 0x00, 0x00]))
+            elif unit == BUSY:
                 os.write(self.fd, _crc(bytes([unit, fc | 0x80, 6])))
             elif unit in LIVE and fc == 3:
                 regs = LIVE[unit][address : address + count]
@@ -267,6 +271,7 @@ async def test_rtu_sweep_finds_the_slaves_on_the_line() -> None:
     assert "found 3 unit id(s): 2, 5, 9" in out
     assert "unit   2: answered: 0 = 4660 (0x1234)" in out
     assert "SERVER DEVICE BUSY (0x06)" in out
+    assert "unusable replies at 7: check the baud rate and parity" in out
     assert slaves.seen == list(range(1, 11))  # one id at a time, in order
 
 

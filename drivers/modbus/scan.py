@@ -235,6 +235,7 @@ async def sweep(target: Target, ids: list[int], table: Table, address: int) -> i
         flush=True,
     )
     results: dict[int, str] = {}
+    garbled: list[int] = []
 
     async def one(unit: int) -> None:
         try:
@@ -248,6 +249,7 @@ async def sweep(target: Target, ids: list[int], table: Table, address: int) -> i
         except ModbusTimeoutError:
             pass  # nothing at this id
         except ModbusReadError as exc:
+            garbled.append(unit)
             results[unit] = f"sent something unusable: {exc.cause}"
 
     queue = list(ids)
@@ -265,8 +267,11 @@ async def sweep(target: Target, ids: list[int], table: Table, address: int) -> i
         raise lost[0]
     for unit in sorted(results):
         print(f"unit {unit:3d}: {results[unit]}")
-    found = sorted(results)
+    found = sorted(set(results) - set(garbled))
     print(f"found {len(found)} unit id(s): {', '.join(map(str, found)) or 'none'}")
+    if garbled:
+        print(f"unusable replies at {', '.join(map(str, sorted(garbled)))}: check the baud rate "
+              "and parity, or two devices sharing one id")  # fmt: skip
     return EX_OK if found else EX_FAIL
 
 
