@@ -147,35 +147,54 @@ async def test_sunspec_models_and_the_map_check_config_accepts(
     ]
     assert "manufacturer   gridgate" in out and "serial number  SIM0001" in out
     assert "unit_id = 7" in out
-    gap = re.search(r"max_gap = (\d+)", out)
-    assert gap is not None
+    assert await _map_passes_check_config_and_reads(sunspec, tmp_path, out) == 31
 
+
+async def test_a_single_phase_meter_maps_only_what_it_implements(tmp_path: Path) -> None:
+    sim = SunSpecSimulator("127.0.0.1", 0, unit_id=3, meter=201, vendor_model=False)
+    await sim.start()
+    try:
+        (tmp_path / "profiles").mkdir()
+        written = tmp_path / "profiles" / "house.toml"
+        code, out, err = await ascan("--host", "127.0.0.1", "--port", str(sim.port),
+                                     "--sunspec", "3", "--write-map", str(written))  # fmt: skip
+        assert code == 0, err
+        assert "40070    201     105  meter (single phase)" in out
+        assert "left out: AphB: not implemented (0x8000)" in out
+        assert await _map_passes_check_config_and_reads(sim, tmp_path, out) == 15
+    finally:
+        await sim.stop()
+
+
+async def _map_passes_check_config_and_reads(
+    sim: SunSpecSimulator, tmp_path: Path, out: str
+) -> int:
+    """The written profile, named in a config: check-config accepts it (as a process), and the
+    driver reads the simulator's values with it. The number of points."""
+    profile = re.search(r'profile = "(\S+)"', out)
+    gap = re.search(r"max_gap = (\d+)", out)
+    assert profile is not None and gap is not None
     config = tmp_path / "gridgate.toml"
     config.write_text(
         f'[gateway]\nsite = "s"\nid = "gw"\nstate_dir = "{tmp_path / "state"}"\n\n'
-        f'[grid.meters.pv]\nprofile = "pv_meter"\ntransport = "tcp"\nhost = "127.0.0.1"\n'
-        f"port = {sunspec.port}\nunit_id = 7\nmax_gap = {gap.group(1)}\n"
+        f'[grid.meters.pv]\nprofile = "{profile.group(1)}"\ntransport = "tcp"\n'
+        f'host = "127.0.0.1"\nport = {sim.port}\nunit_id = {sim.unit_id}\n'
+        f"max_gap = {gap.group(1)}\n"
     )
     check = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        "check-config",
-        "-c",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+        sys.executable, "-m", "gateway.cli", "check-config", "-c", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     cout, cerr = await check.communicate()
     assert check.returncode == 0, cerr.decode()
-    assert "meter pv: 31 points in 1 request(s)" in cout.decode()
+    assert re.search(r"meter pv: \d+ points in 1 request\(s\)", cout.decode()), cout.decode()
 
     # The map reads the simulator's values through the driver, scale factors applied.
     sink = IssueSink("test")
-    points = load_profile("pv_meter", sink, "profile", [profiles])
+    points = load_profile(profile.group(1), sink, "profile", [tmp_path / "profiles"])
     assert not sink.issues
     source = ModbusTcpSource(
-        DeviceConnection("pv", "tcp", 7, 1.0, 1.0, host="127.0.0.1", port=sunspec.port)
+        DeviceConnection("pv", "tcp", sim.unit_id, 1.0, 1.0, host="127.0.0.1", port=sim.port)
     )
     try:
         frame = await source.read(compile_plan(points, max_gap=int(gap.group(1))))
@@ -183,7 +202,8 @@ async def test_sunspec_models_and_the_map_check_config_accepts(
         source.close()
     assert (frame.quality == Quality.GOOD).all()
     got = dict(zip((p.name for p in points), frame.values.tolist(), strict=True))
-    assert got == pytest.approx(sunspec.expected, rel=1e-9)
+    assert got == pytest.approx(sim.expected, rel=1e-9)
+    return len(points)
 
 
 async def test_no_sunspec_marker_is_one_line(sunspec: SunSpecSimulator) -> None:

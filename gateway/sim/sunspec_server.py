@@ -111,6 +111,16 @@ def meter_model(model_id: int = 203, raw: Mapping[str, int] = _RAW) -> list[int]
     return [model_id, len(body), *body]
 
 
+def single_phase(raw: Mapping[str, int]) -> dict[str, int]:
+    """The values of a single-phase meter (model 201): phase A only, the others and every
+    line-to-line voltage not implemented, so they read 0x8000."""
+    other = ("phB", "PhB", "phC", "PhC", "AB", "BC", "CA", "PPV")
+    out = {k: v for k, v in raw.items() if not any(o in k for o in other)}
+    for total in ("A", "PhV", "W", "VA", "VAR", "PF"):
+        out[total] = out[f"{total}phA" if total != "PhV" else "PhVphA"]
+    return out
+
+
 def expected_values(raw: Mapping[str, int] = _RAW) -> dict[str, float]:
     """The value of every mapped point under its gridgate name: raw x 10^(sf + extra)."""
     sf_of = {
@@ -119,6 +129,8 @@ def expected_values(raw: Mapping[str, int] = _RAW) -> dict[str, float]:
     }  # fmt: skip
     out: dict[str, float] = {}
     for name, (point, extra) in _EXPECTED.items():
+        if point not in raw:
+            continue
         prefix = max((p for p in sf_of if point.startswith(p)), key=len)
         out[name] = raw[point] * 10.0 ** (raw[sf_of[prefix]] + extra)
     return out
@@ -142,11 +154,12 @@ class SunSpecSimulator:
         image = SUNS + common_model(unit_id, "gridgate", f"SIM-{meter}", "SIM0001")
         if vendor_model:
             image += [VENDOR_MODEL, 4, 1, 2, 3, 4]
-        image += meter_model(meter)
+        raw = single_phase(_RAW) if meter == 201 else _RAW
+        image += meter_model(meter, raw)
         if end_marker:
             image += END
         self.registers: list[int] = image
-        self.expected = expected_values()
+        self.expected = expected_values(raw)
         self._server: Any = None
 
     @property
