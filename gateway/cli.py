@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from drivers.modbus import scan_cli as modbus_scan_cli
 from drivers.opcua import scan_cli
 from gateway import __version__
 from gateway.bms import replay_cli
@@ -63,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     replay_cli.add_parser(sub)
 
     scan = sub.add_parser("scan", help="probe a device so a technician can write its config")
-    scan_cli.add_parser(scan.add_subparsers(dest="protocol", required=True, metavar="PROTOCOL"))
+    protocols = scan.add_subparsers(dest="protocol", required=True, metavar="PROTOCOL")
+    scan_cli.add_parser(protocols)
+    modbus_scan_cli.add_parser(protocols)
 
     pts = sub.add_parser("points", help="live values of every point (from the running daemons)")
     pts.add_argument("device", nargs="?", help="only this device")
