@@ -108,3 +108,17 @@ def test_empty_window_is_bad_and_null_not_nan() -> None:
     v = body["points"]["voltage_l1"]
     assert v["mean"] is None and v["n"] == 0 and v["bad"] == 1 and v["q"] == "BAD"
     assert body["bad"] == 2
+
+
+def test_a_clock_step_before_the_first_frame_keeps_the_window_one_window_long() -> None:
+    # The window loop stamps the end on the clock the window began on; a step (NTP) between the
+    # previous end and the first poll put the start an hour away: a 3600 s or negative window.
+    for step in (3600.0, -3600.0):
+        s = Summariser("head", POINTS, integrity_every=1, window=60.0)
+        s.add(frame(1000.0 + step + 0.2, [230.0, 5.0]))
+        body = s.close_window(1060.0)
+        assert (body["start"], body["end"]) == (1000.0, 1060.0), step
+    # Without a step, and for the partial first window, the first frame's time stands.
+    s = Summariser("head", POINTS, integrity_every=1, window=60.0)
+    s.add(frame(1042.5, [230.0, 5.0]))
+    assert s.close_window(1060.0)["start"] == 1042.5

@@ -76,7 +76,7 @@ class GridDaemon:
             m.name: _Meter(
                 m,
                 _source(m, self._buses),
-                Summariser(m.name, m.plan.points, cfg.integrity_every),
+                Summariser(m.name, m.plan.points, cfg.integrity_every, cfg.window),
                 LimitAlarms(m.name, m.plan.points),
                 DeviceLostAlarms((m.name,), _LOST_AFTER),
             )

@@ -22,8 +22,15 @@ def _num(x: float) -> float | None:
 
 
 class Summariser:
-    def __init__(self, device: str, points: tuple[PointSpec, ...], integrity_every: int) -> None:
+    def __init__(
+        self,
+        device: str,
+        points: tuple[PointSpec, ...],
+        integrity_every: int,
+        window: float | None = None,
+    ) -> None:
         self.device = device
+        self._window = window
         self._points = points
         self._stats = WindowStats(len(points))
         self._rbe = ReportByException(np.array([p.deadband for p in points], dtype=np.float64))
@@ -35,6 +42,17 @@ class Summariser:
         if self._window_start is None:
             self._window_start = frame.ts
         self._stats.add(frame.values, frame.quality, frame.ts)
+
+    def _start(self, now: float) -> float:
+        """The first frame's time, unless the wall clock stepped (NTP) between the previous
+        window's end and that frame: the end is stamped on the clock the window began on, so a
+        start an hour away from it would make a window an hour long or negative. Then the
+        window's nominal start, on the end's clock."""
+        start = self._window_start if self._window_start is not None else now
+        w = self._window
+        if w is not None and not now - 1.5 * w <= start <= now:
+            return now - w
+        return start
 
     def close_window(self, now: float) -> dict[str, Any]:
         """Summarise the window that ends at ``now`` and start a new one."""
@@ -63,7 +81,7 @@ class Summariser:
             }
         body = {
             "device": self.device,
-            "start": self._window_start if self._window_start is not None else now,
+            "start": self._start(now),
             "end": now,
             "full": full,
             "good": int(np.count_nonzero(quality == Quality.GOOD)),
