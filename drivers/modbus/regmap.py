@@ -246,7 +246,8 @@ def _parse_point(
     if scale == 0.0:
         sink.error(join(where, "scale"), "must not be 0 (every value would read 0)")
     offset = ranged(sink, where, raw, "offset", 0.0, -MAX_VALUE, MAX_VALUE)
-    unit = plain_text(sink, where, raw, "unit", "", max_len=16)
+    # Empty for a dimensionless point (a power factor); otherwise it reaches status and logs.
+    unit = "" if raw.get("unit") == "" else plain_text(sink, where, raw, "unit", "", max_len=16)
     low = ranged(sink, where, raw, "low", None, -MAX_VALUE, MAX_VALUE)
     high = ranged(sink, where, raw, "high", None, -MAX_VALUE, MAX_VALUE)
     if low is not None and high is not None and low > high:

@@ -300,17 +300,13 @@ class GridSimulator:
             )
             for s in self._meters.values()
         ]
-        union: dict[Table, _Image] = {}
-        for table in _REGISTER_TABLES:
-            points = [
-                p
-                for s in self._meters.values()
-                if table in s.images
-                for p in s.images[table].points
-            ]
-            if points:
-                union[table] = _Image(points)
-        devices.append(SimDevice(id=_CATCH_ALL_UNIT, simdata=_blocks(union), action=_no_route))
+        # Every other unit id gets 0x0A GATEWAY PATH UNAVAILABLE, whatever the address: a block
+        # covering all of them, or pymodbus answers 0x02 for an address outside it first, and a
+        # unit-id sweep (gridgate scan modbus) would "find" all 247 ids.
+        every = [SimData(0, count=0x10000, values=0, datatype=DataType.REGISTERS, readonly=True)]
+        bits = [SimData(0, values=False, datatype=DataType.BITS, readonly=True)]
+        nobody = (bits, list(bits), every, list(every))
+        devices.append(SimDevice(id=_CATCH_ALL_UNIT, simdata=nobody, action=_no_route))
         return devices
 
     async def _action(
