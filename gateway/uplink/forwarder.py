@@ -97,6 +97,8 @@ class Forwarder:
         # disk): never published again, deleted as soon as the spool takes writes again.
         self._unsaved: set[int] = set()
         self._spool_problem: str | None = None
+        # Set each time the pump finds nothing left to send: what drain() waits for.
+        self._idle = asyncio.Event()
         self.published = 0  # acknowledged by the broker and deleted from the spool
         self.undeliverable = 0  # rows that could not be encoded, logged and deleted
         self.connects = 0
@@ -109,6 +111,20 @@ class Forwarder:
     @property
     def last_error(self) -> str | None:
         return self._last_problem
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until every row committed before this call is
+        acknowledged and deleted; False at once when not connected (the broker is away: what
+        is spooled waits for the next start) or when the time runs out."""
+        if self._state != "connected":
+            return False
+        self._idle.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def topic(self, row: SpoolRow) -> str:
         return f"gridgate/{self._ctx.site}/{self._ctx.gateway}/{row.daemon}/{row.kind}"
@@ -170,6 +186,8 @@ class Forwarder:
                 else:
                     if self._unsaved:
                         await self._save_acks([])
+                    if not self._unsaved:
+                        self._idle.set()
                     self._progress("idle")
                     await asyncio.wait({lost}, timeout=self._poll_interval)
                     if lost.done():
