@@ -1,8 +1,9 @@
 """``gridgate run all`` stops in the order the data flows (issue 13, item 2).
 
 SIGTERM in the middle of a long window: the grid daemon flushes its partial window into the spool,
-the uplink delivers that flush to the real broker within its grace, says "offline" once, and only
-then does the process exit. Before, every loop was cancelled at once and the partial window waited
+the uplink delivers that flush to the real broker within its grace, says "offline" once (over
+MQTT 5, the bench's protocol, as the will its DISCONNECT asks for), and only then does the process
+exit. Before, every loop was cancelled at once and the partial window waited
 in the spool for the next start.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gateway.core.status import read_status
+from gateway.sim.upstream import Upstream
 from hil_tests.bench import GATEWAY_ID, SITE, Bench
 
 pytestmark = pytest.mark.hil
@@ -86,6 +88,17 @@ def test_sigterm_mid_window_delivers_the_partial_window_then_offline_once(bench:
     assert _statuses(bench, b"offline") == 1, [
         (m.payload, m.retained) for m in bench.upstream.messages() if m.topic == STATUS_TOPIC
     ]
+    late = Upstream(bench.broker.host, bench.broker.port)  # the retained state says offline
+    late.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not late.messages() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(m.topic, m.payload, m.retained) for m in late.messages()] == [
+            (STATUS_TOPIC, b"offline", True)
+        ]
+    finally:
+        late.stop()
 
 
 def test_sigterm_with_the_broker_away_does_not_wait_for_it(bench: Bench) -> None:

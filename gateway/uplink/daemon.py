@@ -97,10 +97,10 @@ class UplinkDaemon:
             log.info("uplink: delivered everything spooled before the stop")
         else:
             log.warning(
-                "uplink: could not deliver everything spooled within %.0f s (%s); "
+                "uplink: stopping before everything spooled was delivered (%s, grace %.0f s); "
                 "the rest stays in the spool for the next start",
-                grace,
                 self.forwarder.state,
+                grace,
             )
 
     async def close(self) -> None:
