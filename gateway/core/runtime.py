@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from gateway.config import Config, load_config, load_or_report
 from gateway.core.backoff import Backoff
@@ -59,15 +59,15 @@ class Daemon(Protocol):
         ...
 
 
-class Drains(Protocol):
+class Drains(Daemon, Protocol):
     """A daemon that empties the spool (the uplink): stopped after the others have flushed."""
 
     async def drain(self, grace: float) -> None:
-        """Deliver what is spooled now, waiting at most ``grace`` seconds; never raises."""
+        """Deliver what is spooled now, waiting at most ``grace`` seconds."""
         ...
 
 
-def _drains(d: Daemon) -> bool:
+def _drains(d: Daemon) -> TypeGuard[Drains]:
     return callable(getattr(d, "drain", None))
 
 
@@ -195,10 +195,9 @@ class Runtime:
             if not _drains(d):
                 await self._close(r, d)
         for d in r.daemons:
-            drain = getattr(d, "drain", None)
-            if drain is not None:
+            if _drains(d):
                 try:
-                    await drain(DRAIN_GRACE)
+                    await d.drain(DRAIN_GRACE)
                 except Exception:
                     log.exception("%s: error while draining the spool", d.name)
         await r.drain_sup.stop()
