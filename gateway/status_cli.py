@@ -25,6 +25,7 @@ from gateway.watch import DEFAULT_INTERVAL, interval, watch
 
 EX_NOT_RUNNING = 3  # LSB's "program is not running", as gridgate reload
 PACKAGED_RUNTIME_DIR = Path("/run/gridgate")
+_NO_CONFIG = "the config did not load (gridgate check-config shows why)"
 
 _STATUS_DESCRIPTION = """\
 Per daemon: running or not running (no status file, stopped, or its process is gone), its last
@@ -220,11 +221,13 @@ def _status_frame(src: _Source, as_json: bool) -> int:
     if spool is not None:
         _print_spool(spool)
     else:
-        print(f"spool: unknown (the config did not load); status read from {src.runtime_dir}")
+        print(f"spool: unknown: {_NO_CONFIG}; status read from {src.runtime_dir}")
     return code
 
 
 def _points_frame(src: _Source, device: str | None) -> int:
+    if src.config is None:  # said in the frame too: --watch clears the problems off the screen
+        print(f"({_NO_CONFIG}; values read from {src.runtime_dir})")
     shown = 0
     for name, st in read_status(src.runtime_dir).items():
         gone = "" if st.get("state") == "running" else f" [{name} not running: last values]"
