@@ -1,26 +1,21 @@
-"""The ``gridgate`` command: run daemons, check a config, show status, run the demo."""
+"""The gridgate command: run daemons, check a config, show status, run the demo."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from drivers.modbus import scan_cli as modbus_scan_cli
 from drivers.opcua import scan_cli
 from gateway import __version__
 from gateway.bms import replay_cli
 from gateway.config import DEFAULT_PATH, load_or_report
-from gateway.core.errors import GatewayError
 from gateway.core.runtime import EX_CONFIG
-from gateway.core.status import read_status
 from gateway.grid import loadflow_cli
 from gateway.reload_cli import reload_daemon
-from gateway.spool.store import Spool
+from gateway.status_cli import add_points_parser, add_status_parser, points, status
 
 DAEMON_CHOICES = ("grid", "bms", "plant", "uplink", "all")
 
@@ -57,8 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds to wait for its answer (default 60)"
     )
 
-    s = sub.add_parser("status", help="state of every daemon, spool depth, uplink state")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
+    add_status_parser(sub)
 
     loadflow_cli.add_parser(sub)
     replay_cli.add_parser(sub)
@@ -68,8 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     scan_cli.add_parser(protocols)
     modbus_scan_cli.add_parser(protocols)
 
-    pts = sub.add_parser("points", help="live values of every point (from the running daemons)")
-    pts.add_argument("device", nargs="?", help="only this device")
+    add_points_parser(sub)
 
     d = sub.add_parser(
         "demo",
@@ -151,89 +144,12 @@ def _check_config(path: Path) -> int:
     return 0
 
 
-def _age(ts: float | None) -> str:
-    if not ts:
-        return "never"
-    return f"{time.time() - ts:.1f} s ago"
-
-
-def _status(path: Path, as_json: bool) -> int:
-    config = load_or_report(path, read_secrets=False)
-    if config is None:
-        return EX_CONFIG
-    daemons = read_status(config.gateway.runtime_dir)
-    spool: dict[str, Any] = {"path": str(config.spool.path)}
-    if config.spool.path.exists():
-        try:
-            with Spool(config.spool.path, max_bytes=config.spool.max_bytes) as sp:
-                st = sp.stats()
-            spool.update(
-                depth=st.depth,
-                bytes=st.bytes,
-                max_bytes=st.max_bytes,
-                dropped=st.dropped,
-                rejected=st.rejected,
-                oldest_ts=st.oldest_ts,
-                alarm=st.alarm_active,
-            )
-        except GatewayError as exc:
-            spool["error"] = str(exc)
-    else:
-        spool["depth"] = None
-    if as_json:
-        print(json.dumps({"daemons": daemons, "spool": spool}, indent=2, sort_keys=True))
-        return 0
-    for name in config.daemons():
-        info = daemons.get(name, {"state": "never started"})
-        print(
-            f"{name}: {info.get('state')}"
-            + (
-                f" (pid {info['pid']}, updated {_age(info.get('updated'))})"
-                if "pid" in info
-                else ""
-            )
-        )
-        for line in info.get("lines", []):
-            print(f"  {line}")
-    depth = spool.get("depth")
-    if depth is None:
-        print(f"spool: {spool.get('error', 'not created yet')} ({spool['path']})")
-    else:
-        print(
-            f"spool: {depth} row(s), {spool['bytes']}/{spool['max_bytes']} bytes, "
-            f"dropped {spool['dropped']}, rejected {spool['rejected']}, "
-            f"oldest {_age(spool.get('oldest_ts'))}"
-        )
-    return 0
-
-
-def _points(path: Path, device: str | None) -> int:
-    config = load_or_report(path, read_secrets=False)
-    if config is None:
-        return EX_CONFIG
-    shown = 0
-    for name, st in read_status(config.gateway.runtime_dir).items():
-        for dev, info in st.get("meters", {}).items():
-            if device is not None and dev != device:
-                continue
-            shown += 1
-            print(f"{name} / {dev} ({info.get('state')}, last poll {_age(info.get('last_poll'))})")
-            for point, (value, quality, unit) in info.get("values", {}).items():
-                shown_value = "-" if value is None else f"{value:.6g}"
-                print(f"  {point:<28} {shown_value:>14} {unit:<5} {quality}")
-    if not shown:
-        what = f"device {device!r}" if device else "any device"
-        print(f"no live values for {what}: is a daemon running with this config?", file=sys.stderr)
-        return 1
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.config)
     if args.command == "status":
-        return _status(args.config, args.json)
+        return status(args)
     if args.command == "reload":
         return reload_daemon(args.config, args.daemon, args.pid, args.timeout)
     if args.command == "loadflow":
@@ -244,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scanned: int = args.func(args)
         return scanned
     if args.command == "points":
-        return _points(args.config, args.device)
+        return points(args)
     if args.command == "run":
         # start-up: asyncio and the supervisor are for daemons; status and check-config skip them.
         from gateway.core.runtime import run

@@ -44,8 +44,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         *(f"gateway.{d}" for d in DOMAINS),
         "gateway.demo",
         "gateway.reload_cli",
+        "gateway.status_cli",
     ),
     "gateway.reload_cli": ("gateway.core", "gateway.config"),
+    "gateway.status_cli": ("gateway.core", "gateway.config", "gateway.spool", "gateway.watch"),
+    "gateway.watch": (),
     "gateway": (),
 }
 # Importable from anywhere: the package root's version string.

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from gateway.config import Config, load_config, load_or_report
 from gateway.core.backoff import Backoff
@@ -37,6 +37,10 @@ EX_CANTCREAT = 73  # sysexits.h: cannot create a (state) file
 # status files and every directory made for them are the gridgate user's alone.
 STATE_UMASK = 0o077
 STATE_DIR_MODE = 0o700
+# At a stop, what the daemons that drain the spool (the uplink) get to deliver the field daemons'
+# last flush before their own loops stop: bounded, so a broker that is away cannot hang the stop
+# (the units give TimeoutStopSec=30 for all of it).
+DRAIN_GRACE = 5.0
 
 
 class Daemon(Protocol):
@@ -53,6 +57,18 @@ class Daemon(Protocol):
     async def close(self) -> None:
         """Flush what is buffered (the current window) into the spool; close devices."""
         ...
+
+
+class Drains(Daemon, Protocol):
+    """A daemon that empties the spool (the uplink): stopped after the others have flushed."""
+
+    async def drain(self, grace: float) -> None:
+        """Deliver what is spooled now, waiting at most ``grace`` seconds."""
+        ...
+
+
+def _drains(d: Daemon) -> TypeGuard[Drains]:
+    return callable(getattr(d, "drain", None))
 
 
 class DaemonContext:
@@ -153,35 +169,52 @@ class Runtime:
         except BaseException:
             spool.close()  # a reload falls back to the previous config: leave nothing open
             raise
-        sup = Supervisor("gridgate")
+        # Two supervisors, so a stop can end the field loops first and the spool's drain last.
+        sup, drain_sup = Supervisor("gridgate"), Supervisor("gridgate")
         for d in daemons:
             for loop_name, (factory, allowance) in d.loops().items():
                 key = f"{d.name}.{loop_name}"
                 self.beats.register(key, allowance)
-                sup.add(key, factory)
+                (drain_sup if _drains(d) else sup).add(key, factory)
         sup.start()
+        drain_sup.start()
         status = asyncio.create_task(self._status_loop(config, daemons), name="status")
-        running = _Running(config, spool, daemons, sup, status)
+        running = _Running(config, spool, daemons, sup, drain_sup, status)
         await self._await_first_progress(timeout=30.0)
         self.notifier.ready(", ".join(d.name for d in daemons) + " running")
         log.info("running %s from %s", ", ".join(d.name for d in daemons), self.config_path)
         return running
 
     async def _shutdown(self, r: _Running) -> None:
+        """Stop in the order the data flows: the field daemons stop and flush their partial
+        windows into the spool; then the uplink gets DRAIN_GRACE seconds to deliver that flush
+        before its own loop stops (saying "offline" once and disconnecting)."""
         r.status.cancel()
         await r.sup.stop()
         for d in r.daemons:
-            try:
-                await d.close()
-            except Exception:
-                log.exception("%s: error while closing; buffered data may be incomplete", d.name)
-            for loop_name in d.loops():
-                self.beats.unregister(f"{d.name}.{loop_name}")
-            with contextlib.suppress(OSError):
-                write_status(
-                    r.config.gateway.runtime_dir, d.name, {"state": "stopped", **d.status()}
-                )
+            if not _drains(d):
+                await self._close(r, d)
+        for d in r.daemons:
+            if _drains(d):
+                try:
+                    await d.drain(DRAIN_GRACE)
+                except Exception:
+                    log.exception("%s: error while draining the spool", d.name)
+        await r.drain_sup.stop()
+        for d in r.daemons:
+            if _drains(d):
+                await self._close(r, d)
         r.spool.close()
+
+    async def _close(self, r: _Running, d: Daemon) -> None:
+        try:
+            await d.close()
+        except Exception:
+            log.exception("%s: error while closing; buffered data may be incomplete", d.name)
+        for loop_name in d.loops():
+            self.beats.unregister(f"{d.name}.{loop_name}")
+        with contextlib.suppress(OSError):
+            write_status(r.config.gateway.runtime_dir, d.name, {"state": "stopped", **d.status()})
 
     async def _status_loop(self, config: Config, daemons: list[Daemon]) -> None:
         failing = False
@@ -321,7 +354,8 @@ class _Running:
     config: Config
     spool: Spool
     daemons: list[Daemon]
-    sup: Supervisor
+    sup: Supervisor  # the field daemons' loops
+    drain_sup: Supervisor  # the loops that empty the spool, stopped last
     status: asyncio.Task[None]
 
 

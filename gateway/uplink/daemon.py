@@ -91,6 +91,18 @@ class UplinkDaemon:
             ],
         }
 
+    async def drain(self, grace: float) -> None:
+        """At a stop, after the field daemons flushed: deliver what they spooled, bounded."""
+        if await self.forwarder.drain(grace):
+            log.info("uplink: delivered everything spooled before the stop")
+        else:
+            log.warning(
+                "uplink: stopping before everything spooled was delivered (%s, grace %.0f s); "
+                "the rest stays in the spool for the next start",
+                self.forwarder.state,
+                grace,
+            )
+
     async def close(self) -> None:
         """The forwarder stops gracefully on cancellation; rows not acked stay in the spool."""
 

@@ -97,6 +97,10 @@ class Forwarder:
         # disk): never published again, deleted as soon as the spool takes writes again.
         self._unsaved: set[int] = set()
         self._spool_problem: str | None = None
+        # What drain() waits for: the pump found nothing left to send (drained), or the
+        # connection was lost (nothing more will be sent before the stop).
+        self._wake = asyncio.Event()
+        self._drained = False
         self.published = 0  # acknowledged by the broker and deleted from the spool
         self.undeliverable = 0  # rows that could not be encoded, logged and deleted
         self.connects = 0
@@ -109,6 +113,21 @@ class Forwarder:
     @property
     def last_error(self) -> str | None:
         return self._last_problem
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until every row committed before this call is
+        acknowledged and deleted; False at once when not connected (the broker is away: what
+        is spooled waits for the next start) or when the time runs out."""
+        if self._state != "connected":
+            return False
+        self._drained = False
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            return False
+        return self._drained
 
     def topic(self, row: SpoolRow) -> str:
         return f"gridgate/{self._ctx.site}/{self._ctx.gateway}/{row.daemon}/{row.kind}"
@@ -170,6 +189,9 @@ class Forwarder:
                 else:
                     if self._unsaved:
                         await self._save_acks([])
+                    if not self._unsaved:
+                        self._drained = True
+                        self._wake.set()
                     self._progress("idle")
                     await asyncio.wait({lost}, timeout=self._poll_interval)
                     if lost.done():
@@ -240,17 +262,24 @@ class Forwarder:
     async def _stop_gracefully(
         self, session: MqttSession, window: collections.deque[tuple[int, asyncio.Future[None]]]
     ) -> None:
-        """On cancel: take no new rows, wait briefly for in-flight acks, say offline, disconnect."""
+        """On cancel: take no new rows, wait briefly for in-flight acks, say offline, disconnect.
+
+        "offline" is said once: over MQTT 5 the DISCONNECT asks the broker to publish the will
+        (the retained "offline"), so a broker shutting down at the same moment, which publishes
+        the will of every client still connected, cannot make it twice; MQTT 3.1.1 has no such
+        DISCONNECT, so there it is published, then the will is dropped by a plain DISCONNECT.
+        """
         try:
             pending = {fut for _seq, fut in window if not fut.done()}
             if pending:
                 await asyncio.wait(pending, timeout=self._drain_timeout)
             while window and window[0][1].done() and window[0][1].exception() is None:
                 await self._ack_done(window)
-            if session.connected:
+            v5 = self._settings.protocol == "5"
+            if session.connected and not v5:
                 offline = session.publish_nowait(self.status_topic, OFFLINE, qos=1, retain=True)
                 await asyncio.wait({offline}, timeout=self._drain_timeout)
-            await session.disconnect(timeout=self._drain_timeout)
+            await session.disconnect(timeout=self._drain_timeout, publish_will=v5)
             log.info("uplink: stopped, %d rows left in flight for the next start", len(window))
         except MqttError as exc:
             log.warning("uplink: stopping without a clean disconnect: %s", exc)
@@ -275,6 +304,7 @@ class Forwarder:
 
     def _failed(self, exc: MqttError) -> None:
         self.failures += 1
+        self._wake.set()  # a drain waiting for this connection waits no more
         problem = str(exc)
         refused = isinstance(exc, MqttConnectError)
         if self._last_problem is None:  # first failure of this outage

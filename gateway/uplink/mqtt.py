@@ -23,6 +23,8 @@ from typing import Any, Final, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.core.errors import GatewayError
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Protocol = Literal["3.1.1", "5"]
 _MISC_INTERVAL_S: Final = 1.0  # keepalive resolution; paho's own loop uses the same
+_WITH_WILL: Final = ReasonCode(PacketTypes.DISCONNECT, identifier=0x04)  # MQTT 5 DISCONNECT
 
 
 class MqttError(GatewayError):
@@ -228,13 +231,15 @@ class MqttSession:
             raise MqttError("not connected yet")
         return await asyncio.shield(self._lost)
 
-    async def disconnect(self, timeout: float = 2.0) -> None:
-        """Send DISCONNECT (so the broker drops the will) and close; idempotent."""
+    async def disconnect(self, timeout: float = 2.0, *, publish_will: bool = False) -> None:
+        """Send DISCONNECT and close; idempotent. The broker drops the will, or publishes it
+        with ``publish_will`` (MQTT 5 only: reason code 0x04, "Disconnect with Will Message")."""
         if self._lost is None or self._lost.done():
             self._teardown(MqttConnectionLostError("disconnected"))
             return
         if self._connected:
-            self._client.disconnect()
+            will = publish_will and self.settings.protocol == "5"
+            self._client.disconnect(reasoncode=_WITH_WILL if will else None)
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(self._lost)
