@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +91,38 @@ def test_demo_without_mosquitto_says_how_to_install_it(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "mosquitto not found" in lines[0] and "apt-get install mosquitto" in lines[0]
+
+
+def test_ctrl_c_flushes_the_last_windows_and_says_offline_once(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C is SIGINT to the whole foreground process group.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "demo", "--only", "grid", "--keep", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd="/",
+    )
+    try:
+        out = ""
+        assert proc.stdout is not None
+        while "points good" not in out:  # the first window is upstream
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            out += line
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out += rest
+    assert proc.returncode == 0, err
+    assert [t for d, _, t in _lines(out) if d == "uplink"].count("offline") == 1, out
+    assert re.search(r"0 duplicate\(s\)$", out.strip()), out[-500:]
+    # The partial windows the grid daemon flushed on the way down went upstream, not to the
+    # next start: the spool is empty.
+    db = sqlite3.connect(tmp_path / "state" / "spool.sqlite")
+    try:
+        assert db.execute("SELECT count(*) FROM spool").fetchone() == (0,)
+    finally:
+        db.close()

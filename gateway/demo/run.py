@@ -125,6 +125,9 @@ def _start_daemons(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=log,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            # Ctrl-C reaches the demo only: it stops the daemons (they flush, the uplink
+            # drains), then the simulators and the broker.
+            start_new_session=True,
         )
 
 

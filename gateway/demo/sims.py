@@ -77,6 +77,7 @@ def _spawn(name: str, workdir: Path, module: str, *args: str) -> Sim:
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
+            start_new_session=True,  # Ctrl-C reaches the demo only, which stops them in order
         )
     finally:
         err.close()

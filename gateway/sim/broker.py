@@ -179,8 +179,14 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf_path.write_text("\n".join(self._config_lines()) + "\n")
         with self.log_path.open("ab") as log:
+            # A session of its own: a Ctrl-C at the terminal (SIGINT to the whole foreground
+            # group) must reach only whoever started it, who stops the broker last; stopping with
+            # the rest it would publish the uplink's will beside its own "offline".
             self._proc = subprocess.Popen(
-                [self.binary, "-c", str(self.conf_path)], stdout=log, stderr=subprocess.STDOUT
+                [self.binary, "-c", str(self.conf_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         proc = self._proc
         deadline = time.monotonic() + timeout
