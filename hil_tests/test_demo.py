@@ -126,3 +126,68 @@ def test_ctrl_c_flushes_the_last_windows_and_says_offline_once(tmp_path: Path) -
         assert db.execute("SELECT count(*) FROM spool").fetchone() == (0,)
     finally:
         db.close()
+
+
+def _gridgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd="/",
+    )
+
+
+def test_a_second_terminal_can_inspect_the_running_demo(tmp_path: Path) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "demo", "--keep", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        cwd="/",
+    )
+    cfg = str(tmp_path / "gridgate.toml")
+    try:
+        assert demo.stdout is not None
+        banner = ""
+        seen: set[str] = set()
+        while not {"grid", "bms", "plant"} <= seen:
+            line = demo.stdout.readline()
+            assert line, "the demo ended early"
+            banner += line
+            if m := LINE.match(line):
+                seen.add(m.group(1))
+        # The banner tells how, with the demo's own config file.
+        assert f"gridgate status -c {cfg}" in banner
+
+        status = _gridgate("status", "-c", cfg)
+        assert status.returncode == 0, status.stdout + status.stderr
+        for daemon in ("grid", "bms", "plant", "uplink"):
+            assert re.search(rf"^{daemon}: running \(pid \d+", status.stdout, re.M), status.stdout
+
+        checked = _gridgate("check-config", "-c", cfg)
+        assert checked.returncode == 0, checked.stderr
+        assert "config OK" in checked.stdout
+
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "points", "head", "--watch", "1", "-c", cfg],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd="/",
+        )
+        try:
+            watch.wait(timeout=3.5)
+        except subprocess.TimeoutExpired:
+            watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=20)
+        assert watch.returncode == 0, err
+        frames = out.count("gridgate points")
+        assert frames >= 2, out
+        assert re.search(r"voltage_l1\s+2\d\d\.\d+\s+V\s+GOOD", out), out
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)
+        demo.communicate(timeout=60)
+    assert demo.returncode == 0
