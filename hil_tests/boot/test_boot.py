@@ -677,6 +677,11 @@ def test_stop_flushes_the_window_and_says_offline(gw: Machine, host: Host) -> No
         "the partial window of every meter upstream", lambda: flushed() == set(host.meters), 30
     )
 
+    # The whole target, mid-window: the uplink (Before= the field units) stops after them, so
+    # the partial windows they flush on the way down still reach upstream.
+    gw.run(["systemctl", "start", "gridgate-grid"], timeout=120)
+    while not 10 <= time.time() % GRID_WINDOW <= 40:
+        time.sleep(0.5)
     t_up = time.time()
     gw.run(["systemctl", "stop", "gridgate.target"], timeout=120)
     # Stopping the target queues the PartOf= units' stops; wait for them to end.
@@ -694,6 +699,12 @@ def test_stop_flushes_the_window_and_says_offline(gw: Machine, host: Host) -> No
         ), (d, s)
         log = gw.journal(f"gridgate-{d}")
         assert "State 'stop-sigterm' timed out" not in log, d
+    ends = {
+        m.json()["body"]["device"]
+        for m in host.upstream.select(f"{GW}/grid/summary", since=t_up)
+        if t_up - 1 <= m.json()["body"]["end"] <= t_up + 15
+    }
+    assert ends == set(host.meters), ends
     gw.wait_for(
         "the uplink's retained 'offline'",
         lambda: any(m.payload == b"offline" for m in host.upstream.select(f"{GW}/status", t_up)),
