@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a daemon (or all configured daemons in one process)")
-    r.add_argument("daemon", choices=DAEMON_CHOICES)
+    r.add_argument(
+        "daemon", choices=DAEMON_CHOICES, help="which daemon (all: every configured one)"
+    )
 
     sub.add_parser(
         "check-config", help="validate the config and its drop-ins, then exit (78 on errors)"
@@ -44,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         help="make a running daemon apply the config again and say whether it did "
         "(0 applied, 1 refused or failed, 3 not running, 78 config invalid)",
     )
-    rl.add_argument("daemon", choices=DAEMON_CHOICES)
+    rl.add_argument("daemon", choices=DAEMON_CHOICES, help="the daemon to reload (all: run all)")
     rl.add_argument(
         "--pid", type=int, default=None, help="the daemon's process (default: from its status)"
     )
