@@ -20,10 +20,10 @@ directory in which
   fsynced by SQLite, so it is always lost on a cut, as its contents may be: SQLite rebuilds it.
 
 **The cut** is a SIGKILL of the file-system process: everything pending in its memory is gone and
-nothing arriving later can be written, because the mount is dead (``ENOTCONN``). :class:`PowerCutMount`
-then unmounts the dead mount and mounts a fresh process over the same backing directory: the disk
-as it comes back after the power does. Kill the processes using the mount first (their writes
-already issued are then pending here, and dropped with the rest).
+nothing arriving later can be written, because the mount is dead (``ENOTCONN``).
+:class:`PowerCutMount` then unmounts the dead mount and mounts a fresh process over the same
+backing directory: the disk as it comes back after the power does. Kill the processes using the
+mount first (their writes already issued are then pending here, and dropped with the rest).
 
 Run: ``python tests/powercut_fs.py BACKING MOUNTPOINT`` (foreground; root, or a user allowed to
 mount FUSE). Test code, not shipped.
