@@ -226,6 +226,8 @@ def fuse_problem() -> str | None:
         return f"fusepy cannot load: {exc} (apt-get install libfuse2 fuse; pip install fusepy)"
     if not os.path.exists("/dev/fuse"):
         return "/dev/fuse does not exist"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse is not readable and writable by this user"
     if shutil.which("fusermount") is None and shutil.which("fusermount3") is None:
         return "no fusermount (apt-get install fuse)"
     return None
