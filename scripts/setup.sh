@@ -17,6 +17,10 @@ command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 # `make lint` checks the C style of native/ (.clang-format) with it.
 command -v clang-format >/dev/null 2>&1 || need="$need clang-format"
+# The power-cut test (hil_tests/test_power_cut.py) mounts tests/powercut_fs.py, a FUSE file system
+# written with fusepy, which loads libfuse2; fusermount unmounts it.
+/sbin/ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || need="$need libfuse2"
+command -v fusermount >/dev/null 2>&1 || need="$need fuse"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \

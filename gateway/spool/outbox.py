@@ -94,7 +94,7 @@ class Outbox:
             return
         rows = list(self._pending)
         try:
-            await self._spool.append_many(rows)
+            seqs = await self._spool.append_many(rows)
         except SpoolFullError as exc:
             self._pending.clear()
             self.rejected += len(rows)
@@ -107,6 +107,9 @@ class Outbox:
             return
         self._pending.clear()
         self.written += len(rows)
+        # Once the commit returned (every seq in the range is from this transaction): the rows
+        # hil_tests/test_power_cut.py holds the spool to after a power cut.
+        log.debug("%s: spool: committed seqs %d..%d", self._daemon, seqs[0], seqs[-1])
         if self._failing is not None:
             log.info("%s: spool writable again, %d row(s) written", self._daemon, len(rows))
             self._failing = None
