@@ -48,6 +48,10 @@ def test_demo_shows_every_daemon_and_the_plants_early_warning(tmp_path: Path) ->
     assert estimates and re.search(r"lowest 1\.\d{3} pu \(2\d\d\.\d V\) at node \d+", estimates[-1])
     rack = [t for d, dev, t in lines if (d, dev) == ("bms", "rack")]
     assert rack and re.search(r"SOC \d+\.\d/\d+\.\d/\d+\.\d %, cell spread \d+ mV", rack[-1])
+    # The loose sense wire: a board fault, then the rack's faulted count.
+    bms_alarms = [t for d, _, t in lines if d == "bms" and t.startswith(">>> ALARM")]
+    assert any("board_open_wire raised" in t for t in bms_alarms), bms_alarms
+    assert re.search(r", [1-9]\d* faulted", rack[-1]), rack[-1]
     plant = [t for d, dev, t in lines if (d, dev) == ("plant", "gt1")]
     assert any(re.match(r"running, [\d,]+ kW, anomaly score \d", t) for t in plant), plant
     warning = [t for t in plant if t.startswith(">>> ALARM anomaly raised")]

@@ -27,7 +27,7 @@ Each line is one message as upstream (SCADA, a cloud service) receives it from t
                         the cell voltages (mV), cells bleeding to balance, faulted cells
   plant gt1             the gas turbine's state and power, its anomaly score against the early
                         warning threshold, operating hours and starts for maintenance
-  >>> ALARM             a limit crossed or an early warning, raised or cleared
+  >>> ALARM             a limit crossed, a fault found or an early warning, raised or cleared
 """
 
 
@@ -125,7 +125,8 @@ def _alarm(b: dict[str, Any]) -> str:
     if what == "anomaly":
         detail = f"early warning, look at {b.get('subsystem')}" if b.get("subsystem") else ""
     elif "point" in b:
-        detail = f"{b['point']} = {_f(b.get('value'), '.4g')} (limit {_f(b.get('limit'), '.4g')})"
+        limit = f" (limit {_f(b['limit'], '.4g')})" if b.get("limit") is not None else ""
+        detail = f"{b['point']} = {_f(b.get('value'), '.4g')}{limit}"
     else:
         detail = str(b.get("cause", ""))
     sev = f" [{b['severity']}]" if "severity" in b else ""

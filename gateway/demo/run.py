@@ -26,6 +26,7 @@ from gateway.demo.lines import LEGEND, line
 from gateway.demo.sims import (
     PLANT_SPEED,
     RACK_BOARDS,
+    RACK_FAULT_AFTER_S,
     RACK_LINES,
     Sim,
     SimError,
@@ -84,7 +85,8 @@ def _banner(base: Path, keep: bool, sims: dict[str, Sim], broker: Mosquitto, spe
     if "bms" in sims:
         out.append(
             f"  bms    a rack of {RACK_LINES} lines x {RACK_BOARDS} boards x 14 NMC cells "
-            "on pseudo-terminals, real time"
+            f"on pseudo-terminals, real time; a cell's sense wire comes loose after "
+            f"{RACK_FAULT_AFTER_S} s"
         )
     if "plant" in sims:
         out.append(

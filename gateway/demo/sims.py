@@ -29,6 +29,9 @@ PLANT_SPEED = 10.0
 PLANT_WARM_S = 600
 PLANT_FAULT = f"bearing_wear:{PLANT_WARM_S + 200}:8"
 RACK_LINES, RACK_BOARDS = 2, 4
+# 40 s into the demo the sense wire of one cell (the 6th of the first board) comes loose.
+RACK_FAULT_CELL, RACK_FAULT_AFTER_S = 5, 40
+RACK_FAULT = f"open_wire:{RACK_FAULT_CELL}:{RACK_FAULT_AFTER_S}"
 
 
 class SimError(RuntimeError):
@@ -123,11 +126,12 @@ def start_feeder(workdir: Path, speed: float, start: float, seed: int) -> Sim:
 
 
 def start_rack(workdir: Path) -> Sim:
-    """A small NMC rack (2 lines x 4 boards x 14 cells) on pseudo-terminals, in real time."""
+    """A small NMC rack (2 lines x 4 boards x 14 cells) on pseudo-terminals, in real time, with
+    one cell's sense wire coming loose."""
     sim = _spawn(
         "bms", workdir, "gateway.sim.rack_server",
         "--lines", str(RACK_LINES), "--boards", str(RACK_BOARDS), "--chemistry", "nmc",
-        "--seed", "5",
+        "--seed", "5", "--fault", RACK_FAULT,
     )  # fmt: skip
     lines = _read_until(sim, lambda ls: ls[-1].startswith("{"))
     sim.info["paths"] = json.loads(lines[-1])["paths"]

@@ -193,6 +193,8 @@ async def _serve(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(0, 512) else None)
+        for fault in args.fault:
+            loop.call_later(fault.after_s, fault.apply, sim)
         print(json.dumps({"paths": server.paths}), flush=True)
         await stop.wait()
         counters = [vars(server.counters(i)) for i in range(spec.lines)]
@@ -209,7 +211,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--noise", type=float, default=0.0, help="reply corruption probability")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="KIND:INDEX[:DELTA_C]:AFTER_S",
+        help="after AFTER_S wall seconds: open_wire:CELL (a sense wire comes loose) or "
+        "overtemp:BOARD:DELTA_C (a board's sensors read DELTA_C hotter); repeatable",
+    )
     asyncio.run(_serve(parser.parse_args(argv)))
+
+
+@dataclass(frozen=True)
+class _Fault:
+    kind: str
+    index: int
+    delta_c: float
+    after_s: float
+
+    def apply(self, sim: RackSim) -> None:
+        if self.kind == "open_wire":
+            sim.set_open_wire(self.index)
+        else:
+            sim.set_overtemp(self.index, self.delta_c)
+
+
+def _fault(text: str) -> _Fault:
+    parts = text.split(":")
+    try:
+        if parts[0] == "open_wire" and len(parts) == 3:
+            return _Fault("open_wire", int(parts[1]), 0.0, float(parts[2]))
+        if parts[0] == "overtemp" and len(parts) == 4:
+            return _Fault("overtemp", int(parts[1]), float(parts[2]), float(parts[3]))
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: expected open_wire:CELL:AFTER_S or overtemp:BOARD:DELTA_C:AFTER_S"
+    )
 
 
 if __name__ == "__main__":
